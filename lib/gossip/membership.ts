@@ -82,6 +82,8 @@ export interface MembershipOptions {
   transport?: Transport
   logger?: Logger
   random?: () => number
+  /** Subscribed before the node starts, so it also sees this node's own join. */
+  onEvent?: (e: MemberEvent) => void
 }
 
 /** A member as the API returns it (a copy). */
@@ -183,7 +185,8 @@ export class Membership extends EventEmitter {
     this.random = opts.random ?? Math.random
     this.lifeguard = opts.lifeguard ?? true
     this.delegate = opts.delegate ?? {}
-    this.advertise = opts.advertise ?? transport.localAddress
+    // Port 0 means "whatever the transport got".
+    this.advertise = { ip: opts.advertise?.ip ?? transport.localAddress.ip, port: opts.advertise?.port || transport.localAddress.port }
     this.keyring = new Keyring(opts.keys ?? [])
     this.sec = {
       label: opts.label ?? '',
@@ -235,6 +238,7 @@ export class Membership extends EventEmitter {
       await transport.shutdown()
       throw new MembershipError('E_CONFIG', 'cannot advertise an unspecified address: set advertise')
     }
+    if (opts.onEvent) m.on('event', opts.onEvent)
     m.setAlive()
     m.start()
     return m

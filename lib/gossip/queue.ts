@@ -17,7 +17,10 @@ interface Entry {
   readonly b: Broadcast
   /** Taken once at queue time, like upstream, so the entry's position stays stable. */
   readonly len: number
+  /** Upstream's id: it restarts when the queue empties, so two entries can share one. */
   readonly id: number
+  /** Never restarts: breaks ties between equal ids (see {@link TransmitLimitedQueue}). */
+  readonly seq: number
   transmits: number
 }
 
@@ -33,13 +36,14 @@ function firstAtMost(desc: readonly number[], x: number): number {
   return lo
 }
 
-/** Index of the first entry of `byId` (sorted by id ascending) whose id is >= id. */
-function firstIdAtLeast(byId: readonly Entry[], id: number): number {
+/** Index of the first entry of `group` (sorted by id, then seq, ascending) that is not before `e`. */
+function firstNotBefore(group: readonly Entry[], e: Entry): number {
   let lo = 0
-  let hi = byId.length
+  let hi = group.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (byId[mid]!.id < id) lo = mid + 1
+    const m = group[mid]!
+    if (m.id < e.id || (m.id === e.id && m.seq < e.seq)) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -54,7 +58,7 @@ function firstIdAtLeast(byId: readonly Entry[], id: number): number {
 class Tier {
   /** Distinct lengths present, descending. */
   private readonly lens: number[] = []
-  /** Entries of one length, id ascending: the newest is last, so pop() yields the first in queue order. */
+  /** Entries of one length, by (id, seq) ascending: pop() yields the first in queue order. */
   private readonly groups = new Map<number, Entry[]>()
   size = 0
 
@@ -65,13 +69,13 @@ class Tier {
       this.groups.set(e.len, group)
       this.lens.splice(firstAtMost(this.lens, e.len), 0, e.len)
     }
-    group.splice(firstIdAtLeast(group, e.id), 0, e)
+    group.splice(firstNotBefore(group, e), 0, e)
     this.size++
   }
 
   remove(e: Entry): void {
     const group = this.groups.get(e.len)!
-    group.splice(firstIdAtLeast(group, e.id), 1)
+    group.splice(firstNotBefore(group, e), 1)
     if (group.length === 0) this.dropGroup(firstAtMost(this.lens, e.len))
     this.size--
   }
@@ -124,6 +128,13 @@ class Tier {
  * descending (newest first). Entries are bucketed per transmit count and, in a
  * bucket, per length (see {@link Tier}).
  *
+ * Ids follow upstream, which restarts its id counter whenever the queue
+ * empties (even for a moment, inside getBroadcasts or a named replacement), so
+ * tie-breaks between equal-length messages match memberlist's. That restart
+ * can give two entries the same (transmits, length, id); upstream's B-tree
+ * then treats them as one, silently losing a broadcast. Here both are kept,
+ * the more recently queued first.
+ *
  * Complexity of getBroadcasts, for T transmit tiers (at most the retransmit
  * limit, e.g. 16 at 1000–9999 nodes), r messages returned and L distinct
  * lengths in a tier: O(T + r·log L) to choose the messages, never touching
@@ -141,6 +152,7 @@ export class TransmitLimitedQueue {
   private readonly named = new Map<string, Entry>()
   private size = 0
   private idGen = 0
+  private seqGen = 0
 
   constructor(opts: { numNodes: () => number; retransmitMult: number }) {
     this.numNodes = opts.numNodes
@@ -150,7 +162,7 @@ export class TransmitLimitedQueue {
   queueBroadcast(b: Broadcast): void {
     // The id is taken before a replaced entry is removed: upstream does the
     // same, and the order matters because of the id reset in onRemoved().
-    const e: Entry = { b, len: b.msg.length, id: ++this.idGen, transmits: 0 }
+    const e: Entry = { b, len: b.msg.length, id: ++this.idGen, seq: ++this.seqGen, transmits: 0 }
     // An empty name means unnamed, as upstream.
     const old = b.name ? this.named.get(b.name) : undefined
     if (old !== undefined) {
@@ -243,8 +255,6 @@ export class TransmitLimitedQueue {
 
   private onRemoved(count: number): void {
     this.size -= count
-    // Upstream restarts its id counter whenever the queue empties; mirrored
-    // because ids break ties between equal-length messages.
     if (this.size === 0) this.idGen = 0
   }
 }

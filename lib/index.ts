@@ -1,0 +1,14 @@
+/**
+ * swarmd as a library. The gossip layer is an embeddable, hashicorp/memberlist
+ * wire-compatible membership protocol (SWIM + Lifeguard).
+ */
+export { SwarmdError } from './errors.js'
+export { Membership, MembershipError, parseHostPort } from './gossip/membership.js'
+export type { Delegate, Member, MemberEvent, MembershipOptions, Counters } from './gossip/membership.js'
+export type { MemberEventType } from './gossip/state.js'
+export type { Address, Transport, PacketHandler, StreamHandler } from './gossip/transport.js'
+export { NetTransport } from './gossip/net-transport.js'
+export type { Clock, TimerHandle } from './gossip/clock.js'
+export { systemClock } from './gossip/clock.js'
+export { profiles, type Profile, type GossipTuning } from './gossip/config.js'
+export { Keyring } from './gossip/keyring.js'
