@@ -51,6 +51,15 @@ export class Keyring {
     return this.#keys.map(k => Buffer.from(k))
   }
 
+  /** The installed keys, primary first, without copies: for the per-packet path, which must not modify them. */
+  view(): readonly Buffer[] {
+    return this.#keys
+  }
+
+  get size(): number {
+    return this.#keys.length
+  }
+
   primaryKey(): Buffer | undefined {
     const k = this.#keys[0]
     return k === undefined ? undefined : Buffer.from(k)

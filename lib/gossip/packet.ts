@@ -47,7 +47,7 @@ export interface WireSecurity {
 }
 
 export function encryptionEnabled(sec: WireSecurity): boolean {
-  return !!sec.keyring && sec.keyring.getKeys().length > 0
+  return !!sec.keyring && sec.keyring.size > 0
 }
 
 /** Bytes the outer layers add to a packet: what the piggyback budget must leave free. */
@@ -130,7 +130,7 @@ export function sealPacket(msg: Buffer, opts: { compress: boolean; crc: boolean 
   if (opts.crc) buf = addCrc(buf)
   if (encryptionEnabled(sec) && sec.verifyOutgoing) {
     const aad = sec.label ? Buffer.from(sec.label) : undefined
-    buf = encryptPayload(sec.encryptionVersion, sec.keyring!.primaryKey()!, buf, aad)
+    buf = encryptPayload(sec.encryptionVersion, sec.keyring!.view()[0]!, buf, aad)
   }
   return addLabel(buf, sec.label)
 }
@@ -146,7 +146,7 @@ export function openPacket(packet: Buffer, sec: WireSecurity): Buffer {
   let buf = rest
   if (encryptionEnabled(sec)) {
     try {
-      buf = decryptPayload(sec.keyring!.getKeys(), buf, sec.label ? Buffer.from(sec.label) : undefined)
+      buf = decryptPayload(sec.keyring!.view(), buf, sec.label ? Buffer.from(sec.label) : undefined)
     } catch (e) {
       if (sec.verifyIncoming) throw new PacketError('decrypt', 'cannot decrypt packet', { cause: e })
     }

@@ -218,17 +218,10 @@ t.test('a finished hook may queue again', async t => {
       q.queueBroadcast(again)
     },
   })
-  const first = q.getBroadcasts(0, ALL)
-  t.same(
-    first.map(m => m.length),
-    [5],
-    'the hook runs after the walk: its broadcast is not in this packet',
-  )
+  const lengths = (msgs: Buffer[]) => msgs.map(m => m.length)
+  t.same(lengths(q.getBroadcasts(0, ALL)), [5], 'the hook runs after the walk: its broadcast is not in this packet')
   t.equal(q.numQueued(), 1)
-  t.same(
-    q.getBroadcasts(0, ALL).map(m => m.length),
-    [3],
-  )
+  t.same(lengths(q.getBroadcasts(0, ALL)), [3])
   t.same(order, ['first finished', 'again finished'])
 })
 
@@ -243,20 +236,38 @@ t.test('ids restart whenever the queue empties, as upstream', async t => {
   t.same(f.names(q.getBroadcasts(0, ALL)), ['new', 'later'])
 })
 
+t.test('equal ids are both kept (upstream loses one)', async t => {
+  const f = new Fixture()
+  const q = queue()
+  q.queueBroadcast(f.make('x1', 10, 'x'))
+  q.queueBroadcast(f.make('x2', 10, 'x')) // id 2, then the ids restart
+  q.queueBroadcast(f.make('y', 10, 'y')) // id 1
+  q.queueBroadcast(f.make('z', 10, 'z')) // id 2 again: upstream's B-tree replaces x2 with it
+  t.equal(q.numQueued(), 3)
+  t.same(f.names(q.getBroadcasts(0, ALL)), ['z', 'x2', 'y'], 'equal ids: the more recently queued first')
+  q.queueBroadcast(f.make('x3', 10, 'x'))
+  t.same(f.finished, ['x1', 'x2'], 'the right entry is replaced')
+  t.same(f.names(q.getBroadcasts(0, ALL)), ['x3', 'z', 'y'])
+})
+
 /**
  * A literal model of upstream's queue: one list kept in full order, the first
- * fitting item taken per step, ids restarting when the list empties.
+ * fitting item taken per step, ids restarting when the list empties. Where
+ * upstream's B-tree would merge two entries with equal (transmits, length,
+ * id), the model keeps both, the more recently queued first.
  */
 class Model {
   readonly finished: string[] = []
-  private items: { label: string; name: string | undefined; len: number; id: number; transmits: number }[] = []
+  private items: { label: string; name: string | undefined; len: number; id: number; seq: number; transmits: number }[] =
+    []
   private idGen = 0
+  private seq = 0
   nodes = 10
 
   constructor(private readonly mult: number) {}
 
   private sort(): void {
-    this.items.sort((a, b) => a.transmits - b.transmits || b.len - a.len || b.id - a.id)
+    this.items.sort((a, b) => a.transmits - b.transmits || b.len - a.len || b.id - a.id || b.seq - a.seq)
   }
 
   private remove(label: string): void {
@@ -271,7 +282,7 @@ class Model {
       this.finished.push(old.label)
       this.remove(old.label)
     }
-    this.items.push({ label, name, len, id, transmits: 0 })
+    this.items.push({ label, name, len, id, seq: ++this.seq, transmits: 0 })
   }
 
   get(overhead: number, limit: number): string[] {

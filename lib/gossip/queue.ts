@@ -51,16 +51,15 @@ function firstNotBefore(group: readonly Entry[], e: Entry): number {
 
 /**
  * All entries with one transmit count, in queue order (length descending, then
- * id descending). Entries are grouped by length so that "the first entry that
- * fits in `free` bytes" is a binary search over the distinct lengths followed
- * by a pop, instead of a scan over every entry.
+ * id descending, then seq descending). Entries are grouped by length so that
+ * "the first entry that fits in `free` bytes" is a binary search over the
+ * distinct lengths followed by a pop, instead of a scan over every entry.
  */
 class Tier {
   /** Distinct lengths present, descending. */
   private readonly lens: number[] = []
   /** Entries of one length, by (id, seq) ascending: pop() yields the first in queue order. */
   private readonly groups = new Map<number, Entry[]>()
-  size = 0
 
   add(e: Entry): void {
     let group = this.groups.get(e.len)
@@ -70,14 +69,12 @@ class Tier {
       this.lens.splice(firstAtMost(this.lens, e.len), 0, e.len)
     }
     group.splice(firstNotBefore(group, e), 0, e)
-    this.size++
   }
 
   remove(e: Entry): void {
     const group = this.groups.get(e.len)!
     group.splice(firstNotBefore(group, e), 1)
     if (group.length === 0) this.dropGroup(firstAtMost(this.lens, e.len))
-    this.size--
   }
 
   /** Removes and returns the first entry in queue order whose length is <= free. */
@@ -88,19 +85,17 @@ class Tier {
     const group = this.groups.get(len)!
     const e = group.pop()!
     if (group.length === 0) this.dropGroup(i)
-    this.size--
     return e
   }
 
   /** Removes up to `count` entries from the end of queue order (smallest, then oldest first). */
   dropLast(count: number): Entry[] {
     const out: Entry[] = []
-    while (out.length < count && this.size > 0) {
+    while (out.length < count && this.lens.length > 0) {
       const i = this.lens.length - 1
       const group = this.groups.get(this.lens[i]!)!
       const taken = group.splice(0, count - out.length)
       if (group.length === 0) this.dropGroup(i)
-      this.size -= taken.length
       for (const e of taken) out.push(e)
     }
     return out
@@ -137,12 +132,13 @@ class Tier {
  *
  * Complexity of getBroadcasts, for T transmit tiers (at most the retransmit
  * limit, e.g. 16 at 1000–9999 nodes), r messages returned and L distinct
- * lengths in a tier: O(T + r·log L) to choose the messages, never touching
- * entries that are not returned; plus, per returned message that is not
- * retired, re-insertion into the next tier, which is a binary search and an
- * array splice within its same-length group (a memmove, O(group size) worst
- * case, O(1) when it is the newest). queueBroadcast and named replacement cost
- * the same binary search and splice.
+ * lengths in a tier: O(T + r·log L) comparisons to choose the messages, never
+ * touching an entry that is not returned. Array splices (memmoves) come on
+ * top: O(L) when a length group empties or appears, and, for each returned
+ * message that is not retired, re-insertion into its same-length group of the
+ * next tier, O(group size) worst case and O(1) when it sorts last (the usual
+ * case for a new message). queueBroadcast and named replacement cost the same
+ * binary searches and splices.
  */
 export class TransmitLimitedQueue {
   private readonly numNodes: () => number
@@ -255,6 +251,7 @@ export class TransmitLimitedQueue {
 
   private onRemoved(count: number): void {
     this.size -= count
+    // Upstream's id restart (see the class comment).
     if (this.size === 0) this.idGen = 0
   }
 }

@@ -140,7 +140,7 @@ export class StreamReader {
       const aad = Buffer.concat([Buffer.from([MsgType.encrypt]), lenBuf, Buffer.from(label)])
       let plain: Buffer
       try {
-        plain = decryptPayload(sec.keyring!.getKeys(), blob, aad)
+        plain = decryptPayload(sec.keyring!.view(), blob, aad)
       } catch (e) {
         throw new PacketError('decrypt', 'cannot decrypt stream', { cause: e })
       }
@@ -175,7 +175,7 @@ export function encodeStreamFrame(frame: Buffer, opts: { compress: boolean; with
     header[0] = MsgType.encrypt
     header.writeUInt32BE(sealedLen, 1)
     const aad = Buffer.concat([header, Buffer.from(opts.label)])
-    buf = Buffer.concat([header, encryptPayload(sec.encryptionVersion, sec.keyring!.primaryKey()!, buf, aad)])
+    buf = Buffer.concat([header, encryptPayload(sec.encryptionVersion, sec.keyring!.view()[0]!, buf, aad)])
   }
   return opts.withLabel ? addLabel(buf, opts.label) : buf
 }
