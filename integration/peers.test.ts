@@ -101,6 +101,7 @@ t.test('Go memberlist peers', { skip: goSkip }, async t => {
     const p = await startGoPeer({ name: 'gm', port: 27930, n: 3 })
     t.teardown(() => p.stop())
     t.same(p.names, ['gm-0', 'gm-1', 'gm-2'])
+    t.same(p.startupJoins.map(e => e['joined']), [1, 1], 'gm-1 and gm-2 joined gm-0 at start-up')
     const members = await waitUntil(async () => {
       const ms = await p.members(2)
       return ms.length === 3 && ms.every(m => m.state === 'alive') ? ms : undefined

@@ -4,7 +4,7 @@
  * (one JSON object per line, see main.go).
  */
 import { createHash } from 'node:crypto'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -40,10 +40,13 @@ function mainGoPath(): string {
 let built: Promise<string> | undefined
 
 /**
- * Build the Go peer once per process and return the binary's path. The build
- * runs in a fresh temp GOPATH ("<tmp>/src/mlpeer") layered over the system
- * one; Go's build cache lives in $GOCACHE or <os tmp>/swarmd-gocache, so
- * later builds (other test files) take well under a second.
+ * Build the Go peer (once per process) and return the binary's path. The
+ * source is copied into a fresh temp GOPATH ("<tmp>/src/mlpeer", removed
+ * after the build) layered over the system one. The binary lands in
+ * <os tmp>/swarmd-mlpeer/mlpeer-<hash of main.go>, replaced atomically, so
+ * concurrent test processes never see a half-written file and nothing piles
+ * up. Go's build cache ($GOCACHE or <os tmp>/swarmd-gocache) makes every
+ * build after the first take well under a second.
  */
 export function buildGoPeer(): Promise<string> {
   built ??= doBuild().catch(err => {
@@ -58,23 +61,31 @@ async function doBuild(): Promise<string> {
   if (!go || !goAvailable()) throw new Error(`Go toolchain or ${MEMBERLIST_SRC} missing; run scripts/setup.sh`)
   const src = mainGoPath()
   const tag = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12)
-  const work = mkdtempSync(join(tmpdir(), `swarmd-mlpeer-${tag}-`))
-  process.once('exit', () => rmSync(work, { recursive: true, force: true }))
-  mkdirSync(join(work, 'src/mlpeer'), { recursive: true })
-  copyFileSync(src, join(work, 'src/mlpeer/main.go'))
-  const bin = join(work, 'mlpeer')
-  await runOk(go, ['build', '-o', bin, 'mlpeer'], {
-    cwd: work,
-    timeoutMs: 180_000,
-    env: {
-      ...process.env,
-      GO111MODULE: 'off',
-      GOPATH: `${work}:${SYSTEM_GOPATH}`,
-      GOCACHE: process.env.GOCACHE ?? join(tmpdir(), 'swarmd-gocache'),
-      GOFLAGS: '',
-      CGO_ENABLED: '0',
-    },
-  })
+  const outDir = join(tmpdir(), 'swarmd-mlpeer')
+  mkdirSync(outDir, { recursive: true })
+  const bin = join(outDir, `mlpeer-${tag}`)
+  const work = mkdtempSync(join(tmpdir(), 'swarmd-mlpeer-build-'))
+  const partial = join(work, 'mlpeer')
+  try {
+    mkdirSync(join(work, 'src/mlpeer'), { recursive: true })
+    copyFileSync(src, join(work, 'src/mlpeer/main.go'))
+    await runOk(go, ['build', '-o', partial, 'mlpeer'], {
+      cwd: work,
+      timeoutMs: 180_000,
+      env: {
+        ...process.env,
+        GO111MODULE: 'off',
+        GOPATH: `${work}:${SYSTEM_GOPATH}`,
+        GOCACHE: process.env.GOCACHE ?? join(tmpdir(), 'swarmd-gocache'),
+        GOFLAGS: '',
+        CGO_ENABLED: '0',
+      },
+    })
+    // Atomic: both paths are directly under tmpdir(), hence on one file system.
+    renameSync(partial, bin)
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
   return bin
 }
 
@@ -98,6 +109,8 @@ export interface GoPeerEvent {
   /** Command this line answers. */
   reply?: string
   error?: string
+  /** A stdout line that was not a JSON object. */
+  raw?: string
   [key: string]: unknown
 }
 
@@ -137,7 +150,7 @@ export interface GoPeer {
   readonly proc: ManagedProcess
   /** Every JSON line printed so far, parsed, in order. */
   readonly events: readonly GoPeerEvent[]
-  /** Replies to the -join done at start-up (one per local node that joined). */
+  /** Results of the joins done at start-up (-join targets; nodes 1.. also join node 0). */
   readonly startupJoins: readonly GoPeerEvent[]
   /** First event (already seen or arriving) matching `pred`. Default timeout 10 s. */
   waitFor(pred: (e: GoPeerEvent) => boolean, timeoutMs?: number): Promise<GoPeerEvent>
@@ -188,11 +201,10 @@ export async function startGoPeer(opts: GoPeerOptions): Promise<GoPeer> {
   try {
     const readyTimeout = opts.readyTimeoutMs ?? 15_000
     await waitFor(e => e['ready'] === true, readyTimeout, 0, 'ready')
-    if (joins.length) {
-      // Every local node joins the -join targets; wait for all the results.
-      for (let i = 0; i < count; i++) {
-        await waitFor(e => e['startup_join'] === true && e.self === nameOf(opts.name, count, i), readyTimeout, 0, 'start-up join')
-      }
+    // Node 0 joins the -join targets (if any); nodes 1.. join node 0 and them.
+    for (let i = joins.length ? 0 : 1; i < count; i++) {
+      const self = nameOf(opts.name, count, i)
+      await waitFor(e => e['startup_join'] === true && e.self === self, readyTimeout, 0, `start-up join of ${self}`)
     }
   } catch (err) {
     await proc.stop({ signal: 'SIGKILL' })

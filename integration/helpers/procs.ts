@@ -24,6 +24,12 @@ export interface SpawnOptions {
   mergeStderr?: boolean
   /** Keep at most this many characters of stderr for diagnostics (default 64 KiB). */
   stderrLimit?: number
+  /**
+   * Have the kernel SIGKILL the child when this process dies, however it dies
+   * (via `setpriv --pdeathsig KILL`, which execs the command, so the pid is
+   * the command's own). Default true; silently skipped without setpriv.
+   */
+  killWithParent?: boolean
 }
 
 export interface ManagedProcess {
@@ -77,7 +83,8 @@ function installReaper(): void {
   if (reaperInstalled) return
   reaperInstalled = true
   process.on('exit', killAllNow)
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  // SIGALRM: tap's timeout signal, followed by SIGKILL half a second later.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGALRM'] as const) {
     const onSignal = (): void => {
       killAllNow()
       process.removeListener(sig, onSignal)
@@ -93,12 +100,21 @@ export function killAllChildren(): void {
   killAllNow()
 }
 
+let setprivCache: string | null | undefined
+
+function setprivPath(): string | undefined {
+  if (setprivCache === undefined) setprivCache = process.platform === 'linux' ? (which('setpriv') ?? null) : null
+  return setprivCache ?? undefined
+}
+
 // ---------------------------------------------------------------------------
 
 export function spawnManaged(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ManagedProcess {
   installReaper()
   const label = opts.label ?? cmd
-  const child = spawn(cmd, args, {
+  const setpriv = opts.killWithParent === false ? undefined : setprivPath()
+  const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, [...args]]
+  const child = spawn(file, argv, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
@@ -298,15 +314,24 @@ export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTi
 /**
  * Poll `check` every `intervalMs` (default 200) until it returns something
  * other than undefined/false, and return that. Errors thrown by `check` count
- * as "not yet"; the last one is reported on timeout.
+ * as "not yet"; the last one is reported on timeout. Use `giveUp` to stop
+ * early (e.g. when the process being polled has exited).
  */
 export async function waitUntil<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  opts: { timeoutMs: number; intervalMs?: number; what?: string },
+  opts: {
+    timeoutMs: number
+    intervalMs?: number
+    what?: string
+    /** Checked before every attempt: a returned Error ends the wait at once with it. */
+    giveUp?: () => Error | undefined
+  },
 ): Promise<T> {
   const deadline = performance.now() + opts.timeoutMs
   let lastError: unknown
   for (;;) {
+    const fatal = opts.giveUp?.()
+    if (fatal) throw fatal
     try {
       const v = await check()
       if (v !== undefined && v !== false) return v

@@ -82,20 +82,19 @@ export async function startSerf(opts: SerfOptions): Promise<SerfAgent> {
   const proc = spawnManaged(serf, args, { label: `serf ${opts.name}`, mergeStderr: true })
   const rpc = (sub: string, ...rest: string[]) => runOk(serf, [sub, '-rpc-addr', rpcAddr, ...rest], { timeoutMs: 15_000 })
 
+  const exitedEarly = (): Error | undefined =>
+    proc.exitStatus ? new Error(`serf ${opts.name} exited during start-up:\n${proc.stderrTail(2000)}`) : undefined
   try {
-    await waitUntil(
-      async () => {
-        if (proc.exitStatus) throw new Error(`serf ${opts.name} exited:\n${proc.stderrTail(2000)}`)
-        await rpc('members')
-        return true
-      },
-      { timeoutMs: opts.readyTimeoutMs ?? 15_000, intervalMs: 100, what: `serf ${opts.name} RPC on ${rpcAddr}` },
-    )
+    // Check that the agent answering is ours (not another one on rpcPort).
+    const isSelf = (m: SerfMember): boolean => m.name === opts.name && m.addr === opts.bind
+    await waitUntil(async () => parseMembers((await rpc('members', '-format', 'json')).stdout).some(isSelf), {
+      timeoutMs: opts.readyTimeoutMs ?? 15_000,
+      intervalMs: 100,
+      what: `serf ${opts.name} RPC on ${rpcAddr}`,
+      giveUp: exitedEarly,
+    })
   } catch (err) {
     await proc.stop({ signal: 'SIGKILL' })
-    if (proc.exitStatus && proc.exitStatus.signal !== 'SIGKILL') {
-      throw new Error(`serf ${opts.name} exited during start-up:\n${proc.stderrTail(2000)}`, { cause: err })
-    }
     throw err
   }
 
@@ -110,9 +109,7 @@ export async function startSerf(opts: SerfOptions): Promise<SerfAgent> {
       return (await rpc('join', ...list)).stdout.trim()
     },
     async members() {
-      const out = (await rpc('members', '-format', 'json')).stdout
-      const parsed = JSON.parse(out) as { members?: SerfMember[] }
-      return parsed.members ?? []
+      return parseMembers((await rpc('members', '-format', 'json')).stdout)
     },
     async leave() {
       await rpc('leave')
@@ -128,4 +125,9 @@ export async function startSerf(opts: SerfOptions): Promise<SerfAgent> {
       return proc.lines.join('\n')
     },
   }
+}
+
+function parseMembers(json: string): SerfMember[] {
+  const parsed = JSON.parse(json) as { members?: SerfMember[] }
+  return parsed.members ?? []
 }

@@ -26,11 +26,13 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/signal"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -285,6 +287,7 @@ func main() {
 		fail("bad -profile %q", *profile)
 	}
 
+	logTermination(*name)
 	if layoutOK = checkLayout(); !layoutOK {
 		fmt.Fprintln(os.Stderr, "mlpeer: nodeState layout not recognised; states come from events only")
 	}
@@ -349,6 +352,20 @@ func main() {
 	commands(peers, os.Stdin)
 	shutdown()
 	os.Exit(0)
+}
+
+// logTermination notes a terminating signal on stderr (so a test can tell who
+// ended the peer), then re-raises it: the process still dies by that signal,
+// like a crash, without a graceful leave.
+func logTermination(name string) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		sig := <-ch
+		fmt.Fprintf(os.Stderr, "mlpeer %s: received %v, dying by it\n", name, sig)
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+	}()
 }
 
 // commands serves stdin until "quit" or EOF.

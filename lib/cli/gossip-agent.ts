@@ -145,10 +145,12 @@ export async function runGossipAgent(f: GossipAgentFlags): Promise<number> {
   })
   log.info({ signal }, 'leaving')
   if (serf) {
+    // Gossiped with retransmits, and sent to each member directly, before memberlist's leave.
     const intent = serf.leave(f.name)
+    m.broadcast(intent, 'serf-leave')
     const others = m.members().filter(x => x.name !== f.name)
     await Promise.allSettled(others.map(x => m.sendBestEffort({ ip: x.addr, port: x.port }, intent)))
-    await new Promise(r => setTimeout(r, 200))
+    await new Promise(r => setTimeout(r, 500))
   }
   try {
     await m.leave(5_000)

@@ -12,7 +12,10 @@ export class CompoundError extends SwarmdError {}
 export function makeCompound(msgs: readonly Uint8Array[]): Buffer {
   if (msgs.length > MAX_PARTS) throw new CompoundError('E_COMPOUND_PARTS', `compound of ${msgs.length} parts (max ${MAX_PARTS})`)
   let size = 2 + msgs.length * 2
-  for (const m of msgs) size += m.length
+  for (const m of msgs) {
+    if (m.length > 0xffff) throw new CompoundError('E_COMPOUND_PART', `compound part of ${m.length} bytes (max 65535)`)
+    size += m.length
+  }
   const out = Buffer.allocUnsafe(size)
   out[0] = MsgType.compound
   out[1] = msgs.length

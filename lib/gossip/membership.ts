@@ -160,6 +160,7 @@ export class Membership extends EventEmitter {
   private readonly sec: WireSecurity
   private readonly vsn: Vsn
   private readonly queue: TransmitLimitedQueue
+  private readonly userQueue: TransmitLimitedQueue
   private readonly awareness: Awareness
   private readonly state: StateMachine
   private readonly delegate: Delegate
@@ -200,6 +201,7 @@ export class Membership extends EventEmitter {
     this.meta = Buffer.from(opts.meta ?? [])
     this.awareness = new Awareness(this.lifeguard ? this.tuning.awarenessMaxMultiplier : 1)
     this.queue = new TransmitLimitedQueue({ numNodes: () => this.state.numNodes(), retransmitMult: this.tuning.retransmitMult })
+    this.userQueue = new TransmitLimitedQueue({ numNodes: () => this.state.numNodes(), retransmitMult: this.tuning.retransmitMult })
     this.state = new StateMachine({
       name: this.name,
       tuning: this.lifeguard ? this.tuning : { ...this.tuning, suspicionMaxTimeoutMult: 1 },
@@ -405,15 +407,29 @@ export class Membership extends EventEmitter {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1
   }
 
+  /**
+   * Gossips a user message to every member: it rides in the spare room of
+   * probe and gossip packets, retransmitted as memberlist's own broadcasts
+   * are. A later broadcast with the same `name` replaces a queued one.
+   */
+  broadcast(payload: Uint8Array, name?: string): void {
+    const msg = encodeUser(payload)
+    this.userQueue.queueBroadcast(name ? { name, msg } : { msg })
+  }
+
+  /** memberlist's own broadcasts first, then the delegate's, then ours: user messages fill what is left. */
   private getBroadcasts(overhead: number, limit: number): Buffer[] {
     const out = this.queue.getBroadcasts(overhead, limit)
+    let used = 0
+    for (const m of out) used += m.length + overhead
     const d = this.delegate.getBroadcasts
-    if (d) {
-      let used = 0
-      for (const m of out) used += m.length + overhead
-      const avail = limit - used
-      if (avail > overhead + 1) for (const m of d(overhead + 1, avail)) out.push(encodeUser(m))
+    if (d && limit - used > overhead + 1) {
+      for (const m of d(overhead + 1, limit - used)) {
+        out.push(encodeUser(m))
+        used += m.length + 1 + overhead
+      }
     }
+    if (this.userQueue.numQueued() > 0 && limit - used > overhead + 1) out.push(...this.userQueue.getBroadcasts(overhead, limit - used))
     return out
   }
 

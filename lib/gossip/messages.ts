@@ -134,12 +134,17 @@ export function bytesToIp(b: Uint8Array): string {
     if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`
     const groups: string[] = []
     for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16))
-    return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')
+    // The URL parser prints IPv6 canonically (RFC 5952: the longest zero run becomes ::), so equal addresses compare equal as text.
+    return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)
   }
   throw new MsgpackError('E_BAD_IP', `IP address of ${b.length} bytes`)
 }
 
+const U16 = 0xffff
+const U32 = 0xffffffff
+
 function vsnBytes(v: Vsn): Buffer {
+  if (v.some(x => !Number.isInteger(x) || x < 0 || x > 255)) throw new MsgpackError('E_MSGPACK_RANGE', `Vsn values must be 0..255, got [${v.join(',')}]`)
   return Buffer.from(v)
 }
 
@@ -166,10 +171,10 @@ export function encodePing(p: Ping): Buffer {
   const hasPort = !!p.sourcePort
   const hasNode = !!p.sourceNode
   const w = begin(MsgType.ping, 2 + +hasAddr + +hasPort + +hasNode)
-  w.key('Node').str(p.node).key('SeqNo').uint(p.seqNo)
+  w.key('Node').str(p.node).key('SeqNo').uint(p.seqNo, U32)
   if (hasAddr) w.key('SourceAddr').raw(ipToBytes(p.sourceAddr!))
   if (hasNode) w.key('SourceNode').str(p.sourceNode!)
-  if (hasPort) w.key('SourcePort').uint(p.sourcePort!)
+  if (hasPort) w.key('SourcePort').uint(p.sourcePort!, U16)
   return w.toBuffer()
 }
 
@@ -189,10 +194,10 @@ export function encodeIndirectPing(p: IndirectPingReq): Buffer {
   const hasPort = !!p.sourcePort
   const hasNode = !!p.sourceNode
   const w = begin(MsgType.indirectPing, 5 + +hasAddr + +hasPort + +hasNode)
-  w.key('Nack').bool(p.nack).key('Node').str(p.node).key('Port').uint(p.port).key('SeqNo').uint(p.seqNo)
+  w.key('Nack').bool(p.nack).key('Node').str(p.node).key('Port').uint(p.port, U16).key('SeqNo').uint(p.seqNo, U32)
   if (hasAddr) w.key('SourceAddr').raw(ipToBytes(p.sourceAddr!))
   if (hasNode) w.key('SourceNode').str(p.sourceNode!)
-  if (hasPort) w.key('SourcePort').uint(p.sourcePort!)
+  if (hasPort) w.key('SourcePort').uint(p.sourcePort!, U16)
   w.key('Target').raw(ipToBytes(p.target))
   return w.toBuffer()
 }
@@ -215,7 +220,7 @@ export function decodeIndirectPing(m: DecodedMap): IndirectPingReq {
 }
 
 export function encodeAck(a: AckResp): Buffer {
-  return begin(MsgType.ack, 2).key('Payload').raw(a.payload).key('SeqNo').uint(a.seqNo).toBuffer()
+  return begin(MsgType.ack, 2).key('Payload').raw(a.payload).key('SeqNo').uint(a.seqNo, U32).toBuffer()
 }
 
 export function decodeAck(m: DecodedMap): AckResp {
@@ -223,7 +228,7 @@ export function decodeAck(m: DecodedMap): AckResp {
 }
 
 export function encodeNack(n: NackResp): Buffer {
-  return begin(MsgType.nack, 1).key('SeqNo').uint(n.seqNo).toBuffer()
+  return begin(MsgType.nack, 1).key('SeqNo').uint(n.seqNo, U32).toBuffer()
 }
 
 export function decodeNack(m: DecodedMap): NackResp {
@@ -239,7 +244,7 @@ export function decodeErr(m: DecodedMap): ErrResp {
 }
 
 export function encodeSuspect(s: Suspect): Buffer {
-  return begin(MsgType.suspect, 3).key('From').str(s.from).key('Incarnation').uint(s.incarnation).key('Node').str(s.node).toBuffer()
+  return begin(MsgType.suspect, 3).key('From').str(s.from).key('Incarnation').uint(s.incarnation, U32).key('Node').str(s.node).toBuffer()
 }
 
 export function decodeSuspect(m: DecodedMap): Suspect {
@@ -247,7 +252,7 @@ export function decodeSuspect(m: DecodedMap): Suspect {
 }
 
 export function encodeDead(d: Dead): Buffer {
-  return begin(MsgType.dead, 3).key('From').str(d.from).key('Incarnation').uint(d.incarnation).key('Node').str(d.node).toBuffer()
+  return begin(MsgType.dead, 3).key('From').str(d.from).key('Incarnation').uint(d.incarnation, U32).key('Node').str(d.node).toBuffer()
 }
 
 export function decodeDead(m: DecodedMap): Dead {
@@ -259,13 +264,13 @@ export function encodeAlive(a: Alive): Buffer {
     .key('Addr')
     .raw(ipToBytes(a.addr))
     .key('Incarnation')
-    .uint(a.incarnation)
+    .uint(a.incarnation, U32)
     .key('Meta')
     .raw(a.meta)
     .key('Node')
     .str(a.node)
     .key('Port')
-    .uint(a.port)
+    .uint(a.port, U16)
     .key('Vsn')
     .raw(vsnBytes(a.vsn))
     .toBuffer()
@@ -299,15 +304,15 @@ export function encodePushNodeState(s: PushNodeState): Buffer {
     .key('Addr')
     .raw(ipToBytes(s.addr))
     .key('Incarnation')
-    .uint(s.incarnation)
+    .uint(s.incarnation, U32)
     .key('Meta')
     .raw(s.meta)
     .key('Name')
     .str(s.name)
     .key('Port')
-    .uint(s.port)
+    .uint(s.port, U16)
     .key('State')
-    .uint(s.state)
+    .uint(s.state, 3)
     .key('Vsn')
     .raw(vsnBytes(s.vsn))
     .toBuffer()
@@ -335,7 +340,7 @@ export function decodeUserMsgHeader(m: DecodedMap): number {
 }
 
 export function encodeCompress(c: Compress): Buffer {
-  return begin(MsgType.compress, 2).key('Algo').uint(c.algo).key('Buf').raw(c.buf).toBuffer()
+  return begin(MsgType.compress, 2).key('Algo').uint(c.algo, 0xff).key('Buf').raw(c.buf).toBuffer()
 }
 
 export function decodeCompress(m: DecodedMap): Compress {

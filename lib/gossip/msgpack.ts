@@ -73,8 +73,11 @@ export class MsgpackWriter {
     return this
   }
 
-  uint(v: number): this {
-    if (!Number.isInteger(v) || v < 0) throw new MsgpackError('E_MSGPACK_RANGE', `msgpack: ${v} is not an unsigned integer`)
+  /** An unsigned integer; `max` is the Go field's range (u16, u32...), checked so nothing is silently cut. */
+  uint(v: number, max = 2 ** 64 - 1): this {
+    if (!Number.isInteger(v) || v < 0 || v > max || v >= 2 ** 64) {
+      throw new MsgpackError('E_MSGPACK_RANGE', `msgpack: ${v} is not an unsigned integer in 0..${max}`)
+    }
     if (v < 128) return this.byte(v)
     if (v < 0x100) {
       this.ensure(2)
