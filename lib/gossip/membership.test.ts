@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import t from 'tap'
 import { Membership, type MemberEvent } from './membership.js'
 import { SimNetwork } from './sim-network.js'
@@ -105,4 +106,133 @@ t.test('garbage packets are counted and dropped', async t => {
   const d = members[0]!.counters.dropped
   t.ok(Object.values(d).reduce((a, b) => a + b, 0) >= 5, JSON.stringify(d))
   for (const m of members) await m.shutdown()
+})
+
+t.test('keys rotate while running, as swarm does, without a flap', async t => {
+  const k1 = Buffer.alloc(16, 1)
+  const k2 = Buffer.alloc(16, 2)
+  const { clock, members, events } = await cluster(4, { keys: [k1] })
+  await clock.advance(3_000)
+  for (const m of members) m.installKey(k2)
+  await clock.advance(2_000)
+  for (const m of members) m.useKey(k2)
+  await clock.advance(2_000)
+  for (const m of members) m.removeKey(k1)
+  await clock.advance(10_000)
+  for (const m of members) t.equal(m.numMembers(), 4)
+  t.notOk(events.flat().some(e => e.type === 'suspect' || e.type === 'dead'), 'nobody suspected during rotation')
+  t.throws(() => members[0]!.removeKey(k2), { code: 'E_KEY_PRIMARY' })
+  for (const m of members) await m.shutdown()
+})
+
+t.test('a node with a keyring refuses a plaintext node', async t => {
+  const clock = new VirtualClock()
+  const net = new SimNetwork(clock)
+  const a = await Membership.create({ name: 'a', transport: net.attach({ ip: '10.0.0.1', port: 7946 }), clock, keys: [Buffer.alloc(32, 3)] })
+  const b = await Membership.create({ name: 'b', transport: net.attach({ ip: '10.0.0.2', port: 7946 }), clock })
+  const refused = t.rejects(b.join(['10.0.0.1:7946']), { code: 'E_JOIN' })
+  await clock.advance(100)
+  await refused
+  t.equal(a.counters.dropped.decrypt, 1)
+  t.equal(a.numMembers(), 1)
+  await a.shutdown()
+  await b.shutdown()
+})
+
+t.test('labels keep clusters apart', async t => {
+  const clock = new VirtualClock()
+  const net = new SimNetwork(clock)
+  const mk = (name: string, ip: string, label: string) => Membership.create({ name, transport: net.attach({ ip, port: 7946 }), clock, label })
+  const a = await mk('a', '10.0.0.1', 'blue')
+  const b = await mk('b', '10.0.0.2', 'blue')
+  const c = await mk('c', '10.0.0.3', 'green')
+  const ok = b.join(['10.0.0.1:7946'])
+  const refused = t.rejects(c.join(['10.0.0.1:7946']), { code: 'E_JOIN' })
+  await clock.advance(100)
+  t.equal(await ok, 1)
+  await refused
+  await clock.advance(5_000)
+  t.same(a.members().map(m => m.name).sort(), ['a', 'b'])
+  t.ok((a.counters.dropped.label ?? 0) >= 1)
+  for (const m of [a, b, c]) await m.shutdown()
+})
+
+t.test('UDP blocked to one node: the TCP fallback ping keeps it alive', async t => {
+  const { clock, net, members, events } = await cluster(3)
+  await clock.advance(3_000)
+  net.setHostLoss(members[2]!.address, 1)
+  await clock.advance(20_000)
+  t.notOk(events.flat().some(e => e.type === 'dead'), 'nobody declared dead')
+  for (const m of members.slice(0, 2)) t.equal(m.members().find(x => x.name === 'n2')?.state, 'alive')
+  for (const m of members) await m.shutdown()
+})
+
+t.test('Lifeguard: a node that hears nothing raises its own health score', async t => {
+  const { clock, net, members } = await cluster(5)
+  await clock.advance(3_000)
+  t.equal(members[0]!.healthScore(), 0)
+  // Cut off entirely (TCP too, or the fallback ping would vouch for the peers): no acks, no nacks.
+  net.setDown(members[0]!.address, true)
+  await clock.advance(6_000)
+  t.ok(members[0]!.healthScore() > 0, `health score ${members[0]!.healthScore()} after missing acks and nacks`)
+  for (const m of members) await m.shutdown()
+})
+
+t.test('meta updates reach every member', async t => {
+  const { clock, members, events } = await cluster(3)
+  await clock.advance(2_000)
+  members[1]!.setMeta(Buffer.from('role=web'))
+  await clock.advance(2_000)
+  for (const i of [0, 2]) {
+    t.ok(events[i]!.some(e => e.type === 'update' && e.member.name === 'n1'))
+    t.equal(members[i]!.members().find(m => m.name === 'n1')?.meta.toString(), 'role=web')
+  }
+  t.throws(() => members[1]!.setMeta(Buffer.alloc(513)), { code: 'E_META_SIZE' })
+  for (const m of members) await m.shutdown()
+})
+
+t.test('fuzz: mutated real packets and random streams never break a node', async t => {
+  const { clock, net, members } = await cluster(3, { keys: [Buffer.alloc(16, 9)] })
+  const plain = await cluster(2)
+  const captured: Buffer[] = []
+  const orig = net.deliverPacket.bind(net)
+  net.deliverPacket = (p, from, to) => {
+    if (captured.length < 200) captured.push(Buffer.from(p))
+    orig(p, from, to)
+  }
+  await clock.advance(3_000)
+  t.ok(captured.length > 20, `captured ${captured.length} packets`)
+  const target = members[0]!.address
+  const ptarget = plain.members[0]!.address
+  fc.assert(
+    fc.property(fc.nat(captured.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.boolean(), (i, flips, truncate) => {
+      const p = Buffer.from(captured[i]!)
+      for (const [pos, v] of flips) p[pos % p.length] = v
+      const pkt = truncate ? p.subarray(0, p.length >> 1) : p
+      net.deliverPacket(pkt, { ip: '10.9.9.9', port: 9 }, target)
+      plain.net.deliverPacket(pkt, { ip: '10.9.9.9', port: 9 }, ptarget)
+    }),
+    { numRuns: 500 },
+  )
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), bytes => {
+      plain.net.deliverPacket(Buffer.from(bytes), { ip: '10.9.9.9', port: 9 }, ptarget)
+    }),
+    { numRuns: 500 },
+  )
+  for (const bytes of fc.sample(fc.uint8Array({ minLength: 1, maxLength: 200 }), 50)) {
+    const opening = plain.net.openStream({ ip: '10.9.9.9', port: 9 }, ptarget, 100)
+    await plain.clock.advance(2)
+    const s = await opening
+    s.on('error', () => {})
+    s.end(Buffer.from(bytes))
+    await plain.clock.advance(2)
+  }
+  await clock.advance(5_000)
+  await plain.clock.advance(5_000)
+  const dropped = Object.values(members[0]!.counters.dropped).reduce((a, b) => a + b, 0)
+  t.ok(dropped > 100, `encrypted node dropped ${dropped}: ${JSON.stringify(members[0]!.counters.dropped)}`)
+  t.ok(Object.keys(plain.members[0]!.counters.dropped).length > 2, JSON.stringify(plain.members[0]!.counters.dropped))
+  for (const m of members) t.equal(m.numMembers(), 3, `${m.name} still sees everyone`)
+  for (const m of [...members, ...plain.members]) await m.shutdown()
 })
