@@ -166,57 +166,61 @@ function begin(type: number, fields: number): MsgpackWriter {
   return writer.reset().byte(type).mapHeader(fields)
 }
 
-export function encodePing(p: Ping): Buffer {
-  const hasAddr = !!p.sourceAddr
-  const hasPort = !!p.sourcePort
-  const hasNode = !!p.sourceNode
-  const w = begin(MsgType.ping, 2 + +hasAddr + +hasPort + +hasNode)
-  w.key('Node').str(p.node).key('SeqNo').uint(p.seqNo, U32)
-  if (hasAddr) w.key('SourceAddr').raw(ipToBytes(p.sourceAddr!))
-  if (hasNode) w.key('SourceNode').str(p.sourceNode!)
-  if (hasPort) w.key('SourcePort').uint(p.sourcePort!, U16)
-  return w.toBuffer()
+/** The omitempty Source* fields that ping and indirect ping share. */
+interface SourceFields {
+  sourceAddr?: string
+  sourcePort?: number
+  sourceNode?: string
 }
 
-export function decodePing(m: DecodedMap): Ping {
-  const p: Ping = { seqNo: fieldUint(m, 'SeqNo'), node: fieldString(m, 'Node') }
+function sourceFieldCount(p: SourceFields): number {
+  return +!!p.sourceAddr + +!!p.sourcePort + +!!p.sourceNode
+}
+
+/** Written in Go's field order: SourceAddr, SourceNode, SourcePort. */
+function writeSource(w: MsgpackWriter, p: SourceFields): void {
+  if (p.sourceAddr) w.key('SourceAddr').raw(ipToBytes(p.sourceAddr))
+  if (p.sourceNode) w.key('SourceNode').str(p.sourceNode)
+  if (p.sourcePort) w.key('SourcePort').uint(p.sourcePort, U16)
+}
+
+function readSource<T extends SourceFields>(m: DecodedMap, p: T): T {
   const addr = fieldIp(m, 'SourceAddr')
   if (addr) p.sourceAddr = addr
-  const port = fieldUint(m, 'SourcePort', 0xffff)
+  const port = fieldUint(m, 'SourcePort', U16)
   if (port) p.sourcePort = port
   const node = fieldString(m, 'SourceNode')
   if (node) p.sourceNode = node
   return p
 }
 
+export function encodePing(p: Ping): Buffer {
+  const w = begin(MsgType.ping, 2 + sourceFieldCount(p))
+  w.key('Node').str(p.node).key('SeqNo').uint(p.seqNo, U32)
+  writeSource(w, p)
+  return w.toBuffer()
+}
+
+export function decodePing(m: DecodedMap): Ping {
+  return readSource<Ping>(m, { seqNo: fieldUint(m, 'SeqNo'), node: fieldString(m, 'Node') })
+}
+
 export function encodeIndirectPing(p: IndirectPingReq): Buffer {
-  const hasAddr = !!p.sourceAddr
-  const hasPort = !!p.sourcePort
-  const hasNode = !!p.sourceNode
-  const w = begin(MsgType.indirectPing, 5 + +hasAddr + +hasPort + +hasNode)
+  const w = begin(MsgType.indirectPing, 5 + sourceFieldCount(p))
   w.key('Nack').bool(p.nack).key('Node').str(p.node).key('Port').uint(p.port, U16).key('SeqNo').uint(p.seqNo, U32)
-  if (hasAddr) w.key('SourceAddr').raw(ipToBytes(p.sourceAddr!))
-  if (hasNode) w.key('SourceNode').str(p.sourceNode!)
-  if (hasPort) w.key('SourcePort').uint(p.sourcePort!, U16)
+  writeSource(w, p)
   w.key('Target').raw(ipToBytes(p.target))
   return w.toBuffer()
 }
 
 export function decodeIndirectPing(m: DecodedMap): IndirectPingReq {
-  const p: IndirectPingReq = {
+  return readSource<IndirectPingReq>(m, {
     seqNo: fieldUint(m, 'SeqNo'),
     target: fieldIp(m, 'Target'),
-    port: fieldUint(m, 'Port', 0xffff),
+    port: fieldUint(m, 'Port', U16),
     node: fieldString(m, 'Node'),
     nack: fieldBool(m, 'Nack'),
-  }
-  const addr = fieldIp(m, 'SourceAddr')
-  if (addr) p.sourceAddr = addr
-  const port = fieldUint(m, 'SourcePort', 0xffff)
-  if (port) p.sourcePort = port
-  const node = fieldString(m, 'SourceNode')
-  if (node) p.sourceNode = node
-  return p
+  })
 }
 
 export function encodeAck(a: AckResp): Buffer {
