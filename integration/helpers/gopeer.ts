@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runOk, spawnManaged, which, type ManagedProcess } from './procs.js'
 
@@ -23,53 +23,61 @@ export function goAvailable(): boolean {
   return goBinary() !== undefined && existsSync(join(MEMBERLIST_SRC, 'memberlist.go'))
 }
 
-/** Locate integration/mlpeer/main.go from the source tree or from dist/. */
-function mainGoPath(): string {
+/** The repository root, found from the source tree or from dist/. */
+function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
-  const direct = resolve(dir, '../mlpeer/main.go')
-  if (existsSync(direct)) return direct
   for (;;) {
-    const candidate = join(dir, 'integration/mlpeer/main.go')
-    if (existsSync(candidate)) return candidate
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'integration'))) return dir
     const up = dirname(dir)
-    if (up === dir) throw new Error('integration/mlpeer/main.go not found')
+    if (up === dir) throw new Error('swarmd repository root not found')
     dir = up
   }
 }
 
-let built: Promise<string> | undefined
+const builds = new Map<string, Promise<string>>()
 
-/**
- * Build the Go peer (once per process) and return the binary's path. The
- * source is copied into a fresh temp GOPATH ("<tmp>/src/mlpeer", removed
- * after the build) layered over the system one. The binary lands in
- * <os tmp>/swarmd-mlpeer/mlpeer-<hash of main.go>, replaced atomically, so
- * concurrent test processes never see a half-written file and nothing piles
- * up. Go's build cache ($GOCACHE or <os tmp>/swarmd-gocache) makes every
- * build after the first take well under a second.
- */
+/** Builds integration/mlpeer (the interop peer) once per process. */
 export function buildGoPeer(): Promise<string> {
-  built ??= doBuild().catch(err => {
-    built = undefined
-    throw err
-  })
-  return built
+  return buildGoProgram('integration/mlpeer')
 }
 
-async function doBuild(): Promise<string> {
+/**
+ * Builds the Go program in `dir` (relative to the repository, one main.go)
+ * against Debian's memberlist, once per process, and returns the binary's
+ * path. The source is copied into a fresh temp GOPATH layered over the
+ * system one (removed after the build). The binary lands in
+ * <os tmp>/swarmd-go/<name>-<hash of main.go>, replaced atomically, so
+ * concurrent processes never see a half-written file and nothing piles up.
+ * Go's build cache ($GOCACHE or <os tmp>/swarmd-gocache) makes every build
+ * after the first take well under a second.
+ */
+export function buildGoProgram(dir: string): Promise<string> {
+  let b = builds.get(dir)
+  if (!b) {
+    b = doBuild(dir).catch(err => {
+      builds.delete(dir)
+      throw err
+    })
+    builds.set(dir, b)
+  }
+  return b
+}
+
+async function doBuild(dir: string): Promise<string> {
   const go = goBinary()
   if (!go || !goAvailable()) throw new Error(`Go toolchain or ${MEMBERLIST_SRC} missing; run scripts/setup.sh`)
-  const src = mainGoPath()
+  const src = join(repoRoot(), dir, 'main.go')
+  const name = basename(dir)
   const tag = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12)
-  const outDir = join(tmpdir(), 'swarmd-mlpeer')
+  const outDir = join(tmpdir(), 'swarmd-go')
   mkdirSync(outDir, { recursive: true })
-  const bin = join(outDir, `mlpeer-${tag}`)
-  const work = mkdtempSync(join(tmpdir(), 'swarmd-mlpeer-build-'))
-  const partial = join(work, 'mlpeer')
+  const bin = join(outDir, `${name}-${tag}`)
+  const work = mkdtempSync(join(tmpdir(), `swarmd-${name}-build-`))
+  const partial = join(work, name)
   try {
-    mkdirSync(join(work, 'src/mlpeer'), { recursive: true })
-    copyFileSync(src, join(work, 'src/mlpeer/main.go'))
-    await runOk(go, ['build', '-o', partial, 'mlpeer'], {
+    mkdirSync(join(work, 'src', name), { recursive: true })
+    copyFileSync(src, join(work, 'src', name, 'main.go'))
+    await runOk(go, ['build', '-o', partial, name], {
       cwd: work,
       timeoutMs: 180_000,
       env: {

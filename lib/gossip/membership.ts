@@ -110,6 +110,8 @@ export interface Counters {
   packetsReceived: number
   bytesSent: number
   bytesReceived: number
+  /** Bytes written on TCP streams (push/pull, reliable messages, fallback pings). */
+  streamBytesSent: number
   sendErrors: number
   streamsOpened: number
   streamsAccepted: number
@@ -148,6 +150,7 @@ export class Membership extends EventEmitter {
     packetsReceived: 0,
     bytesSent: 0,
     bytesReceived: 0,
+    streamBytesSent: 0,
     sendErrors: 0,
     streamsOpened: 0,
     streamsAccepted: 0,
@@ -173,7 +176,8 @@ export class Membership extends EventEmitter {
   private leaving = false
   private stopped = false
   private pushPullsInFlight = 0
-  private readonly tickers: unknown[] = []
+  /** The pending timer of each periodic task, replaced at every tick. */
+  private readonly tickers = new Map<'probe' | 'gossip' | 'pushPull', unknown>()
   private meta: Buffer
 
   private constructor(opts: MembershipOptions, transport: Transport) {
@@ -260,24 +264,31 @@ export class Membership extends EventEmitter {
 
   private start(): void {
     const t = this.tuning
-    this.ticker(t.probeInterval, () => this.probe())
-    this.ticker(t.gossipInterval, () => this.gossip())
+    this.ticker('probe', t.probeInterval, () => this.probe())
+    this.ticker('gossip', t.gossipInterval, () => this.gossip())
+    // As memberlist: after a random stagger, each push/pull waits a full (scaled) interval first.
     const pushPull = (): void => {
       if (this.stopped) return
-      void this.pushPullRandom()
-      this.tickers.push(this.clock.setTimeout(pushPull, pushPullScale(t.pushPullInterval, this.state.numNodes())))
+      this.tickers.set(
+        'pushPull',
+        this.clock.setTimeout(() => {
+          if (this.stopped) return
+          void this.pushPullRandom()
+          pushPull()
+        }, pushPullScale(t.pushPullInterval, this.state.numNodes())),
+      )
     }
-    this.tickers.push(this.clock.setTimeout(pushPull, this.random() * t.pushPullInterval))
+    this.tickers.set('pushPull', this.clock.setTimeout(pushPull, this.random() * t.pushPullInterval))
   }
 
   /** A ticker with a random first delay, as memberlist staggers its timers. */
-  private ticker(interval: number, fn: () => void): void {
+  private ticker(name: 'probe' | 'gossip', interval: number, fn: () => void): void {
     const tick = (): void => {
       if (this.stopped) return
       fn()
-      this.tickers.push(this.clock.setTimeout(tick, interval))
+      this.tickers.set(name, this.clock.setTimeout(tick, interval))
     }
-    this.tickers.push(this.clock.setTimeout(tick, this.random() * interval))
+    this.tickers.set(name, this.clock.setTimeout(tick, this.random() * interval))
   }
 
   // ---------------------------------------------------------------- public API
@@ -347,7 +358,7 @@ export class Membership extends EventEmitter {
   async shutdown(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    for (const t of this.tickers) this.clock.clearTimeout(t as never)
+    for (const t of this.tickers.values()) this.clock.clearTimeout(t as never)
     for (const h of this.ackHandlers.values()) this.clock.clearTimeout(h.timer as never)
     this.ackHandlers.clear()
     this.state.stopAll()
@@ -377,7 +388,7 @@ export class Membership extends EventEmitter {
     const frame = Buffer.concat([encodeUserMsgHeader(payload.length), payload])
     const sock = await this.dial(addr)
     try {
-      await writeAll(sock, encodeStreamFrame(frame, { compress: this.tuning.enableCompression, withLabel: true, label: this.sec.label }, this.sec))
+      await this.writeFrame(sock, frame, true)
     } finally {
       sock.end()
     }
@@ -571,7 +582,7 @@ export class Membership extends EventEmitter {
     const timer = this.clock.setTimeout(() => sock.destroy(), Math.max(1, deadline - this.clock.now()))
     try {
       const reader = new StreamReader(sock)
-      sock.write(encodeStreamFrame(encodePing(ping), { compress: this.tuning.enableCompression, withLabel: true, label: this.sec.label }, this.sec))
+      void this.writeFrame(sock, encodePing(ping), true).catch(() => {})
       const type = await reader.readFrameType(this.sec, this.sec.label)
       if (type !== MsgType.ack) throw new MembershipError('E_PROTOCOL', `Unexpected msgType (${type}) from ping`)
       const ack = decodeAck(await reader.struct())
@@ -621,6 +632,16 @@ export class Membership extends EventEmitter {
     return Buffer.concat([encodePushPullHeader({ nodes: nodes.length, userStateLen: user.length, join }), ...nodes.map(encodePushNodeState), user])
   }
 
+  /**
+   * Writes one stream frame (compressed and sealed as configured). The dialer
+   * prefixes the label; replies carry none but still seal with it.
+   */
+  private writeFrame(sock: Duplex, frame: Buffer, dialer: boolean, label = this.sec.label): Promise<void> {
+    const buf = encodeStreamFrame(frame, { compress: this.tuning.enableCompression, withLabel: dialer, label }, this.sec)
+    this.counters.streamBytesSent += buf.length
+    return new Promise((resolve, reject) => sock.write(buf, err => (err ? reject(err) : resolve())))
+  }
+
   private async dial(to: Address, timeoutMs = this.tuning.tcpTimeout): Promise<Duplex> {
     const sock = await this.transport.dialStream(to, timeoutMs)
     this.counters.streamsOpened++
@@ -633,7 +654,7 @@ export class Membership extends EventEmitter {
     const timer = this.clock.setTimeout(() => sock.destroy(new MembershipError('E_TIMEOUT', 'push/pull timed out')), this.tuning.tcpTimeout)
     try {
       const reader = new StreamReader(sock)
-      sock.write(encodeStreamFrame(this.localStateFrame(join), { compress: this.tuning.enableCompression, withLabel: true, label: this.sec.label }, this.sec))
+      void this.writeFrame(sock, this.localStateFrame(join), true).catch(() => {})
       const type = await reader.readFrameType(this.sec, this.sec.label)
       if (type === MsgType.err) throw new MembershipError('E_REMOTE', `remote error: ${decodeErr(await reader.struct()).error}`)
       if (type !== MsgType.pushPull) throw new MembershipError('E_PROTOCOL', `received invalid msgType (${type}), expected pushPullMsg (${MsgType.pushPull})`)
@@ -779,8 +800,7 @@ export class Membership extends EventEmitter {
     try {
       label = await reader.readLabel(this.sec)
       const type = await reader.readFrameType(this.sec, label)
-      const reply = (frame: Buffer): Promise<void> =>
-        writeAll(sock, encodeStreamFrame(frame, { compress: this.tuning.enableCompression, withLabel: false, label }, this.sec))
+      const reply = (frame: Buffer): Promise<void> => this.writeFrame(sock, frame, false, label)
       switch (type) {
         case MsgType.user: {
           const len = decodeUserMsgHeader(await reader.struct())
@@ -812,7 +832,7 @@ export class Membership extends EventEmitter {
       this.drop(e instanceof PacketError ? e.reason : e instanceof MembershipError && e.code === 'E_VERSION' ? 'version' : 'decode')
       this.log.debug({ err: e, from }, 'dropped stream')
       if (!sock.destroyed) {
-        await writeAll(sock, encodeStreamFrame(encodeErr({ error: (e as Error).message }), { compress: false, withLabel: false, label }, this.sec)).catch(() => {})
+        await this.writeFrame(sock, encodeErr({ error: (e as Error).message }), false, label).catch(() => {})
       }
     } finally {
       if (pushPull) this.pushPullsInFlight--
@@ -823,11 +843,6 @@ export class Membership extends EventEmitter {
   }
 }
 
-function writeAll(sock: Duplex, buf: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    sock.write(buf, err => (err ? reject(err) : resolve()))
-  })
-}
 
 /** `IP:PORT`, `[v6]:PORT`, or a bare IP with the default port. */
 export function parseHostPort(s: string, defaultPort: number): Address {
