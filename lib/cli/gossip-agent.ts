@@ -17,6 +17,7 @@ export interface GossipAgentFlags {
   profile: Profile
   delegateVersions: [number, number, number]
   meta: Buffer
+  lifeguard: boolean
   logLevel: string
 }
 
@@ -85,6 +86,7 @@ export function gossipCommand(setExit: (code: number) => void): Command {
     .addOption(new Option('--profile <profile>', 'timing profile').choices(Object.keys(profiles)).default('lan'))
     .option('--delegate-versions <min,max,cur>', 'application protocol versions (serf needs e.g. 2,5,4)', parseVersions, [0, 0, 0])
     .option('--meta <text>', 'node meta (at most 512 bytes)', '')
+    .option('--no-lifeguard', 'plain SWIM: no health awareness, no nacks, a fixed suspicion timeout')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .action(async (o: Record<string, unknown>) => {
       const flags: GossipAgentFlags = {
@@ -97,6 +99,7 @@ export function gossipCommand(setExit: (code: number) => void): Command {
         profile: o.profile as Profile,
         delegateVersions: o.delegateVersions as [number, number, number],
         meta: Buffer.from(o.meta as string),
+        lifeguard: o.lifeguard as boolean,
         logLevel: o.logLevel as string,
       }
       setExit(await runGossipAgent(flags))
@@ -118,6 +121,7 @@ export async function runGossipAgent(f: GossipAgentFlags): Promise<number> {
       ...(f.label ? { label: f.label } : {}),
       delegateVersions: f.delegateVersions,
       meta: f.meta,
+      lifeguard: f.lifeguard,
       logger: log,
       onEvent: e => process.stdout.write(eventLine(e) + '\n'),
     })

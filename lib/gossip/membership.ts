@@ -216,6 +216,8 @@ export class Membership extends EventEmitter {
       leaving: () => this.leaving,
       random: this.random,
       emit: (type, node) => {
+        // Copies only for listeners: simulations of thousands of members have none on most.
+        if (this.listenerCount('event') === 0 && this.listenerCount(type) === 0) return
         const member = toMember(node)
         const ev: MemberEvent = { type, member, ts: this.clock.now() }
         this.emit('event', ev)
@@ -305,6 +307,23 @@ export class Membership extends EventEmitter {
 
   numMembers(): number {
     return this.members().length
+  }
+
+  /**
+   * Takes in members learned out of band (a snapshot, or a simulation that
+   * starts converged) as alive messages would be applied, without gossiping
+   * them. Members already known with a newer incarnation are left alone.
+   */
+  adopt(members: readonly Member[]): void {
+    this.state.quiet = true
+    try {
+      for (const m of members) {
+        if (m.name === this.name || m.state !== 'alive') continue
+        this.state.aliveNode({ incarnation: m.incarnation, node: m.name, addr: m.addr, port: m.port, meta: m.meta, vsn: m.vsn })
+      }
+    } finally {
+      this.state.quiet = false
+    }
   }
 
   /** This node's health score (0 is healthy), Lifeguard's awareness. */

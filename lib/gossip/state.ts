@@ -77,7 +77,11 @@ export class StateMachine {
     return this.nodes.length
   }
 
+  /** While set, state changes are applied but not gossiped (adopting a known membership). */
+  quiet = false
+
   private broadcast(node: string, msg: Buffer, finished?: () => void): void {
+    if (this.quiet) return
     this.d.queue.queueBroadcast(finished ? { name: node, msg, finished } : { name: node, msg })
   }
 
