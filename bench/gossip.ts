@@ -26,6 +26,8 @@ export interface GossipBenchResult {
   window_ms: number
   settle_ms: number
   bytes_per_member_per_s: number
+  /** Bytes sent per member from the first join until the window starts (join traffic). */
+  join_bytes_per_member: number
 }
 
 export interface GossipBenchOptions {
@@ -60,12 +62,14 @@ export async function benchSwarmd(o: GossipBenchOptions): Promise<GossipBenchRes
     const start = performance.now()
     const first = `127.0.0.1:${o.base}`
     for (const m of members.slice(1)) await m.join([first])
-    await waitUntil('join convergence', o.timeoutMs, () => members.every(m => m.numMembers() === o.n))
+    const slow = setTimeout(() => process.stderr.write(`slow join convergence: ${describeGaps(members)}\n`), 10_000)
+    await waitUntil('join convergence', o.timeoutMs, () => members.every(m => m.numMembers() === o.n)).finally(() => clearTimeout(slow))
     const joinMs = performance.now() - start
 
     await sleep(o.settleMs)
     const sent = (): number => members.reduce((a, m) => a + m.counters.bytesSent + m.counters.streamBytesSent, 0)
     const bytes0 = sent()
+    const joinBytes = bytes0
     const cpu0 = process.cpuUsage()
     await sleep(o.windowMs)
     const cpu = process.cpuUsage(cpu0)
@@ -86,10 +90,24 @@ export async function benchSwarmd(o: GossipBenchOptions): Promise<GossipBenchRes
       window_ms: o.windowMs,
       settle_ms: o.settleMs,
       bytes_per_member_per_s: round(bytes / o.n / (o.windowMs / 1000)),
+      join_bytes_per_member: round(joinBytes / o.n),
     }
   } finally {
     await Promise.all(members.map(m => m.shutdown()))
   }
+}
+
+/** Who does not list whom as alive, and what it thinks instead: to explain a slow convergence. */
+function describeGaps(members: Membership[]): string {
+  const gaps: string[] = []
+  for (const m of members) {
+    const known = new Map(m.allMembers().map(x => [x.name, x.state]))
+    for (const other of members) {
+      const st = known.get(other.name)
+      if (st !== 'alive' && st !== 'suspect') gaps.push(`${m.name} has ${other.name} ${st ?? 'unknown'}`)
+    }
+  }
+  return gaps.slice(0, 20).join('; ')
 }
 
 export async function benchGo(o: GossipBenchOptions): Promise<GossipBenchResult> {

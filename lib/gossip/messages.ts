@@ -101,11 +101,20 @@ export interface Compress {
   buf: Buffer
 }
 
-/** IP text to the raw bytes memberlist puts on the wire: 4 bytes for IPv4, 16 for IPv6. */
+/** Every ping and alive carries an address, and a node talks to few: parse each once. */
+const ipCache = new Map<string, Buffer>()
+const IP_CACHE_MAX = 8192
+
+/** IP text to the raw bytes memberlist puts on the wire: 4 bytes for IPv4, 16 for IPv6. The result is shared: do not modify it. */
 export function ipToBytes(ip: string): Buffer {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number))
-  if (isIPv6(ip)) return ipv6ToBytes(ip)
-  throw new MsgpackError('E_BAD_IP', `not an IP address: ${ip}`)
+  let b = ipCache.get(ip)
+  if (b) return b
+  if (isIPv4(ip)) b = Buffer.from(ip.split('.').map(Number))
+  else if (isIPv6(ip)) b = ipv6ToBytes(ip)
+  else throw new MsgpackError('E_BAD_IP', `not an IP address: ${ip}`)
+  if (ipCache.size >= IP_CACHE_MAX) ipCache.clear()
+  ipCache.set(ip, b)
+  return b
 }
 
 function ipv6ToBytes(ip: string): Buffer {

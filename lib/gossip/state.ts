@@ -80,8 +80,10 @@ export class StateMachine {
   /** While set, state changes are applied but not gossiped (adopting a known membership). */
   quiet = false
 
-  private broadcast(node: string, msg: Buffer, finished?: () => void): void {
+  /** Queues a message about `node`; encoded only when it will really be gossiped. */
+  private broadcast(node: string, encode: () => Buffer, finished?: () => void): void {
     if (this.quiet) return
+    const msg = encode()
     this.d.queue.queueBroadcast(finished ? { name: node, msg, finished } : { name: node, msg })
   }
 
@@ -130,7 +132,7 @@ export class StateMachine {
       if (a.incarnation === state.incarnation && sameBytes(a.meta, state.meta) && sameBytes(Buffer.from(a.vsn), Buffer.from(this.d.vsn()))) return
       this.refute(state, a.incarnation)
     } else {
-      this.broadcast(a.node, encodeAlive(a))
+      this.broadcast(a.node, () => encodeAlive(a))
       state.vsn = a.vsn
       state.incarnation = a.incarnation
       state.meta = a.meta
@@ -154,7 +156,7 @@ export class StateMachine {
     if (!state || s.incarnation < state.incarnation) return
     const timer = this.timers.get(s.node)
     if (timer) {
-      if (timer.confirm(s.from)) this.broadcast(s.node, encodeSuspect(s))
+      if (timer.confirm(s.from)) this.broadcast(s.node, () => encodeSuspect(s))
       return
     }
     if (state.state !== 'alive') return
@@ -162,7 +164,7 @@ export class StateMachine {
       this.refute(state, s.incarnation)
       return
     }
-    this.broadcast(s.node, encodeSuspect(s))
+    this.broadcast(s.node, () => encodeSuspect(s))
     state.incarnation = s.incarnation
     state.state = 'suspect'
     const changeTime = this.d.clock.now()
@@ -204,9 +206,9 @@ export class StateMachine {
         this.refute(state, d.incarnation)
         return
       }
-      this.broadcast(d.node, encodeDead(d), () => this.onLeaveBroadcast?.())
+      this.broadcast(d.node, () => encodeDead(d), () => this.onLeaveBroadcast?.())
     } else {
-      this.broadcast(d.node, encodeDead(d))
+      this.broadcast(d.node, () => encodeDead(d))
     }
     state.incarnation = d.incarnation
     state.state = d.node === d.from ? 'left' : 'dead'
@@ -218,9 +220,9 @@ export class StateMachine {
   refute(me: NodeState, accused: number): void {
     me.incarnation = Math.max(me.incarnation + 1, accused + 1) >>> 0
     this.d.awareness.applyDelta(1)
-    this.broadcast(
-      me.name,
-      encodeAlive({ incarnation: me.incarnation, node: me.name, addr: me.addr, port: me.port, meta: me.meta, vsn: this.d.vsn() }),
+    const vsn = this.d.vsn()
+    this.broadcast(me.name, () =>
+      encodeAlive({ incarnation: me.incarnation, node: me.name, addr: me.addr, port: me.port, meta: me.meta, vsn }),
     )
   }
 

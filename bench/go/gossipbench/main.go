@@ -150,6 +150,7 @@ func main() {
 
 	// Steady state: CPU and bytes over a fixed window, once the join's broadcasts are done.
 	time.Sleep(time.Duration(*settle) * time.Millisecond)
+	joinBytes := atomic.LoadInt64(&sent)
 	atomic.StoreInt64(&sent, 0)
 	cpu0 := cpuMs()
 	time.Sleep(time.Duration(*window) * time.Millisecond)
@@ -184,6 +185,7 @@ func main() {
 		"window_ms":              *window,
 		"settle_ms":              *settle,
 		"bytes_per_member_per_s": float64(bytes) / float64(*n) / (float64(*window) / 1000),
+		"join_bytes_per_member":  float64(joinBytes) / float64(*n),
 	})
 	fmt.Println(string(out))
 	for _, m := range alive {
