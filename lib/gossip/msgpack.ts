@@ -15,8 +15,12 @@ export class MsgpackError extends SwarmdError {}
 
 /** Thrown when the input ends inside a value: a stream reader waits for more bytes. */
 export class MsgpackTruncatedError extends MsgpackError {
-  constructor() {
+  /** How long the input must at least be before a retry can get further. */
+  readonly needed: number
+
+  constructor(needed = 0) {
     super('E_MSGPACK_TRUNCATED', 'msgpack: unexpected end of input')
+    this.needed = needed
   }
 }
 
@@ -163,6 +167,27 @@ export interface DecodedMap {
 const MAX_DEPTH = 16
 
 /**
+ * Map keys are Go field names, the same few dozen in every message: intern
+ * them instead of decoding UTF-8 for every key of every packet.
+ */
+const keyCache = new Map<number, { bytes: Buffer; str: string }>()
+
+function keyString(b: Buffer): string {
+  if (b.length > 32) return b.toString('utf8')
+  let h = b.length
+  for (let i = 0; i < b.length; i++) h = (Math.imul(h, 31) + b[i]!) | 0
+  const hit = keyCache.get(h)
+  if (hit && hit.bytes.length === b.length) {
+    let same = true
+    for (let i = 0; i < b.length && same; i++) same = hit.bytes[i] === b[i]
+    if (same) return hit.str
+  }
+  const str = b.toString('utf8')
+  if (keyCache.size < 1024) keyCache.set(h, { bytes: Buffer.from(b), str })
+  return str
+}
+
+/**
  * Decodes one msgpack value at `offset`. Accepts every integer width, the str
  * and bin families (either may carry a Go string or []byte), nil, bools,
  * floats, arrays and maps. Map keys are decoded as UTF-8 strings.
@@ -180,7 +205,7 @@ export class MsgpackReader {
   }
 
   private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new MsgpackTruncatedError()
+    if (this.pos + n > this.buf.length) throw new MsgpackTruncatedError(this.pos + n)
   }
 
   private rawOf(n: number): Buffer {
@@ -307,7 +332,7 @@ export class MsgpackReader {
     for (let i = 0; i < n; i++) {
       const k = this.value(depth + 1)
       if (!Buffer.isBuffer(k)) throw new MsgpackError('E_MSGPACK_KEY', 'msgpack: map key is not a string')
-      out[k.toString('utf8')] = this.value(depth + 1)
+      out[keyString(k)] = this.value(depth + 1)
     }
     return out
   }

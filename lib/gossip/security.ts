@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomFillSync, type CipherGCMTypes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type CipherGCMTypes, type KeyObject } from 'node:crypto'
 import { SwarmdError } from '../errors.js'
 import { Keyring } from './keyring.js'
 
@@ -26,6 +26,34 @@ const ALGORITHMS: Partial<Record<number, CipherGCMTypes>> = {
   32: 'aes-256-gcm',
 }
 
+/**
+ * Per-packet costs that need not be paid per packet: a KeyObject for each
+ * installed key (keyed by the keyring's own buffers), and nonces cut from a
+ * block of CSPRNG output (one getrandom for hundreds of packets).
+ */
+const keyObjects = new WeakMap<Uint8Array, KeyObject>()
+const noncePool = Buffer.allocUnsafe(NONCE_SIZE * 512)
+let nonceOffset = noncePool.length
+
+function keyObject(key: Uint8Array): KeyObject {
+  let k = keyObjects.get(key)
+  if (!k) {
+    k = createSecretKey(key)
+    keyObjects.set(key, k)
+  }
+  return k
+}
+
+function freshNonce(): Buffer {
+  if (nonceOffset + NONCE_SIZE > noncePool.length) {
+    randomFillSync(noncePool)
+    nonceOffset = 0
+  }
+  const n = noncePool.subarray(nonceOffset, nonceOffset + NONCE_SIZE)
+  nonceOffset += NONCE_SIZE
+  return n
+}
+
 function algorithmFor(key: Uint8Array): CipherGCMTypes {
   Keyring.validateKey(key)
   return ALGORITHMS[key.length]!
@@ -43,7 +71,7 @@ export function encryptPayload(
   plaintext: Uint8Array,
   aad: Uint8Array | undefined,
 ): Buffer {
-  return encryptPayloadWithNonce(version, key, randomFillSync(Buffer.allocUnsafe(NONCE_SIZE)), plaintext, aad)
+  return encryptPayloadWithNonce(version, key, freshNonce(), plaintext, aad)
 }
 
 /** @internal {@link encryptPayload} with a caller-chosen nonce, for golden-vector tests. Never reuse a nonce. */
@@ -59,7 +87,7 @@ export function encryptPayloadWithNonce(
   const out = Buffer.allocUnsafe(HEADER_SIZE + sealedLength + TAG_SIZE)
   out[0] = version
   out.set(nonce, 1)
-  const cipher = createCipheriv(algorithmFor(key), key, nonce, { authTagLength: TAG_SIZE })
+  const cipher = createCipheriv(algorithmFor(key), keyObject(key), nonce, { authTagLength: TAG_SIZE })
   if (aad !== undefined && aad.length > 0) cipher.setAAD(aad)
   let o = HEADER_SIZE
   o += cipher.update(plaintext).copy(out, o)
@@ -97,7 +125,7 @@ export function decryptPayload(
   for (const key of keys) {
     const alg = ALGORITHMS[key.length]
     if (alg === undefined) continue // cannot be an AES key, so it cannot open anything
-    const decipher = createDecipheriv(alg, key, nonce, { authTagLength: TAG_SIZE })
+    const decipher = createDecipheriv(alg, keyObject(key), nonce, { authTagLength: TAG_SIZE })
     if (aad !== undefined && aad.length > 0) decipher.setAAD(aad)
     decipher.setAuthTag(tag)
     const plain = decipher.update(ciphertext)

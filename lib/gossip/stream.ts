@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { encryptionEnabled, PacketError, type WireSecurity, addLabel, checkLabel, compressMessage, decompressPayload } from './packet.js'
 import { decodeCompress, MsgType } from './messages.js'
-import { type DecodedMap, MsgpackReader, MsgpackTruncatedError } from './msgpack.js'
+import { type DecodedMap, EMPTY, MsgpackReader, MsgpackTruncatedError } from './msgpack.js'
 import { decryptPayload, encryptPayload } from './security.js'
 
 /** Limits from newer memberlist: they bound what a hostile peer can make us buffer. */
@@ -15,13 +15,20 @@ export const MAX_STREAM_BYTES = 40 * 1024 * 1024
  * that plaintext instead of the socket.
  */
 export class StreamReader {
-  private buf: Buffer = Buffer.alloc(0)
+  /**
+   * What arrived and is not consumed yet, as a list: joined only when a read
+   * needs it, so a large frame in many small chunks costs linear time, not
+   * quadratic (a hostile peer could otherwise make us copy gigabytes).
+   */
+  private chunks: Buffer[] = []
+  private len = 0
   private ended = false
   private error: Error | undefined
   private wake: (() => void) | undefined
   private readonly onData = (chunk: Buffer): void => {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
-    if (this.buf.length > MAX_STREAM_BYTES) this.fail(new PacketError('oversize', 'stream exceeds the size limit'))
+    this.chunks.push(chunk)
+    this.len += chunk.length
+    if (this.len > MAX_STREAM_BYTES) this.fail(new PacketError('oversize', 'stream exceeds the size limit'))
     this.wake?.()
   }
   private readonly onEnd = (): void => {
@@ -40,8 +47,7 @@ export class StreamReader {
   /** A reader over bytes already in memory. */
   static of(buf: Buffer): StreamReader {
     const r = new StreamReader()
-    r.buf = buf
-    r.ended = true
+    r.replace(buf)
     return r
   }
 
@@ -50,19 +56,39 @@ export class StreamReader {
     this.wake?.()
   }
 
-  private async more(): Promise<void> {
+  private replace(buf: Buffer): void {
+    this.chunks = buf.length > 0 ? [buf] : []
+    this.len = buf.length
+    this.ended = true
+  }
+
+  /** Waits until at least `want` bytes are buffered; rejects if the stream ends first. */
+  private async fill(want: number): Promise<void> {
+    while (this.len < want) {
+      if (this.error) throw this.error
+      if (this.ended) throw new PacketError('truncated', 'stream ended early')
+      await new Promise<void>(resolve => (this.wake = resolve))
+      this.wake = undefined
+    }
     if (this.error) throw this.error
-    if (this.ended) throw new PacketError('truncated', 'stream ended early')
-    await new Promise<void>(resolve => (this.wake = resolve))
-    this.wake = undefined
-    if (this.error) throw this.error
+  }
+
+  private flat(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.len)]
+    return this.chunks[0] ?? EMPTY
+  }
+
+  private consume(n: number): Buffer {
+    const b = this.flat()
+    this.chunks = n < b.length ? [b.subarray(n)] : []
+    this.len -= n
+    return b.subarray(0, n)
   }
 
   /** Stops reading the socket and continues from `plain` (a decrypted or decompressed frame). */
   private switchTo(plain: Buffer): void {
     this.detach()
-    this.buf = plain
-    this.ended = true
+    this.replace(plain)
   }
 
   detach(): void {
@@ -76,10 +102,8 @@ export class StreamReader {
   }
 
   async bytes(n: number): Promise<Buffer> {
-    while (this.buf.length < n) await this.more()
-    const out = this.buf.subarray(0, n)
-    this.buf = this.buf.subarray(n)
-    return out
+    await this.fill(n)
+    return this.consume(n)
   }
 
   async byte(): Promise<number> {
@@ -87,20 +111,28 @@ export class StreamReader {
   }
 
   async peek(): Promise<number> {
-    while (this.buf.length < 1) await this.more()
-    return this.buf[0]!
+    await this.fill(1)
+    return this.flat()[0]!
   }
 
+  /**
+   * The next msgpack value, which must be a map. A cut value is retried only
+   * once the bytes it was known to need have arrived, so a huge value (a
+   * compressed frame's Buf) is joined once, not once per chunk.
+   */
   async struct(): Promise<DecodedMap> {
+    let want = 1
     for (;;) {
-      const r = new MsgpackReader(this.buf)
+      await this.fill(want)
+      const r = new MsgpackReader(this.flat())
       try {
         const m = r.struct()
-        this.buf = this.buf.subarray(r.pos)
+        this.consume(r.pos)
         return m
       } catch (e) {
         if (!(e instanceof MsgpackTruncatedError)) throw new PacketError('decode', 'bad msgpack in stream', { cause: e })
-        await this.more()
+        if (this.ended) throw new PacketError('truncated', 'stream ended inside a value')
+        want = Math.max(e.needed, this.len + 1)
       }
     }
   }
