@@ -75,7 +75,7 @@ for (const mode of [
 
     // A graceful leave shows as left.
     await js.stop()
-    await waitStatus(serf, 'js1', 'left', 10_000).catch(e => {
+    await waitStatus(serf, 'js1', 'left', 20_000).catch(e => {
       t.comment(serf.logs().split('\n').filter(l => /js1|intent|Leave/i.test(l)).slice(-15).join('\n'))
       t.comment(js.proc.stderrTail(3000))
       throw e

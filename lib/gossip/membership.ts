@@ -21,6 +21,7 @@ import {
   decodeSuspect,
   decodeUserMsgHeader,
   encodeAck,
+  encodeDead,
   encodeErr,
   encodeIndirectPing,
   encodeNack,
@@ -130,6 +131,8 @@ const MAX_USER_STATE = 20 * 1024 * 1024
 const MAX_USER_MSG = 20 * 1024 * 1024
 const MAX_CONCURRENT_PUSH_PULL = 128
 const MAX_NESTING = 4
+/** Live members told of a graceful leave directly, besides the gossiped broadcast. */
+const LEAVE_DIRECT_FANOUT = 32
 
 function toMember(n: NodeState): Member {
   return { name: n.name, addr: n.addr, port: n.port, meta: Buffer.from(n.meta), incarnation: n.incarnation, state: n.state, vsn: n.vsn }
@@ -360,8 +363,15 @@ export class Membership extends EventEmitter {
     this.leaving = true
     const me = this.state.local!
     const done = new Promise<void>(resolve => (this.state.onLeaveBroadcast = resolve))
-    this.state.deadNode({ incarnation: me.incarnation, node: me.name, from: me.name })
+    const leaveMsg = { incarnation: me.incarnation, node: me.name, from: me.name }
+    this.state.deadNode(leaveMsg)
     if (!this.state.anyAliveOthers()) return
+    // Beyond memberlist: the gossiped broadcast can spend its few transmissions
+    // on recently dead members, so also tell some live ones directly.
+    const direct = encodeDead(leaveMsg)
+    for (const n of this.state.randomNodes(LEAVE_DIRECT_FANOUT, x => x.name === this.name || (x.state !== 'alive' && x.state !== 'suspect'))) {
+      this.rawSendPacket({ ip: n.addr, port: n.port }, n, direct).catch(() => {})
+    }
     let timer: unknown
     const timeout = new Promise<never>((_, reject) => {
       timer = this.clock.setTimeout(() => reject(new MembershipError('E_LEAVE_TIMEOUT', 'timeout waiting for leave broadcast')), timeoutMs)
