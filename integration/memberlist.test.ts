@@ -63,7 +63,7 @@ for (const mode of [
 
     // swarmd dials Go.
     t.equal(await js.join([go1.addr]), 1, 'js1 joined through go1')
-    await goSees(go1, 'js1', 'alive', 10_000)
+    await goSees(go1, 'js1', 'alive', 30_000)
     const seen = (await go1.members()).find(m => m.name === 'js1')!
     t.same(seen.vsn, [1, 5, 2, 0, 0, 0], 'Go reads our protocol versions')
     t.equal(seen.addr, `${HOST}:${mode.base + 1}`)
@@ -76,9 +76,9 @@ for (const mode of [
     // Go dials swarmd.
     const go2 = await startGoPeer({ name: 'go2', port: mode.base + 2, ...(goKey ? { key: goKey } : {}), profile: 'local', join: js.address.ip + ':' + js.address.port })
     t.teardown(() => go2.stop())
-    await waitEvent(js, e => e.type === 'join' && e.member.name === 'go2', 10_000, 'js1 to see go2')
-    await goSees(go2, 'js1', 'alive', 10_000)
-    await goSees(go2, 'go1', 'alive', 10_000)
+    await waitEvent(js, e => e.type === 'join' && e.member.name === 'go2', 30_000, 'js1 to see go2')
+    await goSees(go2, 'js1', 'alive', 30_000)
+    await goSees(go2, 'go1', 'alive', 30_000)
     t.pass('go2 joined through js1 and lists js1 and go1 alive')
 
     // User messages both ways, reliable (TCP) and best-effort (UDP).
@@ -101,8 +101,8 @@ for (const mode of [
     const js2 = await member({ name: 'js2', bind: { ip: HOST, port: mode.base + 3 }, profile: 'local', keys })
     t.teardown(() => js2.shutdown())
     await js2.join([go1.addr])
-    await goSees(go1, 'js2', 'alive', 10_000)
-    await waitEvent(js, e => e.type === 'join' && e.member.name === 'js2', 10_000, 'js1 to see js2').catch(() => undefined)
+    await goSees(go1, 'js2', 'alive', 30_000)
+    await waitEvent(js, e => e.type === 'join' && e.member.name === 'js2', 30_000, 'js1 to see js2').catch(() => undefined)
     const t0 = performance.now()
     await js2.shutdown()
     await goSees(go1, 'js2', 'dead', 30_000)
@@ -110,7 +110,7 @@ for (const mode of [
 
     // A graceful leave shows as left.
     await js.leave()
-    await goSees(go1, 'js1', 'left', 10_000)
+    await goSees(go1, 'js1', 'left', 30_000)
     t.pass('Go lists js1 left after leave()')
   })
 }

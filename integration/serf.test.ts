@@ -34,8 +34,8 @@ for (const mode of [
     // swarmd dials serf.
     const js = await startAgent({ name: 'js1', bind: `${HOST}:${mode.base + 2}`, join: [serf.addr], keys, delegateVersions: SERF_VERSIONS })
     t.teardown(() => js.stop())
-    await js.waitFor(e => e.event === 'join' && e.node === 's1', 10_000, 'js1 to see s1')
-    await waitStatus(serf, 'js1', 'alive', 10_000)
+    await js.waitFor(e => e.event === 'join' && e.node === 's1', 30_000, 'js1 to see s1')
+    await waitStatus(serf, 'js1', 'alive', 30_000)
     const member = (await serf.members()).find(m => m.name === 'js1')!
     t.equal(member.addr, `${HOST}:${mode.base + 2}`, 'serf has our address')
     t.equal(member.protocol?.version, 4, 'serf reads our delegate protocol version')
@@ -50,9 +50,9 @@ for (const mode of [
     const s2 = await startSerf({ name: 's2', bind: `${HOST}:${mode.base + 3}`, rpcPort: mode.base + 4, ...(mode.key ? { key: mode.key } : {}), profile: 'local' })
     t.teardown(() => s2.stop())
     await s2.join(js.addr)
-    await js.waitFor(e => e.event === 'join' && e.node === 's2', 10_000, 'js1 to see s2 join')
-    await waitStatus(s2, 'js1', 'alive', 10_000)
-    await waitStatus(s2, 's1', 'alive', 10_000)
+    await js.waitFor(e => e.event === 'join' && e.node === 's2', 30_000, 'js1 to see s2 join')
+    await waitStatus(s2, 'js1', 'alive', 30_000)
+    await waitStatus(s2, 's1', 'alive', 30_000)
     t.pass('s2 joined through js1 and lists js1 and s1 alive')
 
     // Killing serf: swarmd reports it dead.
@@ -65,9 +65,9 @@ for (const mode of [
     // Killing swarmd: serf marks it failed.
     const js2 = await startAgent({ name: 'js2', bind: `${HOST}:${mode.base + 5}`, join: [serf.addr], keys, delegateVersions: SERF_VERSIONS })
     t.teardown(() => js2.stop())
-    await waitStatus(serf, 'js2', 'alive', 10_000)
+    await waitStatus(serf, 'js2', 'alive', 30_000)
     // Lifeguard's suspicion timer only shortens with confirmations: let js1 know js2 first.
-    await js.waitFor(e => e.event === 'join' && e.node === 'js2', 10_000, 'js1 to see js2')
+    await js.waitFor(e => e.event === 'join' && e.node === 'js2', 30_000, 'js1 to see js2')
     const t0 = performance.now()
     js2.kill('SIGKILL')
     await waitStatus(serf, 'js2', 'failed', 30_000)
