@@ -236,3 +236,33 @@ t.test('fuzz: mutated real packets and random streams never break a node', async
   for (const m of members) t.equal(m.numMembers(), 3, `${m.name} still sees everyone`)
   for (const m of [...members, ...plain.members]) await m.shutdown()
 })
+
+t.test('local-state hooks travel on every push/pull, join included', async t => {
+  const clock = new VirtualClock()
+  const net = new SimNetwork(clock)
+  const merged: [string, string, boolean][] = []
+  const mk = (name: string, ip: string) =>
+    Membership.create({
+      name,
+      transport: net.attach({ ip, port: 7946 }),
+      clock,
+      delegate: {
+        localState: join => Buffer.from(`${name}:${join ? 'join' : 'sync'}`),
+        mergeRemoteState: (state, join) => merged.push([name, state.toString(), join]),
+      },
+    })
+  const a = await mk('a', '10.0.0.1')
+  const b = await mk('b', '10.0.0.2')
+  const joined = b.join(['10.0.0.1:7946'])
+  await clock.advance(10)
+  await joined
+  t.same(merged.sort(), [
+    ['a', 'b:join', true],
+    ['b', 'a:join', true],
+  ])
+  merged.length = 0
+  await clock.advance(65_000)
+  t.ok(merged.some(([, s, join]) => s.endsWith(':sync') && !join), `periodic push/pull carried the state: ${JSON.stringify(merged)}`)
+  await a.shutdown()
+  await b.shutdown()
+})
