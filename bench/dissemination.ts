@@ -20,6 +20,7 @@ import { Membership, type Member } from '../lib/index.js'
 import { profiles } from '../lib/gossip/config.js'
 import { SimNetwork } from '../lib/gossip/sim-network.js'
 import { VirtualClock } from '../lib/gossip/virtual-clock.js'
+import { seededRandom } from './seeded-random.js'
 import { lineChart, type Series } from './svg-chart.js'
 
 export interface DisseminationRun {
@@ -40,15 +41,6 @@ export interface DisseminationRun {
   wall_ms: number
 }
 
-/** A small deterministic PRNG, so runs are repeatable. */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s / 2 ** 32
-  }
-}
-
 export function logisticModel(n: number, loss: number, fanout: number, rounds: number): number {
   const betaN = fanout * (1 - loss) * 0.5
   return 1 / (1 + (n + 1) * Math.exp(-betaN * rounds))
@@ -57,7 +49,7 @@ export function logisticModel(n: number, loss: number, fanout: number, rounds: n
 export async function simulate(n: number, loss: number, seed = 1): Promise<DisseminationRun> {
   const wall = performance.now()
   const clock = new VirtualClock()
-  const random = lcg(seed)
+  const random = seededRandom(seed)
   const net = new SimNetwork(clock, { latencyMs: 1, loss }, random)
   const members: Membership[] = []
   // Compression changes bytes, not who learns what when: off, to simulate faster.

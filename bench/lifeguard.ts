@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Membership, type MemberEvent } from '../lib/index.js'
+import { seededRandom } from './seeded-random.js'
 
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 const BIN = fileURLToPath(new URL('../../bin/swarmd.js', import.meta.url))
@@ -56,8 +57,7 @@ export async function stress(o: { n: number; trials: number; base: number; lifeg
   const args = [BIN, 'gossip', '--name', stalledName, '--bind', `127.0.0.1:${o.base + o.n - 1}`, '--profile', 'lan', '--join', `127.0.0.1:${o.base}`, '--log-level', 'silent']
   if (!o.lifeguard) args.push('--no-lifeguard')
   const agent = spawn(process.execPath, args, { stdio: 'ignore' })
-  let rnd = o.seed
-  const random = (): number => ((rnd = (Math.imul(rnd, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+  const random = seededRandom(o.seed)
   try {
     for (const m of members.slice(1)) await m.join([`127.0.0.1:${o.base}`])
     await waitUntil('convergence', 60_000, () => members.every(m => m.numMembers() === o.n))
