@@ -11,3 +11,19 @@ export class SwarmdError extends Error {
     this.name = new.target.name
   }
 }
+
+/**
+ * A request the caller can fix or must know about, with the HTTP status the
+ * Docker Engine API gives it. The API sends Docker's `{"message": "..."}`,
+ * which the docker CLI prints after "Error response from daemon: ". Shared
+ * by every layer so the manager can say "404" without knowing HTTP.
+ */
+export class ApiError extends SwarmdError {
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`E_API_${status}`, message, options)
+  }
+}
