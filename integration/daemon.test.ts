@@ -1,0 +1,95 @@
+/**
+ * The swarmd daemon driven by the real docker CLI over its unix socket:
+ * init, node ls / inspect / update, join tokens and their rotation, leave,
+ * bad requests, and kill -9 with nothing lost. Gossip binds 127.0.0.1:7946.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { run, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+
+const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
+const docker = which('docker')
+const skip = docker ? false : process.env.SWARMD_REQUIRE_PEERS ? false : 'the docker CLI is not installed'
+
+function api(sock: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, method, path, headers: { 'Content-Type': 'application/json' } }, res => {
+      let data = ''
+      res.on('data', d => (data += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: /json/.test(res.headers['content-type'] ?? '') && data ? JSON.parse(data) : data }))
+    })
+    req.on('error', reject)
+    req.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body))
+  })
+}
+
+t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-daemon-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sock = join(dir, 'swarmd.sock')
+  const env = { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') }
+  let daemon: ManagedProcess
+  const start = async (): Promise<void> => {
+    daemon = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, 'data'), '-H', `unix://${sock}`, '--hostname', 'docker-swarm-3', '--log-level', 'warn'], { label: 'swarmd' })
+    await waitUntil(async () => (await api(sock, 'GET', '/_ping')).status === 200, { timeoutMs: 15_000, what: 'the daemon socket' })
+  }
+  t.teardown(() => daemon.stop())
+  const dk = (...args: string[]) => run(docker!, ['-H', `unix://${sock}`, ...args], { env, timeoutMs: 30_000 })
+  await start()
+
+  let r = await dk('node', 'ls')
+  t.not(r.code, 0)
+  t.match(r.stderr, 'Error response from daemon: This node is not part of a swarm')
+
+  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  t.equal(r.code, 0, r.stderr)
+  const id = /Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\./.exec(r.stdout)?.[1]
+  t.ok(id, r.stdout)
+  t.match(r.stdout, /To add a worker to this swarm, run the following command:\n\n {4}docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:2377\n/)
+
+  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  t.match(r.stderr, 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.')
+
+  r = await dk('node', 'ls')
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+MANAGER STATUS\s+ENGINE VERSION\n/)
+  t.match(r.stdout, new RegExp(`${id} \\*\\s+docker-swarm-3\\s+Ready\\s+Active\\s+Leader`))
+
+  t.equal((await dk('node', 'update', '--availability', 'drain', '--label-add', 'zone=a', 'docker-swarm-3')).code, 0)
+  r = await dk('node', 'inspect', '--format', '{{.Spec.Availability}} {{.Spec.Labels.zone}} {{.Status.State}}', id!.slice(0, 6))
+  t.equal(r.stdout.trim(), 'drain a ready', 'by ID prefix')
+
+  const token1 = (await dk('swarm', 'join-token', '-q', 'worker')).stdout.trim()
+  t.match(token1, /^SWMTKN-1-/)
+  r = await dk('swarm', 'join-token', '--rotate', '-q', 'worker')
+  const token2 = r.stdout.trim().split('\n').pop()!
+  t.not(token2, token1, 'rotation replaces the worker token')
+  t.equal((await dk('swarm', 'join-token', '-q', 'manager')).stdout.trim().slice(0, 60), token1.slice(0, 60), 'same CA digest')
+
+  // Bad input: Docker-style errors.
+  t.equal((await api(sock, 'POST', `/v1.41/nodes/${id}/update?version=x`, {})).status, 400)
+  t.equal((await api(sock, 'POST', `/v1.41/nodes/${id}/update?version=1`, { Availability: 'sometimes' })).status, 400)
+  const notFound = await api(sock, 'GET', '/v1.41/nodes/nosuchnode')
+  t.same([notFound.status, notFound.json], [404, { message: 'node nosuchnode not found' }])
+  t.equal((await api(sock, 'POST', '/v1.41/swarm/init', '{not json')).status, 400)
+  t.not((await dk('node', 'inspect', 'nosuchnode')).code, 0)
+
+  // kill -9: nothing acknowledged is lost.
+  daemon!.kill('SIGKILL')
+  await daemon!.exited
+  await start()
+  r = await dk('node', 'ls')
+  t.match(r.stdout, new RegExp(`${id} \\*\\s+docker-swarm-3\\s+Ready\\s+Drain\\s+Leader`), 'node, availability after kill -9')
+  t.equal((await dk('swarm', 'join-token', '-q', 'worker')).stdout.trim(), token2, 'the rotated token after kill -9')
+
+  r = await dk('swarm', 'leave')
+  t.match(r.stderr, 'Removing the last manager erases all current state of the swarm')
+  r = await dk('swarm', 'leave', '--force')
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, 'Node left the swarm.')
+  t.match((await dk('node', 'ls')).stderr, 'This node is not part of a swarm')
+})
