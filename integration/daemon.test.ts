@@ -93,3 +93,42 @@ t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
   t.match(r.stdout, 'Node left the swarm.')
   t.match((await dk('node', 'ls')).stderr, 'This node is not part of a swarm')
 })
+
+t.test('swarmctl speaks docker\'s commands, output and errors', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-ctl-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sock = join(dir, 'swarmd.sock')
+  const daemon = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, 'data'), '-H', `unix://${sock}`, '--hostname', 'docker-swarm-1', '--log-level', 'warn'], { label: 'swarmd' })
+  t.teardown(() => daemon.stop())
+  await waitUntil(async () => (await api(sock, 'GET', '/_ping')).status === 200, { timeoutMs: 15_000, what: 'the daemon socket' })
+  const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
+  const ctl = (...args: string[]) => run(process.execPath, [CTL, ...args], { env: { ...process.env, SWARMD_HOST: `unix://${sock}` }, timeoutMs: 30_000 })
+
+  let r = await ctl('node', 'ls')
+  t.same([r.code, r.stderr], [1, 'Error response from daemon: This node is not part of a swarm\n'])
+  r = await ctl('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  t.equal(r.code, 0, r.stderr)
+  const id = /^Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\.\n\nTo add a worker to this swarm, run the following command:\n\n {4}swarmctl swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:2377\n\nTo add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions\.\n\n$/.exec(r.stdout)?.[1]
+  t.ok(id, r.stdout)
+  r = await ctl('node', 'ls')
+  t.equal(
+    r.stdout,
+    'ID                            HOSTNAME         STATUS    AVAILABILITY   MANAGER STATUS   ENGINE VERSION\n' +
+      `${id} *   docker-swarm-1   Ready     Active         Leader           0.1.0\n`,
+  )
+  t.equal((await ctl('node', 'ls', '-q')).stdout, `${id}\n`)
+  r = await ctl('node', 'update', '--availability', 'drain', '--label-add', 'zone=b', 'docker-swarm-1')
+  t.same([r.code, r.stdout], [0, 'docker-swarm-1\n'])
+  t.match((await ctl('node', 'inspect', '--pretty', 'self')).stdout, /^ID:\t\t\t[0-9a-z]{25}\nLabels:\n - zone=b\nHostname: +\tdocker-swarm-1\n[^]*Availability: +\tDrain\n[^]*Leader:\t\tYes\n/)
+  t.equal(JSON.parse((await ctl('node', 'inspect', id!)).stdout)[0].Spec.Availability, 'drain')
+  r = await ctl('swarm', 'join-token', 'everyone')
+  t.equal(r.code, 2, 'a usage error')
+  t.match(r.stderr, 'unknown role everyone')
+  r = await ctl('node', 'update', '--availability', 'sometimes', 'docker-swarm-1')
+  t.equal(r.code, 2)
+  t.match(r.stderr, "argument 'sometimes' is invalid")
+  t.same([(await ctl('node', 'inspect', 'nosuch')).stderr], ['Error response from daemon: node nosuch not found\n'])
+  r = await ctl('-H', `unix://${join(dir, 'nothing.sock')}`, 'node', 'ls')
+  t.same([r.code, r.stderr], [1, `Cannot connect to the swarmd daemon at unix://${join(dir, 'nothing.sock')}. Is the daemon running?\n`])
+  t.same([(await ctl('swarm', 'leave', '--force')).stdout], ['Node left the swarm.\n'])
+})

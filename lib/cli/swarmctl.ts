@@ -1,18 +1,245 @@
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { ApiClient } from '../api/client.js'
+import { ApiError, SwarmdError } from '../errors.js'
 import { VERSION } from '../version.js'
+import { defaultSocket, socketPath } from './daemon.js'
+import { pretty, table } from './table.js'
+
+interface NodeObj {
+  ID: string
+  Version: { Index: number }
+  CreatedAt: string
+  Spec: { Labels: Record<string, string>; Role: string; Availability: string; Name?: string }
+  Description: { Hostname: string; Platform: { Architecture: string; OS: string }; Resources: { NanoCPUs: number; MemoryBytes: number }; Engine: { EngineVersion: string } }
+  Status: { State: string; Addr: string }
+  ManagerStatus?: { Leader: boolean; Reachability: string; Addr: string }
+}
+
+interface SwarmObj {
+  Version: { Index: number }
+  Spec: unknown
+  JoinTokens: { Worker: string; Manager: string }
+}
+
+interface InfoObj {
+  Swarm: { NodeID: string; LocalNodeState: string }
+}
+
+const out = (s: string): boolean => process.stdout.write(s)
+
+/** Docker's `{{.Field}}` templates over a flat row, enough for `node ls --format`. */
+function render(format: string, row: Record<string, string>): string {
+  return format.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, k: string) => row[k] ?? '').replace(/\\t/g, '\t')
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${+n.toFixed(2)}${units[i]}`
+}
+
+async function joinCommand(c: ApiClient, role: 'worker' | 'manager', quiet: boolean): Promise<void> {
+  const swarm = await c.call<SwarmObj>('GET', '/swarm')
+  const token = role === 'worker' ? swarm.JoinTokens.Worker : swarm.JoinTokens.Manager
+  if (quiet) {
+    out(token + '\n')
+    return
+  }
+  const info = await c.call<InfoObj>('GET', '/info')
+  const self = await c.call<NodeObj>('GET', `/nodes/${info.Swarm.NodeID}`)
+  out(`To add a ${role} to this swarm, run the following command:\n\n    swarmctl swarm join --token ${token} ${self.ManagerStatus?.Addr ?? ''}\n\n`)
+}
+
+function prettyNode(n: NodeObj): string {
+  const lines = [`ID:\t\t\t${n.ID}`]
+  const labels = Object.entries(n.Spec.Labels)
+  if (labels.length) lines.push('Labels:', ...labels.map(([k, v]) => ` - ${k}=${v}`))
+  lines.push(
+    `Hostname:              \t${n.Description.Hostname}`,
+    `Joined at:             \t${new Date(n.CreatedAt).toISOString().replace('T', ' ').replace('Z', ' +0000 utc')}`,
+    'Status:',
+    ` State:\t\t\t${pretty(n.Status.State)}`,
+    ` Availability:         \t${pretty(n.Spec.Availability)}`,
+    ` Address:\t\t${n.Status.Addr}`,
+  )
+  if (n.ManagerStatus) {
+    lines.push('Manager Status:', ` Address:\t\t${n.ManagerStatus.Addr}`, ` Raft Status:\t\t${pretty(n.ManagerStatus.Reachability)}`, ` Leader:\t\t${n.ManagerStatus.Leader ? 'Yes' : 'No'}`)
+  }
+  lines.push(
+    'Platform:',
+    ` Operating System:\t${n.Description.Platform.OS}`,
+    ` Architecture:\t\t${n.Description.Platform.Architecture}`,
+    'Resources:',
+    ` CPUs:\t\t\t${n.Description.Resources.NanoCPUs / 1e9}`,
+    ` Memory:\t\t${humanBytes(n.Description.Resources.MemoryBytes)}`,
+    `Engine Version:\t\t${n.Description.Engine.EngineVersion}`,
+  )
+  return lines.join('\n') + '\n'
+}
+
+function parseLabel(v: string, prev: string[] = []): string[] {
+  return [...prev, v]
+}
 
 /**
- * swarmctl: the operator CLI. The swarm, node and service commands arrive
- * with the daemon's local API; today it only reports its version.
+ * swarmctl: docker's swarm and node commands, output and errors, against
+ * swarmd's local API (`-H` or SWARMD_HOST choose the daemon).
  */
 export async function main(argv: string[]): Promise<number> {
-  const program = new Command('swarmctl').description('Control a swarmd cluster').version(VERSION).exitOverride()
+  const program = new Command('swarmctl')
+    .description('Control a swarmd cluster (docker swarm / node commands)')
+    .version(VERSION)
+    .exitOverride()
+    .option('-H, --host <unix://path>', 'daemon socket', process.env.SWARMD_HOST ?? `unix://${defaultSocket()}`)
+  const client = (): ApiClient => new ApiClient(socketPath(program.opts<{ host: string }>().host))
+
+  const swarm = program.command('swarm').description('Manage the swarm').exitOverride()
+  swarm
+    .command('init')
+    .description('Initialize a swarm')
+    .option('--advertise-addr <ip[:port]>', 'advertised address')
+    .option('--listen-addr <ip[:port]>', 'listen address', '0.0.0.0:2377')
+    .option('--data-path-port <port>', 'port for data traffic (VXLAN)', (v: string) => {
+      const n = Number(v)
+      if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid port "${v}"`)
+      return n
+    })
+    .action(async (o: { advertiseAddr?: string; listenAddr: string; dataPathPort?: number }) => {
+      const c = client()
+      const id = await c.call<string>('POST', '/swarm/init', { ListenAddr: o.listenAddr, AdvertiseAddr: o.advertiseAddr ?? '', DataPathPort: o.dataPathPort ?? 0 })
+      out(`Swarm initialized: current node (${id}) is now a manager.\n\n`)
+      await joinCommand(c, 'worker', false)
+      out(`To add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions.\n\n`)
+    })
+  swarm
+    .command('join-token')
+    .description('Manage join tokens')
+    .argument('<role>', 'worker or manager')
+    .option('-q, --quiet', 'only display the token')
+    .option('--rotate', 'rotate the join token')
+    .action(async (role: string, o: { quiet?: boolean; rotate?: boolean }) => {
+      if (role !== 'worker' && role !== 'manager') return swarm.error(`unknown role ${role}`)
+      const c = client()
+      if (o.rotate) {
+        const s = await c.call<SwarmObj>('GET', '/swarm')
+        const flag = role === 'worker' ? 'rotateWorkerToken' : 'rotateManagerToken'
+        await c.call('POST', `/swarm/update?version=${s.Version.Index}&${flag}=true`, s.Spec)
+        if (!o.quiet) out(`Successfully rotated ${role} join token.\n\n`)
+      }
+      await joinCommand(c, role, !!o.quiet)
+    })
+  swarm
+    .command('leave')
+    .description('Leave the swarm')
+    .option('-f, --force', 'force this node to leave the swarm, ignoring warnings')
+    .action(async (o: { force?: boolean }) => {
+      await client().call('POST', `/swarm/leave?force=${o.force ? 'true' : 'false'}`)
+      out('Node left the swarm.\n')
+    })
+
+  const node = program.command('node').description('Manage swarm nodes').exitOverride()
+  node
+    .command('ls')
+    .description('List nodes in the swarm')
+    .option('-q, --quiet', 'only display IDs')
+    .option('--format <template>', 'format output using a template')
+    .action(async (o: { quiet?: boolean; format?: string }) => {
+      const c = client()
+      const [nodes, info] = await Promise.all([c.call<NodeObj[]>('GET', '/nodes'), c.call<InfoObj>('GET', '/info')])
+      nodes.sort((a, b) => a.Description.Hostname.localeCompare(b.Description.Hostname))
+      if (o.quiet) {
+        out(nodes.map(n => n.ID + '\n').join(''))
+        return
+      }
+      const rows = nodes.map(n => ({
+        ID: n.ID,
+        Self: n.ID === info.Swarm.NodeID ? '*' : '',
+        Hostname: n.Description.Hostname,
+        Status: pretty(n.Status.State),
+        Availability: pretty(n.Spec.Availability),
+        ManagerStatus: n.ManagerStatus ? (n.ManagerStatus.Leader ? 'Leader' : pretty(n.ManagerStatus.Reachability)) : '',
+        EngineVersion: n.Description.Engine.EngineVersion,
+      }))
+      if (o.format && !o.format.startsWith('table')) {
+        out(rows.map(r => render(o.format!, r) + '\n').join(''))
+        return
+      }
+      out(
+        table([
+          ['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE VERSION'],
+          ...rows.map(r => [`${r.ID} ${r.Self || ' '}`, r.Hostname, r.Status, r.Availability, r.ManagerStatus, r.EngineVersion]),
+        ]),
+      )
+    })
+  node
+    .command('inspect')
+    .description('Display detailed information on one or more nodes')
+    .argument('<node...>')
+    .option('--pretty', 'print the information in a human friendly format')
+    .action(async (refs: string[], o: { pretty?: boolean }) => {
+      const c = client()
+      const info = await c.call<InfoObj>('GET', '/info')
+      const nodes = await Promise.all(refs.map(r => c.call<NodeObj>('GET', `/nodes/${r === 'self' ? info.Swarm.NodeID : encodeURIComponent(r)}`)))
+      out(o.pretty ? nodes.map(prettyNode).join('\n') : JSON.stringify(nodes, null, 4) + '\n')
+    })
+  const update = async (ref: string, change: (n: NodeObj) => void): Promise<void> => {
+    const c = client()
+    const n = await c.call<NodeObj>('GET', `/nodes/${encodeURIComponent(ref)}`)
+    change(n)
+    await c.call('POST', `/nodes/${n.ID}/update?version=${n.Version.Index}`, n.Spec)
+  }
+  node
+    .command('update')
+    .description('Update a node')
+    .argument('<node>')
+    .addOption(new Option('--availability <availability>', 'availability of the node').choices(['active', 'pause', 'drain']))
+    .option('--label-add <key=value>', 'add or update a node label (repeatable)', parseLabel)
+    .option('--label-rm <key>', 'remove a node label if exists (repeatable)', parseLabel)
+    .action(async (ref: string, o: { availability?: string; labelAdd?: string[]; labelRm?: string[] }) => {
+      await update(ref, n => {
+        if (o.availability) n.Spec.Availability = o.availability
+        for (const kv of o.labelAdd ?? []) {
+          const i = kv.indexOf('=')
+          n.Spec.Labels[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1)
+        }
+        for (const k of o.labelRm ?? []) delete n.Spec.Labels[k]
+      })
+      out(`${ref}\n`)
+    })
+  for (const [name, role] of [
+    ['promote', 'manager'],
+    ['demote', 'worker'],
+  ] as const) {
+    node
+      .command(name)
+      .description(`${name === 'promote' ? 'Promote' : 'Demote'} one or more nodes ${name === 'promote' ? 'to manager' : 'from manager'} in the swarm`)
+      .argument('<node...>')
+      .action(async (refs: string[]) => {
+        for (const ref of refs) {
+          await update(ref, n => (n.Spec.Role = role))
+          out(`Node ${ref} ${name}d to a ${role} in the swarm.\n`)
+        }
+      })
+  }
+
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()
     return 0
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2
+    if (e instanceof ApiError) {
+      process.stderr.write(`Error response from daemon: ${e.message}\n`)
+      return 1
+    }
+    if (e instanceof SwarmdError) {
+      process.stderr.write(`${e.message}\n`)
+      return 1
+    }
     throw e
   }
 }

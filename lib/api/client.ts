@@ -1,0 +1,31 @@
+import { request } from 'node:http'
+import { ApiError, SwarmdError } from '../errors.js'
+
+/**
+ * A typed client for swarmd's local API (the Docker Engine API subset) over
+ * its unix socket. Errors carry the daemon's message and status, as the
+ * docker CLI shows them.
+ */
+export class ApiClient {
+  constructor(readonly socketPath: string) {}
+
+  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method, path: `/v1.41${path}`, headers: { 'Content-Type': 'application/json' } }, res => {
+        let data = ''
+        res.setEncoding('utf8')
+        res.on('data', d => (data += d))
+        res.on('end', () => {
+          const json = /json/.test(res.headers['content-type'] ?? '') && data ? (JSON.parse(data) as unknown) : data
+          const status = res.statusCode ?? 0
+          if (status >= 400) reject(new ApiError(status, (json as { message?: string }).message ?? `HTTP ${status}`))
+          else resolve(json as T)
+        })
+      })
+      req.on('error', e =>
+        reject(new SwarmdError('E_CONNECT', `Cannot connect to the swarmd daemon at unix://${this.socketPath}. Is the daemon running?`, { cause: e })),
+      )
+      req.end(body === undefined ? undefined : JSON.stringify(body))
+    })
+  }
+}
