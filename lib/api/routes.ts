@@ -1,6 +1,6 @@
 import { arch, cpus, hostname as osHostname, release, totalmem } from 'node:os'
 import { ApiError } from '../errors.js'
-import type { Availability, ClusterRecord, NodeRecord, NodeSpec, SwarmManager } from '../manager/swarm.js'
+import type { Availability, ClusterRecord, JoinRequest, NodeRecord, NodeSpec, SwarmManager } from '../manager/swarm.js'
 import { VERSION } from '../version.js'
 import { API_VERSION, type ApiServer } from './http.js'
 
@@ -94,6 +94,7 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
     }))
     .route('GET', '/info', () => {
       const c = m.cluster
+      const w = m.worker
       const nodes = c ? m.nodes() : []
       const me = c ? nodes.find(n => n.id === m.nodeId) : undefined
       return {
@@ -121,10 +122,25 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
               Managers: nodes.filter(n => n.spec.Role === 'manager').length,
               Cluster: clusterInfo(c),
             }
-          : { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+          : w
+            ? {
+                NodeID: m.nodeId,
+                NodeAddr: w.advertiseAddr.split(':')[0],
+                LocalNodeState: 'active',
+                ControlAvailable: false,
+                Error: '',
+                RemoteManagers: [{ NodeID: '', Addr: w.managerAddr }],
+              }
+            : { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       }
     })
     .route('POST', '/swarm/init', req => m.init((req.body ?? {}) as Record<string, never>))
+    .route('POST', '/swarm/join', async req => {
+      const b = (req.body ?? {}) as Record<string, unknown>
+      if (!Array.isArray(b.RemoteAddrs) || b.RemoteAddrs.some(a => typeof a !== 'string')) throw new ApiError(400, 'RemoteAddrs must be a list of manager addresses')
+      if (typeof b.JoinToken !== 'string') throw new ApiError(400, 'JoinToken must be a string')
+      await m.join(b as JoinRequest)
+    })
     .route('GET', '/swarm', () => {
       const c = m.requireCluster()
       return { ...clusterInfo(c), JoinTokens: { Worker: c.tokens.worker, Manager: c.tokens.manager } }

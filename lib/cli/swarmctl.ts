@@ -116,6 +116,19 @@ export async function main(argv: string[]): Promise<number> {
       out(`To add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions.\n\n`)
     })
   swarm
+    .command('join')
+    .description('Join a swarm as a node and/or manager')
+    .argument('<host:port>', 'a manager')
+    .requiredOption('--token <token>', 'token for entry into the swarm')
+    .option('--advertise-addr <ip[:port]>', 'advertised address')
+    .option('--listen-addr <ip[:port]>', 'listen address', '0.0.0.0:2377')
+    .action(async (remote: string, o: { token: string; advertiseAddr?: string; listenAddr: string }) => {
+      const c = client()
+      await c.call('POST', '/swarm/join', { ListenAddr: o.listenAddr, AdvertiseAddr: o.advertiseAddr ?? '', RemoteAddrs: [remote], JoinToken: o.token })
+      const info = await c.call<{ Swarm: { ControlAvailable: boolean } }>('GET', '/info')
+      out(`This node joined a swarm as a ${info.Swarm.ControlAvailable ? 'manager' : 'worker'}.\n`)
+    })
+  swarm
     .command('join-token')
     .description('Manage join tokens')
     .argument('<role>', 'worker or manager')

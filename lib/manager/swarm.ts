@@ -3,9 +3,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { ApiError } from '../errors.js'
-import { ClusterCA } from '../control/ca.js'
-import { base36, exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor } from '../control/identity.js'
-import { newJoinToken } from '../control/join-token.js'
+import { ClusterCA, type NodeCertificate } from '../control/ca.js'
+import { ControlNode } from '../control/control-node.js'
+import { base36, exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor, rawPublicKey } from '../control/identity.js'
+import { CERT_TTL_MS, requestJoin, serveJoin } from '../control/join-protocol.js'
+import { newJoinToken, parseJoinToken } from '../control/join-token.js'
 import { Membership } from '../gossip/membership.js'
 import { Store } from './store.js'
 
@@ -46,6 +48,24 @@ export interface ClusterRecord {
   dataPathPort: number
 }
 
+/** What a worker keeps of the swarm it joined. */
+export interface WorkerRecord {
+  clusterId: string
+  cert: NodeCertificate
+  caPublicKey: string
+  gossipKeys: string[]
+  gossipAddr: string
+  advertiseAddr: string
+  managerAddr: string
+}
+
+export interface JoinRequest {
+  ListenAddr?: string
+  AdvertiseAddr?: string
+  RemoteAddrs?: string[]
+  JoinToken?: string
+}
+
 export interface InitRequest {
   ListenAddr?: string
   AdvertiseAddr?: string
@@ -56,6 +76,8 @@ export const GOSSIP_PORT = 7946
 export const CONTROL_PORT = 2377
 
 export const NOT_IN_SWARM = 'This node is not part of a swarm'
+export const NOT_MANAGER =
+  "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
 export const ALREADY_IN_SWARM = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.'
 const LAST_MANAGER =
   'You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.'
@@ -77,6 +99,7 @@ function splitAddr(addr: string, port: number): { host: string; port: number } {
  */
 export class SwarmManager {
   private membership: Membership | undefined
+  private control: ControlNode | undefined
   readonly nodeId: string
 
   private constructor(
@@ -99,23 +122,28 @@ export class SwarmManager {
       writeFileSync(keyPath, exportPrivateKey(identity.privateKey), { mode: 0o600 })
     }
     const m = new SwarmManager(store, identity, hostname, log)
-    if (m.cluster) await m.startGossip()
+    if (m.cluster) await m.startManager()
+    else if (m.worker) await m.startWorker()
     return m
+  }
+
+  get worker(): WorkerRecord | undefined {
+    return this.store.get<WorkerRecord>('worker', 'self')
   }
 
   get cluster(): ClusterRecord | undefined {
     return this.store.get<ClusterRecord>('cluster', 'default')
   }
 
-  /** The cluster record, or Docker's 503 when this node is in no swarm. */
+  /** The cluster record, or Docker's 503 when this node is in no swarm or only a worker. */
   requireCluster(): ClusterRecord {
     const c = this.cluster
-    if (!c) throw new ApiError(503, NOT_IN_SWARM)
-    return c
+    if (c) return c
+    throw new ApiError(503, this.worker ? NOT_MANAGER : NOT_IN_SWARM)
   }
 
   async init(req: InitRequest): Promise<string> {
-    if (this.cluster) throw new ApiError(503, ALREADY_IN_SWARM)
+    if (this.cluster || this.worker) throw new ApiError(503, ALREADY_IN_SWARM)
     const listen = splitAddr(req.ListenAddr || '0.0.0.0:2377', CONTROL_PORT)
     const advertise = splitAddr(req.AdvertiseAddr || (listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host), listen.port)
     const dataPathPort = req.DataPathPort || 4789
@@ -123,6 +151,7 @@ export class SwarmManager {
       throw new ApiError(400, `invalid DataPathPort ${req.DataPathPort}: it must be within 1024 - 49151`)
     }
     const ca = ClusterCA.create()
+    const selfCert = ca.issue({ nodePublicKey: this.identity.publicKey, role: 'manager', now: Date.now(), ttlMs: CERT_TTL_MS })
     const t = now()
     const cluster: ClusterRecord = {
       id: base36(randomBytes(16), 25),
@@ -150,17 +179,60 @@ export class SwarmManager {
     await this.store.commit([
       { op: 'put', table: 'cluster', id: 'default', value: cluster },
       { op: 'put', table: 'nodes', id: node.id, value: node },
+      { op: 'put', table: 'certs', id: 'self', value: selfCert },
     ])
-    await this.startGossip()
+    await this.startManager()
     this.log.info({ nodeId: this.nodeId, cluster: cluster.id }, 'swarm initialized')
     return this.nodeId
   }
 
-  /** Joins (or rejoins after a restart) gossip on the advertise address, encrypted with the swarm's keys. */
-  private async startGossip(): Promise<void> {
+  /** The manager's planes: gossip on the advertise address, the control plane on the listen address. */
+  private async startManager(): Promise<void> {
     const c = this.requireCluster()
-    const host = splitAddr(c.advertiseAddr, CONTROL_PORT).host
-    const keys = c.gossipKeys.map(k => Buffer.from(k, 'base64'))
+    await this.startGossip(splitAddr(c.advertiseAddr, CONTROL_PORT).host, c.gossipKeys)
+    const listen = splitAddr(c.listenAddr, CONTROL_PORT)
+    this.control = await ControlNode.create({ privateKey: this.identity.privateKey, listen: { ip: listen.host, port: listen.port } })
+    await serveJoin(this.control, {
+      ca: () => ClusterCA.load(this.requireCluster().caPem),
+      managerCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
+      secrets: () => {
+        const t = this.requireCluster().tokens
+        return { worker: parseJoinToken(t.worker).secret, manager: parseJoinToken(t.manager).secret }
+      },
+      admit: async a => {
+        const t = now()
+        const existing = this.store.get<NodeRecord>('nodes', a.nodeId)
+        const host = splitAddr(a.advertiseAddr, GOSSIP_PORT).host
+        const node: NodeRecord = {
+          id: a.nodeId,
+          version: (existing?.version ?? 0) + 1,
+          createdAt: existing?.createdAt ?? t,
+          updatedAt: t,
+          spec: existing?.spec ?? { Labels: {}, Role: a.role, Availability: 'active' },
+          hostname: a.hostname,
+          addr: host,
+          state: 'ready',
+          ...(a.role === 'manager' ? { managerAddr: `${host}:${CONTROL_PORT}` } : {}),
+        }
+        await this.store.commit([{ op: 'put', table: 'nodes', id: node.id, value: node }])
+        this.log.info({ nodeId: a.nodeId, role: a.role, hostname: a.hostname }, 'node joined')
+        const cl = this.requireCluster()
+        return { clusterId: cl.id, gossipKeys: cl.gossipKeys, gossipAddr: `${splitAddr(cl.advertiseAddr, CONTROL_PORT).host}:${GOSSIP_PORT}` }
+      },
+      onRefused: (why, peer) => this.log.warn({ why, peer: peer.publicKey.toString('base64') }, 'join refused'),
+    })
+  }
+
+  /** A worker after a restart: back into gossip through the manager, by itself. */
+  private async startWorker(): Promise<void> {
+    const w = this.worker!
+    await this.startGossip(splitAddr(w.advertiseAddr, GOSSIP_PORT).host, w.gossipKeys)
+    await this.membership!.join([w.gossipAddr]).catch(e => this.log.warn({ err: e }, "cannot reach the manager's gossip yet"))
+  }
+
+  /** Joins gossip on `host`:7946, encrypted with the swarm's keys (the middle one primary, as swarm's). */
+  private async startGossip(host: string, gossipKeys: string[]): Promise<void> {
+    const keys = gossipKeys.map(k => Buffer.from(k, 'base64'))
     this.membership = await Membership.create({
       name: this.nodeId,
       bind: { ip: host, port: GOSSIP_PORT },
@@ -169,6 +241,42 @@ export class SwarmManager {
       onEvent: e => this.log.info({ event: e.type, node: e.member.name }, 'membership'),
     })
   }
+
+  /** `swarm join`: admission over the control plane, then gossip with the keys it brought. */
+  async join(req: JoinRequest): Promise<void> {
+    if (this.cluster || this.worker) throw new ApiError(503, ALREADY_IN_SWARM)
+    const remote = req.RemoteAddrs?.[0]
+    if (!remote) throw new ApiError(400, 'at least 1 RemoteAddr is required to join')
+    if (!req.JoinToken) throw new ApiError(400, 'JoinToken is required to join')
+    const manager = splitAddr(remote, CONTROL_PORT)
+    const listen = splitAddr(req.ListenAddr || '0.0.0.0:2377', CONTROL_PORT)
+    const advertiseHost = splitAddr(req.AdvertiseAddr || (listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host), CONTROL_PORT).host
+    const client = await ControlNode.create({ privateKey: this.identity.privateKey })
+    let admission
+    try {
+      admission = await requestJoin(client, {
+        token: req.JoinToken,
+        manager: { ip: manager.host, port: manager.port },
+        hostname: this.hostname,
+        advertiseAddr: `${advertiseHost}:${GOSSIP_PORT}`,
+        publicKey: rawPublicKey(this.identity.publicKey),
+      })
+    } finally {
+      await client.stop()
+    }
+    const w: WorkerRecord = {
+      clusterId: admission.clusterId,
+      cert: admission.cert,
+      caPublicKey: admission.caPublicKey,
+      gossipKeys: admission.gossipKeys,
+      gossipAddr: admission.gossipAddr,
+      advertiseAddr: `${advertiseHost}:${GOSSIP_PORT}`,
+      managerAddr: `${manager.host}:${manager.port}`,
+    }
+    await this.store.commit([{ op: 'put', table: 'worker', id: 'self', value: w }])
+    await this.startWorker()
+  }
+
 
   nodes(): NodeRecord[] {
     this.requireManager()
@@ -202,15 +310,28 @@ export class SwarmManager {
   }
 
   async leave(force: boolean): Promise<void> {
+    if (this.worker) {
+      await this.stopPlanes()
+      await this.store.commit([{ op: 'delete', table: 'worker', id: 'self' }])
+      return
+    }
     this.requireCluster()
     if (!force) throw new ApiError(503, LAST_MANAGER)
+    await this.stopPlanes()
+    await this.store.commit([
+      { op: 'delete', table: 'cluster', id: 'default' },
+      { op: 'delete', table: 'certs', id: 'self' },
+      ...this.store.list<NodeRecord>('nodes').map(n => ({ op: 'delete' as const, table: 'nodes', id: n.id })),
+    ])
+  }
+
+  /** Leaves gossip gracefully (the others see "left") and closes the control plane. */
+  private async stopPlanes(): Promise<void> {
     await this.membership?.leave(2_000).catch(() => undefined)
     await this.membership?.shutdown()
     this.membership = undefined
-    await this.store.commit([
-      { op: 'delete', table: 'cluster', id: 'default' },
-      ...this.store.list<NodeRecord>('nodes').map(n => ({ op: 'delete' as const, table: 'nodes', id: n.id })),
-    ])
+    await this.control?.stop()
+    this.control = undefined
   }
 
   private requireManager(): void {
@@ -224,6 +345,7 @@ export class SwarmManager {
 
   async close(): Promise<void> {
     await this.membership?.shutdown()
+    await this.control?.stop()
     await this.store.close()
   }
 }

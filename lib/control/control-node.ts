@@ -1,0 +1,82 @@
+import './polyfill.js'
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { SwarmdError } from '../errors.js'
+import { Channel, type StreamLike } from './channel.js'
+import { rawPublicKey } from './identity.js'
+
+export class ControlError extends SwarmdError {}
+
+/** The peer of a control conversation, authenticated by Noise: it proved this Ed25519 key. */
+export interface Peer {
+  publicKey: Buffer
+}
+
+export type ChannelHandler = (ch: Channel, peer: Peer) => Promise<void>
+
+/** libp2p wants the 64-byte Ed25519 form (seed ‖ public key). */
+function libp2pKey(privateKey: KeyObject): ReturnType<typeof privateKeyFromRaw> {
+  const der = privateKey.export({ type: 'pkcs8', format: 'der' })
+  const seed = der.subarray(der.length - 32)
+  const pub = rawPublicKey(createPublicKey(privateKey))
+  return privateKeyFromRaw(Buffer.concat([seed, pub]))
+}
+
+/**
+ * A node on the control plane (port 2377): libp2p over TCP, Noise for
+ * mutual authentication by node key and encryption, yamux for streams.
+ * The node's libp2p identity is its swarm node key, so the certificate the
+ * CA issued for that key is checked against what Noise proved.
+ */
+export class ControlNode {
+  private constructor(private readonly p2p: Libp2p) {}
+
+  static async create(o: { privateKey: KeyObject; listen?: { ip: string; port: number } }): Promise<ControlNode> {
+    try {
+      const p2p = await createLibp2p({
+        privateKey: libp2pKey(o.privateKey),
+        addresses: { listen: o.listen ? [`/ip4/${o.listen.ip}/tcp/${o.listen.port}`] : [] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+      })
+      return new ControlNode(p2p)
+    } catch (e) {
+      throw new ControlError('E_CONTROL_LISTEN', `cannot start the control plane: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  /** Serves a protocol: each inbound stream is a conversation with an authenticated peer. */
+  async handle(protocol: string, handler: ChannelHandler): Promise<void> {
+    await this.p2p.handle(protocol, async (stream, connection) => {
+      const ch = new Channel(stream as unknown as StreamLike)
+      const publicKey = Buffer.from(connection.remotePeer.publicKey?.raw ?? new Uint8Array())
+      try {
+        await handler(ch, { publicKey })
+      } finally {
+        await ch.close()
+      }
+    })
+  }
+
+  /** Opens a conversation with the node at ip:port (whoever it turns out to be: the caller checks). */
+  async open(to: { ip: string; port: number }, protocol: string): Promise<{ ch: Channel; peer: Peer }> {
+    try {
+      const stream = await this.p2p.dialProtocol(multiaddr(`/ip4/${to.ip}/tcp/${to.port}`), protocol, { signal: AbortSignal.timeout(10_000) })
+      const conns = this.p2p.getConnections().filter(c => c.remoteAddr.toString().startsWith(`/ip4/${to.ip}/tcp/${to.port}`))
+      const peer = conns[0]?.remotePeer
+      return { ch: new Channel(stream as unknown as StreamLike), peer: { publicKey: Buffer.from(peer?.publicKey?.raw ?? new Uint8Array()) } }
+    } catch (e) {
+      throw new ControlError('E_CONTROL_DIAL', `cannot reach the manager at ${to.ip}:${to.port}: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.p2p.stop()
+  }
+}
