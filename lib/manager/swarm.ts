@@ -190,6 +190,11 @@ export class SwarmManager {
   private async startManager(): Promise<void> {
     const c = this.requireCluster()
     await this.startGossip(splitAddr(c.advertiseAddr, CONTROL_PORT).host, c.gossipKeys)
+    // After a restart, find the nodes again: their gossip still runs.
+    const others = this.store.list<NodeRecord>('nodes').filter(n => n.id !== this.nodeId)
+    if (others.length > 0) {
+      void this.membership!.join(others.map(n => `${n.addr}:${GOSSIP_PORT}`)).catch(e => this.log.info({ err: e }, 'no known node answered yet'))
+    }
     const listen = splitAddr(c.listenAddr, CONTROL_PORT)
     this.control = await ControlNode.create({ privateKey: this.identity.privateKey, listen: { ip: listen.host, port: listen.port } })
     await serveJoin(this.control, {

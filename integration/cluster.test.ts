@@ -1,0 +1,106 @@
+/**
+ * Three daemons on loopback addresses (127.0.0.1-3, gossip on each one's
+ * 7946, the manager's control plane on 127.0.0.3:2377), driven by swarmctl:
+ * join, bad and rotated tokens, a foreign CA, a worker's view, kill -9 of a
+ * worker (Down, then Ready again by itself), kill -9 of the manager (nothing
+ * lost, workers back by themselves), and leave.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { run, spawnManaged, waitUntil, type ManagedProcess } from './helpers/procs.js'
+
+const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
+const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+
+function ping(sock: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const req = request({ socketPath: sock, path: '/_ping' }, res => {
+      res.resume()
+      resolve(res.statusCode === 200)
+    })
+    req.on('error', () => resolve(false))
+    req.end()
+  })
+}
+
+interface Host {
+  name: string
+  ip: string
+  sock: string
+  proc?: ManagedProcess
+}
+
+t.test('a three-node swarm on loopback', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-cluster-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const hosts: Host[] = [1, 2, 3].map(i => ({ name: `docker-swarm-${i}`, ip: `127.0.0.${i}`, sock: join(dir, `h${i}.sock`) }))
+  const [w1, w2, mgr] = hosts as [Host, Host, Host]
+  const start = async (h: Host): Promise<void> => {
+    h.proc = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, h.name), '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info'], { label: h.name })
+    await waitUntil(() => ping(h.sock), { timeoutMs: 15_000, what: `${h.name}'s socket` })
+  }
+  t.teardown(() => Promise.all(hosts.map(h => h.proc?.stop())))
+  const ctl = (h: Host, ...args: string[]) => run(process.execPath, [CTL, '-H', `unix://${h.sock}`, ...args], { timeoutMs: 30_000 })
+  const nodeLs = async (): Promise<string> => (await ctl(mgr, 'node', 'ls')).stdout
+  const status = async (name: string): Promise<string | undefined> => new RegExp(`${name}\\s+(\\w+)`).exec(await nodeLs())?.[1]
+  for (const h of hosts) await start(h)
+
+  t.equal((await ctl(mgr, 'swarm', 'init', '--advertise-addr', mgr.ip, '--listen-addr', `${mgr.ip}:2377`)).code, 0)
+  const token = (await ctl(mgr, 'swarm', 'join-token', '-q', 'worker')).stdout.trim()
+
+  // A token for another CA: the joiner refuses the manager.
+  const foreign = token.replace(/^SWMTKN-1-[0-9a-z]{50}/, `SWMTKN-1-${'0'.repeat(50)}`)
+  let r = await ctl(w1, 'swarm', 'join', '--token', foreign, '--advertise-addr', w1.ip, `${mgr.ip}:2377`)
+  t.match(r.stderr, `remote CA does not match fingerprint. Expected: ${'0'.repeat(50)}`)
+  // The right CA, a wrong secret: the manager refuses, and nothing half-joined is left.
+  r = await ctl(w1, 'swarm', 'join', '--token', token.slice(0, -5) + 'aaaaa', '--advertise-addr', w1.ip, `${mgr.ip}:2377`)
+  t.same([r.code, r.stderr], [1, 'Error response from daemon: A valid join token is necessary to join this cluster\n'])
+  t.notMatch(await nodeLs(), w1.name)
+
+  for (const w of [w1, w2]) {
+    r = await ctl(w, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${mgr.ip}:2377`)
+    t.same([r.code, r.stdout], [0, 'This node joined a swarm as a worker.\n'], r.stderr)
+  }
+  await waitUntil(async () => (await status(w1.name)) === 'Ready' && (await status(w2.name)) === 'Ready', { timeoutMs: 30_000, what: 'both workers Ready' })
+  t.match(await nodeLs(), /docker-swarm-1\s+Ready\s+Active\s+\S*\s*0\.1\.0\n[^]*docker-swarm-2\s+Ready\s+Active/)
+  r = await ctl(w1, 'node', 'ls')
+  t.match(r.stderr, "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.")
+
+  // Rotation: the old token no longer admits anyone.
+  await ctl(mgr, 'swarm', 'join-token', '--rotate', 'worker')
+  const extra: Host = { name: 'docker-swarm-4', ip: '127.0.0.4', sock: join(dir, 'h4.sock') }
+  hosts.push(extra)
+  await start(extra)
+  r = await ctl(extra, 'swarm', 'join', '--token', token, '--advertise-addr', extra.ip, `${mgr.ip}:2377`)
+  t.match(r.stderr, 'A valid join token is necessary to join this cluster', 'the rotated-out token is refused')
+
+  // A worker killed: Down. Restarted: Ready again by itself.
+  let t0 = performance.now()
+  w2.proc!.kill('SIGKILL')
+  await w2.proc!.exited
+  await waitUntil(async () => (await status(w2.name)) === 'Down', { timeoutMs: 60_000, what: 'docker-swarm-2 Down' })
+  t.comment(`killed worker Down after ${secs(performance.now() - t0)}`)
+  await start(w2)
+  t0 = performance.now()
+  await waitUntil(async () => (await status(w2.name)) === 'Ready', { timeoutMs: 60_000, what: 'docker-swarm-2 Ready again' })
+  t.comment(`restarted worker Ready after ${secs(performance.now() - t0)}`)
+
+  // The manager killed -9: nothing lost, workers back by themselves.
+  mgr.proc!.kill('SIGKILL')
+  await mgr.proc!.exited
+  await start(mgr)
+  t0 = performance.now()
+  await waitUntil(async () => (await status(w1.name)) === 'Ready' && (await status(w2.name)) === 'Ready', { timeoutMs: 60_000, what: 'workers Ready after the manager restarted' })
+  t.comment(`workers Ready ${secs(performance.now() - t0)} after the manager restarted`)
+  t.equal((await nodeLs()).trim().split('\n').length, 4, 'header and three nodes')
+
+  // A worker leaves: the manager shows it Down.
+  t.same([(await ctl(w1, 'swarm', 'leave')).stdout], ['Node left the swarm.\n'])
+  await waitUntil(async () => (await status(w1.name)) === 'Down', { timeoutMs: 30_000, what: 'docker-swarm-1 Down after leaving' })
+  t.pass('a node that left is Down')
+})
