@@ -1,7 +1,9 @@
 /**
  * The swarmd daemon driven by the real docker CLI over its unix socket:
  * init, node ls / inspect / update, join tokens and their rotation, leave,
- * bad requests, and kill -9 with nothing lost. Gossip binds 127.0.0.1:7946.
+ * bad requests, and kill -9 with nothing lost. Each test has its own loopback
+ * address (127.0.0.5, .6) for gossip (7946) and the control plane (2377), so
+ * other test files can run beside it.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
@@ -45,13 +47,13 @@ t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
   t.not(r.code, 0)
   t.match(r.stderr, 'Error response from daemon: This node is not part of a swarm')
 
-  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.5', '--listen-addr', '127.0.0.5:2377')
   t.equal(r.code, 0, r.stderr)
   const id = /Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\./.exec(r.stdout)?.[1]
   t.ok(id, r.stdout)
-  t.match(r.stdout, /To add a worker to this swarm, run the following command:\n\n {4}docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:2377\n/)
+  t.match(r.stdout, /To add a worker to this swarm, run the following command:\n\n {4}docker swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.5:2377\n/)
 
-  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  r = await dk('swarm', 'init', '--advertise-addr', '127.0.0.5')
   t.match(r.stderr, 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.')
 
   r = await dk('node', 'ls')
@@ -106,9 +108,9 @@ t.test('swarmctl speaks docker\'s commands, output and errors', async t => {
 
   let r = await ctl('node', 'ls')
   t.same([r.code, r.stderr], [1, 'Error response from daemon: This node is not part of a swarm\n'])
-  r = await ctl('swarm', 'init', '--advertise-addr', '127.0.0.1')
+  r = await ctl('swarm', 'init', '--advertise-addr', '127.0.0.6', '--listen-addr', '127.0.0.6:2377')
   t.equal(r.code, 0, r.stderr)
-  const id = /^Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\.\n\nTo add a worker to this swarm, run the following command:\n\n {4}swarmctl swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.1:2377\n\nTo add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions\.\n\n$/.exec(r.stdout)?.[1]
+  const id = /^Swarm initialized: current node \(([0-9a-z]{25})\) is now a manager\.\n\nTo add a worker to this swarm, run the following command:\n\n {4}swarmctl swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 127\.0\.0\.6:2377\n\nTo add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions\.\n\n$/.exec(r.stdout)?.[1]
   t.ok(id, r.stdout)
   r = await ctl('node', 'ls')
   t.equal(
