@@ -3,7 +3,8 @@
  * 7946, the manager's control plane on 127.0.0.3:2377), driven by swarmctl:
  * join, bad and rotated tokens, a foreign CA, a worker's view, kill -9 of a
  * worker (Down, then Ready again by itself), kill -9 of the manager (nothing
- * lost, workers back by themselves), and leave.
+ * lost, workers back by themselves), gossip keys rotated every 2 s without a
+ * flap, role checks on the control plane's RPCs, and leave.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
@@ -11,7 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { run, spawnManaged, waitUntil, type ManagedProcess } from './helpers/procs.js'
+import { ControlNode } from '../lib/control/control-node.js'
+import { generateKeyPair, rawPublicKey } from '../lib/control/identity.js'
+import { requestJoin } from '../lib/control/join-protocol.js'
+import { callRpc } from '../lib/control/rpc.js'
+import { run, spawnManaged, sleep, waitUntil, type ManagedProcess } from './helpers/procs.js'
 
 const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
 const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
@@ -41,7 +46,9 @@ t.test('a three-node swarm on loopback', async t => {
   const hosts: Host[] = [1, 2, 3].map(i => ({ name: `docker-swarm-${i}`, ip: `127.0.0.${i}`, sock: join(dir, `h${i}.sock`) }))
   const [w1, w2, mgr] = hosts as [Host, Host, Host]
   const start = async (h: Host): Promise<void> => {
-    h.proc = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, h.name), '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info'], { label: h.name })
+    h.proc = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, h.name), '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info', '--gossip-key-rotation', '2s'], {
+      label: h.name,
+    })
     await waitUntil(() => ping(h.sock), { timeoutMs: 15_000, what: `${h.name}'s socket` })
   }
   t.teardown(() => Promise.all(hosts.map(h => h.proc?.stop())))
@@ -71,6 +78,29 @@ t.test('a three-node swarm on loopback', async t => {
   r = await ctl(w1, 'node', 'ls')
   t.match(r.stderr, "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.")
 
+  // Gossip keys rotate every 2 s; heartbeats carry them to the workers: after 4 rotations nobody flapped.
+  const seen = new Set<string>()
+  for (let i = 0; i < 20; i++) {
+    seen.add(`${await status(w1.name)} ${await status(w2.name)}`)
+    await sleep(500)
+  }
+  t.same([...seen], ['Ready Ready'], 'workers stayed Ready through key rotations')
+
+  // The control plane's RPCs: a worker's certificate cannot call manager methods, whatever client it uses.
+  const me = generateKeyPair()
+  const cn = await ControlNode.create({ privateKey: me.privateKey })
+  t.teardown(() => cn.stop())
+  const mgrCtl = { ip: mgr.ip, port: 2377 }
+  const adm = await requestJoin(cn, { token, manager: mgrCtl, hostname: 'rogue', advertiseAddr: '127.0.0.9:7946', publicKey: rawPublicKey(me.publicKey) })
+  t.equal(adm.cert.body.role, 'worker')
+  const hb = await callRpc<{ gossipKeys: string[] }>(cn, mgrCtl, adm.cert, 'heartbeat')
+  t.equal(hb.gossipKeys.length, 3, 'a worker may check in')
+  await t.rejects(callRpc(cn, mgrCtl, adm.cert, 'nodes.list'), { message: /This node is not a swarm manager/ }, 'but not call a manager RPC')
+  await t.rejects(callRpc(cn, mgrCtl, { ...adm.cert, body: { ...adm.cert.body, role: 'manager' } }, 'nodes.list'), { message: /certificate refused: forged certificate/ })
+  const other = await ControlNode.create({ privateKey: generateKeyPair().privateKey })
+  t.teardown(() => other.stop())
+  await t.rejects(callRpc(other, mgrCtl, adm.cert, 'heartbeat'), { message: /certificate refused: .*another key/ }, 'a stolen certificate is useless')
+
   // Rotation: the old token no longer admits anyone.
   await ctl(mgr, 'swarm', 'join-token', '--rotate', 'worker')
   const extra: Host = { name: 'docker-swarm-4', ip: '127.0.0.4', sock: join(dir, 'h4.sock') }
@@ -97,7 +127,7 @@ t.test('a three-node swarm on loopback', async t => {
   t0 = performance.now()
   await waitUntil(async () => (await status(w1.name)) === 'Ready' && (await status(w2.name)) === 'Ready', { timeoutMs: 60_000, what: 'workers Ready after the manager restarted' })
   t.comment(`workers Ready ${secs(performance.now() - t0)} after the manager restarted`)
-  t.equal((await nodeLs()).trim().split('\n').length, 4, 'header and three nodes')
+  t.equal((await nodeLs()).trim().split('\n').length, 5, 'header, the three nodes and the one the test joined by hand')
 
   // A worker leaves: the manager shows it Down.
   t.same([(await ctl(w1, 'swarm', 'leave')).stdout], ['Node left the swarm.\n'])

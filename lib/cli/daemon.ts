@@ -24,7 +24,15 @@ export function socketPath(host: string): string {
   throw new InvalidArgumentError(`only unix sockets are served: unix:///path, got "${host}"`)
 }
 
+/** Go-style durations as docker takes them: 500ms, 30s, 5m, 12h. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)
+  if (!m) throw new InvalidArgumentError(`invalid duration "${v}" (e.g. 30s, 5m, 12h)`)
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']
+}
+
 export interface DaemonFlags {
+  gossipKeyRotation: number
   dataDir: string
   host: string
   hostname: string
@@ -40,6 +48,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--hostname <name>', 'this node\'s name in the swarm', hostname())
     .addOption(new Option('--executor <kind>', 'how tasks run').choices(['process', 'docker']).default('process'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, 12 * 3_600_000)
 }
 
 /** Runs in the foreground until SIGINT or SIGTERM; logs JSON on stderr. */
@@ -48,7 +57,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   const sock = socketPath(f.host)
   mkdirSync(f.dataDir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(sock), { recursive: true })
-  const manager = await SwarmManager.open(f.dataDir, f.hostname, log)
+  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, { gossipKeyRotationMs: f.gossipKeyRotation })
   const api = new ApiServer()
   mountRoutes(api, manager, f.hostname)
   await api.listen(sock)

@@ -44,6 +44,9 @@ export class ControlNode {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
+        // libp2p refuses a host's sixth connection in a second by default; nodes behind one
+        // address (or one machine in tests) join and check in faster than that.
+        connectionManager: { inboundConnectionThreshold: 100 },
       })
       return new ControlNode(p2p)
     } catch (e) {

@@ -7,6 +7,7 @@ import { ClusterCA, type NodeCertificate } from '../control/ca.js'
 import { ControlNode } from '../control/control-node.js'
 import { base36, exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor, rawPublicKey } from '../control/identity.js'
 import { CERT_TTL_MS, requestJoin, serveJoin } from '../control/join-protocol.js'
+import { callRpc, serveRpc } from '../control/rpc.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
 import { Membership } from '../gossip/membership.js'
 import { Store } from './store.js'
@@ -72,6 +73,14 @@ export interface InitRequest {
   DataPathPort?: number
 }
 
+/** How the swarm's node runs: timings a test may shorten. */
+export interface SwarmOptions {
+  /** Swarm rotates the gossip keys every 12 h. */
+  gossipKeyRotationMs?: number
+  /** Workers check in this often; the answer carries the current gossip keys. */
+  heartbeatMs?: number
+}
+
 export const GOSSIP_PORT = 7946
 export const CONTROL_PORT = 2377
 
@@ -100,6 +109,11 @@ function splitAddr(addr: string, port: number): { host: string; port: number } {
 export class SwarmManager {
   private membership: Membership | undefined
   private control: ControlNode | undefined
+  private timer: NodeJS.Timeout | undefined
+  /** A worker's heartbeat period, as the manager last said. */
+  private workerPeriod = 1_000
+  /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
+  private generation = 0
   readonly nodeId: string
 
   private constructor(
@@ -107,12 +121,13 @@ export class SwarmManager {
     private readonly identity: KeyPair,
     private readonly hostname: string,
     private readonly log: Logger,
+    private readonly opts: Required<SwarmOptions>,
   ) {
     this.nodeId = nodeIdFor(identity.publicKey)
   }
 
   /** Opens the data dir: the node key (created once), the store, and an active swarm's gossip. */
-  static async open(dataDir: string, hostname: string, log: Logger): Promise<SwarmManager> {
+  static async open(dataDir: string, hostname: string, log: Logger, opts: SwarmOptions = {}): Promise<SwarmManager> {
     const keyPath = join(dataDir, 'node.key')
     const store = await Store.open(join(dataDir, 'state'))
     let identity: KeyPair
@@ -121,7 +136,7 @@ export class SwarmManager {
       identity = generateKeyPair()
       writeFileSync(keyPath, exportPrivateKey(identity.privateKey), { mode: 0o600 })
     }
-    const m = new SwarmManager(store, identity, hostname, log)
+    const m = new SwarmManager(store, identity, hostname, log, { gossipKeyRotationMs: 12 * 3600_000, heartbeatMs: 5_000, ...opts })
     if (m.cluster) await m.startManager()
     else if (m.worker) await m.startWorker()
     return m
@@ -226,6 +241,69 @@ export class SwarmManager {
       },
       onRefused: (why, peer) => this.log.warn({ why, peer: peer.publicKey.toString('base64') }, 'join refused'),
     })
+    await serveRpc(this.control, {
+      caPublicKey: () => ClusterCA.load(this.requireCluster().caPem).publicKey,
+      known: id => !!this.store.get('nodes', id),
+      onRefused: why => this.log.warn({ why }, 'control call refused'),
+      methods: {
+        heartbeat: { roles: ['worker', 'manager'], run: () => ({ gossipKeys: this.requireCluster().gossipKeys, periodMs: this.heartbeatPeriod() }) },
+        'nodes.list': { roles: ['manager'], run: () => this.store.list<NodeRecord>('nodes') },
+      },
+    })
+    this.repeat(() => this.opts.gossipKeyRotationMs, () => this.rotateGossipKeys())
+  }
+
+  /** Workers check in often enough that no key rotation can outpace them. */
+  private heartbeatPeriod(): number {
+    return Math.min(this.opts.heartbeatMs, Math.floor(this.opts.gossipKeyRotationMs / 3))
+  }
+
+  private repeat(ms: () => number, fn: () => Promise<void>): void {
+    const gen = this.generation
+    const tick = (): void => {
+      if (gen !== this.generation) return
+      this.timer = setTimeout(() => void fn().catch(e => this.log.warn({ err: e }, 'periodic task failed')).finally(tick), ms())
+      this.timer.unref()
+    }
+    tick()
+  }
+
+  /** Swarm's rotation: drop the oldest of three keys, add a new one; the middle one encrypts. */
+  private async rotateGossipKeys(): Promise<void> {
+    const c = this.requireCluster()
+    const gossipKeys = [...c.gossipKeys.slice(1), randomBytes(16).toString('base64')]
+    await this.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, gossipKeys, updatedAt: now() } }])
+    this.applyGossipKeys(gossipKeys)
+    this.log.info('gossip keys rotated')
+  }
+
+  /** Installs new keys, makes the middle one primary, removes the dropped ones: no flag day. */
+  private applyGossipKeys(gossipKeys: string[]): void {
+    const m = this.membership
+    if (!m) return
+    const keys = gossipKeys.map(k => Buffer.from(k, 'base64'))
+    for (const k of keys) m.installKey(k)
+    m.useKey(keys[1]!)
+    for (const k of m.keyring.getKeys()) if (!keys.some(x => x.equals(k))) m.removeKey(k)
+  }
+
+  /** A worker's check-in with the manager; the answer carries the current gossip keys. */
+  private async heartbeat(): Promise<void> {
+    const w = this.worker
+    if (!w || !this.control) return
+    const m = splitAddr(w.managerAddr, CONTROL_PORT)
+    const r = await callRpc<{ gossipKeys: string[]; periodMs: number }>(this.control, { ip: m.host, port: m.port }, w.cert, 'heartbeat')
+    if (Number.isFinite(r.periodMs) && r.periodMs >= 100) this.workerPeriod = r.periodMs
+    if (r.gossipKeys.join() !== w.gossipKeys.join()) {
+      this.applyGossipKeys(r.gossipKeys)
+      await this.store.commit([{ op: 'put', table: 'worker', id: 'self', value: { ...w, gossipKeys: r.gossipKeys } }])
+      this.log.info('gossip keys updated from the manager')
+    }
+    // Alone in gossip (restarted with keys that rotated meanwhile, or cut off): join again.
+    const mem = this.membership
+    if (mem && !mem.members().some(x => x.name !== this.nodeId)) {
+      await mem.join([w.gossipAddr]).catch(e => this.log.info({ err: e }, "the manager's gossip did not answer"))
+    }
   }
 
   /** A worker after a restart: back into gossip through the manager, by itself. */
@@ -233,6 +311,8 @@ export class SwarmManager {
     const w = this.worker!
     await this.startGossip(splitAddr(w.advertiseAddr, GOSSIP_PORT).host, w.gossipKeys)
     await this.membership!.join([w.gossipAddr]).catch(e => this.log.warn({ err: e }, "cannot reach the manager's gossip yet"))
+    this.control = await ControlNode.create({ privateKey: this.identity.privateKey })
+    this.repeat(() => this.workerPeriod, () => this.heartbeat())
   }
 
   /** Joins gossip on `host`:7946, encrypted with the swarm's keys (the middle one primary, as swarm's). */
@@ -332,6 +412,8 @@ export class SwarmManager {
 
   /** Leaves gossip gracefully (the others see "left") and closes the control plane. */
   private async stopPlanes(): Promise<void> {
+    this.generation++
+    clearTimeout(this.timer)
     await this.membership?.leave(2_000).catch(() => undefined)
     await this.membership?.shutdown()
     this.membership = undefined
@@ -349,6 +431,8 @@ export class SwarmManager {
   }
 
   async close(): Promise<void> {
+    this.generation++
+    clearTimeout(this.timer)
     await this.membership?.shutdown()
     await this.control?.stop()
     await this.store.close()

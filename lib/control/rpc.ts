@@ -1,0 +1,78 @@
+import type { KeyObject } from 'node:crypto'
+import { ApiError } from '../errors.js'
+import { type CertificateBody, type NodeCertificate, type Role, verifyCertificate } from './ca.js'
+import type { ControlNode } from './control-node.js'
+import { publicKeyFromRaw } from './identity.js'
+
+export const RPC_PROTOCOL = '/swarmd/rpc/1.0.0'
+
+export const NOT_MANAGER_RPC =
+  "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
+
+interface Call {
+  cert: NodeCertificate
+  method: string
+  params?: unknown
+}
+
+export interface RpcMethod {
+  /** Who may call it, by the role in the caller's certificate. */
+  roles: readonly Role[]
+  run(params: unknown, caller: CertificateBody): Promise<unknown> | unknown
+}
+
+/**
+ * The manager's RPCs on the control plane. Every call carries the caller's
+ * certificate, checked against the CA and against the key Noise proved for
+ * this connection; what it may call depends on the certificate's role,
+ * whatever client it uses.
+ */
+export function serveRpc(
+  node: ControlNode,
+  d: { caPublicKey: () => KeyObject; methods: Record<string, RpcMethod>; known: (nodeId: string) => boolean; onRefused: (why: string) => void },
+): Promise<void> {
+  return node.handle(RPC_PROTOCOL, async (ch, peer) => {
+    const call = await ch.recv<Call>()
+    let caller: CertificateBody
+    try {
+      caller = verifyCertificate(call?.cert, { caPublicKey: d.caPublicKey(), now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
+    } catch (e) {
+      d.onRefused((e as Error).message)
+      ch.send({ error: `certificate refused: ${(e as Error).message}` })
+      return
+    }
+    if (!d.known(caller.nodeId)) {
+      d.onRefused(`node ${caller.nodeId} is not in the swarm`)
+      ch.send({ error: `node ${caller.nodeId} is not part of this swarm` })
+      return
+    }
+    const m = Object.hasOwn(d.methods, call.method) ? d.methods[call.method] : undefined
+    if (!m) {
+      ch.send({ error: `unknown method ${String(call.method)}` })
+      return
+    }
+    if (!m.roles.includes(caller.role)) {
+      d.onRefused(`${caller.role} ${caller.nodeId} called ${call.method}`)
+      ch.send({ error: NOT_MANAGER_RPC })
+      return
+    }
+    try {
+      ch.send({ result: (await m.run(call.params, caller)) ?? null })
+    } catch (e) {
+      ch.send({ error: (e as Error).message })
+    }
+  })
+}
+
+/** One call to the manager at `to`, presenting our certificate. */
+export async function callRpc<T>(node: ControlNode, to: { ip: string; port: number }, cert: NodeCertificate, method: string, params?: unknown): Promise<T> {
+  const { ch } = await node.open(to, RPC_PROTOCOL)
+  try {
+    ch.send({ cert, method, params } satisfies Call)
+    const r = await ch.recv<{ result?: T; error?: string }>()
+    if (r.error !== undefined) throw new ApiError(500, r.error)
+    return r.result as T
+  } finally {
+    await ch.close()
+  }
+}
