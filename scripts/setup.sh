@@ -3,6 +3,7 @@
 #   serf                                  - serf agent (memberlist underneath)
 #   golang-go                             - Go toolchain for integration/mlpeer
 #   golang-github-hashicorp-memberlist-dev - memberlist 0.2.2 source (system GOPATH)
+#   tcpdump                               - captures proving 2377 and 7946 carry no plaintext
 #
 # Idempotent and fast when everything is present. As root it installs what is
 # missing (running `apt-get update` only if the first attempt fails); otherwise
@@ -10,7 +11,7 @@
 # peer skip themselves with a message.
 set -u
 
-PACKAGES=(serf golang-go golang-github-hashicorp-memberlist-dev)
+PACKAGES=(serf golang-go golang-github-hashicorp-memberlist-dev tcpdump)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup.sh: not a Debian-like system; install ${PACKAGES[*]} (or equivalents) yourself for the integration tests" >&2
