@@ -5,29 +5,15 @@
  * through may appear in it. Addresses 127.0.0.11-12 belong to this file.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { run, sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+import { startDaemon, swarmctl } from './helpers/daemon.js'
+import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
 
-const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
-const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
 const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
 const root = process.getuid?.() === 0
 const skip = tcpdump && root ? false : process.env.SWARMD_REQUIRE_PEERS ? false : 'needs tcpdump and root'
-
-function ping(sock: string): Promise<boolean> {
-  return new Promise(resolve => {
-    const req = request({ socketPath: sock, path: '/_ping' }, res => {
-      res.resume()
-      resolve(res.statusCode === 200)
-    })
-    req.on('error', () => resolve(false))
-    req.end()
-  })
-}
 
 t.test('no plaintext on 2377 or 7946', { skip }, async t => {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-capture-'))
@@ -43,12 +29,9 @@ t.test('no plaintext on 2377 or 7946', { skip }, async t => {
     { name: 'capture-manager-xq', ip: '127.0.0.11', sock: join(dir, 'm.sock') },
     { name: 'capture-worker-zk', ip: '127.0.0.12', sock: join(dir, 'w.sock') },
   ] as const
-  for (const h of hosts) {
-    procs.push(spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, h.name), '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'warn'], { label: h.name }))
-    await waitUntil(() => ping(h.sock), { timeoutMs: 15_000, what: `${h.name}'s socket` })
-  }
+  for (const h of hosts) procs.push(await startDaemon({ dataDir: join(dir, h.name), sock: h.sock, hostname: h.name }))
   const [m, w] = hosts
-  const ctl = (sock: string, ...args: string[]) => run(process.execPath, [CTL, '-H', `unix://${sock}`, ...args], { timeoutMs: 30_000 })
+  const ctl = swarmctl
   t.equal((await ctl(m.sock, 'swarm', 'init', '--advertise-addr', m.ip, '--listen-addr', `${m.ip}:2377`)).code, 0)
   const token = (await ctl(m.sock, 'swarm', 'join-token', '-q', 'worker')).stdout.trim()
   t.equal((await ctl(w.sock, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${m.ip}:2377`)).code, 0)

@@ -7,31 +7,17 @@
  * flap, role checks on the control plane's RPCs, and leave.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ControlNode } from '../lib/control/control-node.js'
 import { generateKeyPair, rawPublicKey } from '../lib/control/identity.js'
 import { requestJoin } from '../lib/control/join-protocol.js'
 import { callRpc } from '../lib/control/rpc.js'
-import { run, spawnManaged, sleep, waitUntil, type ManagedProcess } from './helpers/procs.js'
+import { startDaemon, swarmctl } from './helpers/daemon.js'
+import { sleep, waitUntil, type ManagedProcess } from './helpers/procs.js'
 
-const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
-const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
-
-function ping(sock: string): Promise<boolean> {
-  return new Promise(resolve => {
-    const req = request({ socketPath: sock, path: '/_ping' }, res => {
-      res.resume()
-      resolve(res.statusCode === 200)
-    })
-    req.on('error', () => resolve(false))
-    req.end()
-  })
-}
 
 interface Host {
   name: string
@@ -46,13 +32,10 @@ t.test('a three-node swarm on loopback', async t => {
   const hosts: Host[] = [1, 2, 3].map(i => ({ name: `docker-swarm-${i}`, ip: `127.0.0.${i}`, sock: join(dir, `h${i}.sock`) }))
   const [w1, w2, mgr] = hosts as [Host, Host, Host]
   const start = async (h: Host): Promise<void> => {
-    h.proc = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, h.name), '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info', '--gossip-key-rotation', '2s'], {
-      label: h.name,
-    })
-    await waitUntil(() => ping(h.sock), { timeoutMs: 15_000, what: `${h.name}'s socket` })
+    h.proc = await startDaemon({ dataDir: join(dir, h.name), sock: h.sock, hostname: h.name, logLevel: 'info', args: ['--gossip-key-rotation', '2s'] })
   }
   t.teardown(() => Promise.all(hosts.map(h => h.proc?.stop())))
-  const ctl = (h: Host, ...args: string[]) => run(process.execPath, [CTL, '-H', `unix://${h.sock}`, ...args], { timeoutMs: 30_000 })
+  const ctl = (h: Host, ...args: string[]) => swarmctl(h.sock, ...args)
   const nodeLs = async (): Promise<string> => (await ctl(mgr, 'node', 'ls')).stdout
   const status = async (name: string): Promise<string | undefined> => new RegExp(`${name}\\s+(\\w+)`).exec(await nodeLs())?.[1]
   for (const h of hosts) await start(h)

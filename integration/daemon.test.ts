@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { run, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+import { startDaemon } from './helpers/daemon.js'
+import { run, which, type ManagedProcess } from './helpers/procs.js'
 
-const BIN = fileURLToPath(new URL('../bin/swarmd.js', import.meta.url))
 const docker = which('docker')
 const skip = docker ? false : process.env.SWARMD_REQUIRE_PEERS ? false : 'the docker CLI is not installed'
 
@@ -36,8 +36,7 @@ t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
   const env = { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') }
   let daemon: ManagedProcess
   const start = async (): Promise<void> => {
-    daemon = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, 'data'), '-H', `unix://${sock}`, '--hostname', 'docker-swarm-3', '--log-level', 'warn'], { label: 'swarmd' })
-    await waitUntil(async () => (await api(sock, 'GET', '/_ping')).status === 200, { timeoutMs: 15_000, what: 'the daemon socket' })
+    daemon = await startDaemon({ dataDir: join(dir, 'data'), sock, hostname: 'docker-swarm-3' })
   }
   t.teardown(() => daemon.stop())
   const dk = (...args: string[]) => run(docker!, ['-H', `unix://${sock}`, ...args], { env, timeoutMs: 30_000 })
@@ -100,9 +99,8 @@ t.test('swarmctl speaks docker\'s commands, output and errors', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-ctl-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const sock = join(dir, 'swarmd.sock')
-  const daemon = spawnManaged(process.execPath, [BIN, '--data-dir', join(dir, 'data'), '-H', `unix://${sock}`, '--hostname', 'docker-swarm-1', '--log-level', 'warn'], { label: 'swarmd' })
+  const daemon = await startDaemon({ dataDir: join(dir, 'data'), sock, hostname: 'docker-swarm-1' })
   t.teardown(() => daemon.stop())
-  await waitUntil(async () => (await api(sock, 'GET', '/_ping')).status === 200, { timeoutMs: 15_000, what: 'the daemon socket' })
   const CTL = fileURLToPath(new URL('../bin/swarmctl.js', import.meta.url))
   const ctl = (...args: string[]) => run(process.execPath, [CTL, ...args], { env: { ...process.env, SWARMD_HOST: `unix://${sock}` }, timeoutMs: 30_000 })
 
