@@ -116,4 +116,14 @@ t.test('a three-node swarm on loopback', async t => {
   t.same([(await ctl(w1, 'swarm', 'leave')).stdout], ['Node left the swarm.\n'])
   await waitUntil(async () => (await status(w1.name)) === 'Down', { timeoutMs: 30_000, what: 'docker-swarm-1 Down after leaving' })
   t.pass('a node that left is Down')
+
+  // node rm: a Ready node only with --force, never the manager; a Down node at once.
+  r = await ctl(mgr, 'node', 'rm', w2.name)
+  t.match(r.stderr, /is not down and can't be removed/)
+  r = await ctl(mgr, 'node', 'rm', mgr.name)
+  t.match(r.stderr, /It must be demoted to worker before removal/)
+  t.same([(await ctl(mgr, 'node', 'rm', w1.name)).stdout], [`${w1.name}\n`])
+  t.same([(await ctl(mgr, 'node', 'rm', '--force', 'rogue')).stdout], ['rogue\n'])
+  await t.rejects(callRpc(cn, mgrCtl, adm.cert, 'heartbeat'), { message: /is not part of this swarm/ }, 'a removed node\'s certificate no longer works')
+  t.notMatch(await nodeLs(), /docker-swarm-1|rogue/)
 })

@@ -153,6 +153,9 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
     })
     .route('GET', '/nodes', () => m.nodes().map(n => nodeObject(m, n)))
     .route('GET', '/nodes/:id', req => nodeObject(m, m.node(req.params.id!)))
+    .route('DELETE', '/nodes/:id', async req => {
+      await m.removeNode(req.params.id!, req.query.get('force') === 'true' || req.query.get('force') === '1')
+    })
     .route('POST', '/nodes/:id/update', async req => {
       await m.updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
     })

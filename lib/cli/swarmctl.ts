@@ -223,6 +223,18 @@ export async function main(argv: string[]): Promise<number> {
       })
       out(`${ref}\n`)
     })
+  node
+    .command('rm')
+    .description('Remove one or more nodes from the swarm')
+    .argument('<node...>')
+    .option('-f, --force', 'force remove a node from the swarm')
+    .action(async (refs: string[], o: { force?: boolean }) => {
+      const c = client()
+      for (const ref of refs) {
+        await c.call('DELETE', `/nodes/${encodeURIComponent(ref)}?force=${o.force ? 'true' : 'false'}`)
+        out(`${ref}\n`)
+      }
+    })
   for (const [name, role] of [
     ['promote', 'manager'],
     ['demote', 'worker'],

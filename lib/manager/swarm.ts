@@ -386,6 +386,17 @@ export class SwarmManager {
     await this.store.commit([{ op: 'put', table: 'nodes', id: n.id, value: next }])
   }
 
+  /** `node rm`: only a Down node unless forced, never the manager itself; its certificate stops working at once. */
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    const n = this.node(ref)
+    if (n.id === this.nodeId) {
+      throw new ApiError(400, `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`)
+    }
+    if (!force && this.isReady(n.id)) throw new ApiError(400, `rpc error: code = FailedPrecondition desc = node ${n.id} is not down and can't be removed`)
+    await this.store.commit([{ op: 'delete', table: 'nodes', id: n.id }])
+    this.log.info({ nodeId: n.id, force }, 'node removed')
+  }
+
   async rotateTokens(version: number, worker: boolean, manager: boolean): Promise<void> {
     const c = this.requireCluster()
     if (version !== c.version) throw new ApiError(500, 'update out of sequence')
