@@ -2,7 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ApiClient } from '../api/client.js'
 import { ApiError, SwarmdError } from '../errors.js'
 import { VERSION } from '../version.js'
-import { defaultSocket, socketPath } from './daemon.js'
+import { defaultSocket, parseDuration, socketPath } from './daemon.js'
 import { pretty, table } from './table.js'
 
 interface NodeObj {
@@ -103,14 +103,20 @@ export async function main(argv: string[]): Promise<number> {
     .description('Initialize a swarm')
     .option('--advertise-addr <ip[:port]>', 'advertised address')
     .option('--listen-addr <ip[:port]>', 'listen address', '0.0.0.0:2377')
+    .option('--cert-expiry <duration>', 'validity period for node certificates (e.g. 2160h)', parseDuration)
     .option('--data-path-port <port>', 'port for data traffic (VXLAN)', (v: string) => {
       const n = Number(v)
       if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid port "${v}"`)
       return n
     })
-    .action(async (o: { advertiseAddr?: string; listenAddr: string; dataPathPort?: number }) => {
+    .action(async (o: { advertiseAddr?: string; listenAddr: string; dataPathPort?: number; certExpiry?: number }) => {
       const c = client()
-      const id = await c.call<string>('POST', '/swarm/init', { ListenAddr: o.listenAddr, AdvertiseAddr: o.advertiseAddr ?? '', DataPathPort: o.dataPathPort ?? 0 })
+      const id = await c.call<string>('POST', '/swarm/init', {
+        ListenAddr: o.listenAddr,
+        AdvertiseAddr: o.advertiseAddr ?? '',
+        DataPathPort: o.dataPathPort ?? 0,
+        ...(o.certExpiry ? { Spec: { CAConfig: { NodeCertExpiry: o.certExpiry * 1e6 } } } : {}),
+      })
       out(`Swarm initialized: current node (${id}) is now a manager.\n\n`)
       await joinCommand(c, 'worker', false)
       out(`To add a manager to this swarm, run 'swarmctl swarm join-token manager' and follow the instructions.\n\n`)

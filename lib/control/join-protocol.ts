@@ -34,6 +34,7 @@ export interface Admission {
 
 export interface JoinServerDeps {
   ca: () => ClusterCA
+  certTtlMs: () => number
   managerCert: () => NodeCertificate
   secrets: () => { worker: string; manager: string }
   admit: (o: { nodeId: string; role: Role; hostname: string; advertiseAddr: string; cert: NodeCertificate }) => Promise<Omit<Admission, 'cert'>>
@@ -69,7 +70,7 @@ export function serveJoin(node: ControlNode, d: JoinServerDeps): Promise<void> {
       ch.send({ error: INVALID_TOKEN })
       return
     }
-    const cert = ca.issue({ nodePublicKey: publicKeyFromRaw(peer.publicKey), role, now: Date.now(), ttlMs: CERT_TTL_MS })
+    const cert = ca.issue({ nodePublicKey: publicKeyFromRaw(peer.publicKey), role, now: Date.now(), ttlMs: d.certTtlMs() })
     const rest = await d.admit({ nodeId: cert.body.nodeId, role, hostname: hello.hostname, advertiseAddr: hello.advertiseAddr, cert })
     ch.send({ cert, ...rest } satisfies Admission)
   })

@@ -3,9 +3,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { ApiError } from '../errors.js'
-import { ClusterCA, type NodeCertificate } from '../control/ca.js'
+import { ClusterCA, needsRenewal, type NodeCertificate } from '../control/ca.js'
 import { ControlNode } from '../control/control-node.js'
-import { base36, exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor, rawPublicKey } from '../control/identity.js'
+import { base36, exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor, publicKeyFromRaw, rawPublicKey } from '../control/identity.js'
 import { CERT_TTL_MS, requestJoin, serveJoin } from '../control/join-protocol.js'
 import { callRpc, serveRpc } from '../control/rpc.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
@@ -47,6 +47,8 @@ export interface ClusterRecord {
   listenAddr: string
   advertiseAddr: string
   dataPathPort: number
+  /** Node certificates' validity (swarm's CAConfig.NodeCertExpiry), 90 days by default. */
+  certTtlMs?: number
 }
 
 /** What a worker keeps of the swarm it joined. */
@@ -71,6 +73,7 @@ export interface InitRequest {
   ListenAddr?: string
   AdvertiseAddr?: string
   DataPathPort?: number
+  Spec?: { CAConfig?: { NodeCertExpiry?: number } }
 }
 
 /** How the swarm's node runs: timings a test may shorten. */
@@ -109,7 +112,7 @@ function splitAddr(addr: string, port: number): { host: string; port: number } {
 export class SwarmManager {
   private membership: Membership | undefined
   private control: ControlNode | undefined
-  private timer: NodeJS.Timeout | undefined
+  private readonly timers = new Set<NodeJS.Timeout>()
   /** A worker's heartbeat period, as the manager last said. */
   private workerPeriod = 1_000
   /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
@@ -165,8 +168,13 @@ export class SwarmManager {
     if (!Number.isInteger(dataPathPort) || dataPathPort < 1024 || dataPathPort > 49151) {
       throw new ApiError(400, `invalid DataPathPort ${req.DataPathPort}: it must be within 1024 - 49151`)
     }
+    const expiryNs = req.Spec?.CAConfig?.NodeCertExpiry
+    if (expiryNs !== undefined && (!Number.isFinite(expiryNs) || expiryNs < 1e9)) {
+      throw new ApiError(400, `invalid CAConfig.NodeCertExpiry ${expiryNs}: it must be at least 1s (in nanoseconds)`)
+    }
+    const certTtlMs = expiryNs ? Math.floor(expiryNs / 1e6) : CERT_TTL_MS
     const ca = ClusterCA.create()
-    const selfCert = ca.issue({ nodePublicKey: this.identity.publicKey, role: 'manager', now: Date.now(), ttlMs: CERT_TTL_MS })
+    const selfCert = ca.issue({ nodePublicKey: this.identity.publicKey, role: 'manager', now: Date.now(), ttlMs: certTtlMs })
     const t = now()
     const cluster: ClusterRecord = {
       id: base36(randomBytes(16), 25),
@@ -179,6 +187,7 @@ export class SwarmManager {
       listenAddr: `${listen.host}:${listen.port}`,
       advertiseAddr: `${advertise.host}:${advertise.port}`,
       dataPathPort,
+      certTtlMs,
     }
     const node: NodeRecord = {
       id: this.nodeId,
@@ -214,6 +223,7 @@ export class SwarmManager {
     this.control = await ControlNode.create({ privateKey: this.identity.privateKey, listen: { ip: listen.host, port: listen.port } })
     await serveJoin(this.control, {
       ca: () => ClusterCA.load(this.requireCluster().caPem),
+      certTtlMs: () => this.requireCluster().certTtlMs ?? CERT_TTL_MS,
       managerCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
       secrets: () => {
         const t = this.requireCluster().tokens
@@ -247,23 +257,50 @@ export class SwarmManager {
       onRefused: why => this.log.warn({ why }, 'control call refused'),
       methods: {
         heartbeat: { roles: ['worker', 'manager'], run: () => ({ gossipKeys: this.requireCluster().gossipKeys, periodMs: this.heartbeatPeriod() }) },
+        // A new certificate for the caller's key, with the role its node has now (promote / demote take effect here).
+        renew: {
+          roles: ['worker', 'manager'],
+          run: (_params, caller) => {
+            const n = this.store.get<NodeRecord>('nodes', caller.nodeId)!
+            return this.issueCert(caller.publicKey, n.spec.Role)
+          },
+        },
         'nodes.list': { roles: ['manager'], run: () => this.store.list<NodeRecord>('nodes') },
       },
     })
     this.repeat(() => this.opts.gossipKeyRotationMs, () => this.rotateGossipKeys())
+    this.repeat(() => this.heartbeatPeriod(), async () => {
+      const own = this.store.get<NodeCertificate>('certs', 'self')
+      if (own && needsRenewal(own.body, Date.now())) {
+        await this.store.commit([{ op: 'put', table: 'certs', id: 'self', value: this.issueCert(own.body.publicKey, 'manager') }])
+        this.log.info('certificate renewed')
+      }
+    })
   }
 
-  /** Workers check in often enough that no key rotation can outpace them. */
+  private issueCert(publicKeyB64: string, role: NodeRole): NodeCertificate {
+    const c = this.requireCluster()
+    return ClusterCA.load(c.caPem).issue({ nodePublicKey: publicKeyFromRaw(Buffer.from(publicKeyB64, 'base64')), role, now: Date.now(), ttlMs: c.certTtlMs ?? CERT_TTL_MS })
+  }
+
+  /** Workers check in often enough that no key rotation or certificate expiry can outpace them. */
   private heartbeatPeriod(): number {
-    return Math.min(this.opts.heartbeatMs, Math.floor(this.opts.gossipKeyRotationMs / 3))
+    const ttl = this.cluster?.certTtlMs ?? CERT_TTL_MS
+    return Math.min(this.opts.heartbeatMs, Math.floor(this.opts.gossipKeyRotationMs / 3), Math.floor(ttl / 6))
   }
 
   private repeat(ms: () => number, fn: () => Promise<void>): void {
     const gen = this.generation
     const tick = (): void => {
       if (gen !== this.generation) return
-      this.timer = setTimeout(() => void fn().catch(e => this.log.warn({ err: e }, 'periodic task failed')).finally(tick), ms())
-      this.timer.unref()
+      const timer = setTimeout(() => {
+        this.timers.delete(timer)
+        void fn()
+          .catch(e => this.log.warn({ err: e }, 'periodic task failed'))
+          .finally(tick)
+      }, ms())
+      timer.unref()
+      this.timers.add(timer)
     }
     tick()
   }
@@ -292,7 +329,14 @@ export class SwarmManager {
     const w = this.worker
     if (!w || !this.control) return
     const m = splitAddr(w.managerAddr, CONTROL_PORT)
-    const r = await callRpc<{ gossipKeys: string[]; periodMs: number }>(this.control, { ip: m.host, port: m.port }, w.cert, 'heartbeat')
+    const to = { ip: m.host, port: m.port }
+    if (needsRenewal(w.cert.body, Date.now())) {
+      const cert = await callRpc<NodeCertificate>(this.control, to, w.cert, 'renew')
+      await this.store.commit([{ op: 'put', table: 'worker', id: 'self', value: { ...this.worker!, cert } }])
+      this.log.info({ notAfter: new Date(cert.body.notAfter).toISOString() }, 'certificate renewed')
+      return this.heartbeat()
+    }
+    const r = await callRpc<{ gossipKeys: string[]; periodMs: number }>(this.control, to, w.cert, 'heartbeat')
     if (Number.isFinite(r.periodMs) && r.periodMs >= 100) this.workerPeriod = r.periodMs
     if (r.gossipKeys.join() !== w.gossipKeys.join()) {
       this.applyGossipKeys(r.gossipKeys)
@@ -424,7 +468,8 @@ export class SwarmManager {
   /** Leaves gossip gracefully (the others see "left") and closes the control plane. */
   private async stopPlanes(): Promise<void> {
     this.generation++
-    clearTimeout(this.timer)
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
     await this.membership?.leave(2_000).catch(() => undefined)
     await this.membership?.shutdown()
     this.membership = undefined
@@ -443,7 +488,8 @@ export class SwarmManager {
 
   async close(): Promise<void> {
     this.generation++
-    clearTimeout(this.timer)
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
     await this.membership?.shutdown()
     await this.control?.stop()
     await this.store.close()
