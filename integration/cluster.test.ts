@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ControlNode } from '../lib/control/control-node.js'
-import { generateKeyPair, rawPublicKey } from '../lib/control/identity.js'
+import { generateKeyPair, publicKeyFromRaw, rawPublicKey } from '../lib/control/identity.js'
 import { requestJoin } from '../lib/control/join-protocol.js'
 import { callRpc } from '../lib/control/rpc.js'
 import { startDaemon, swarmctl } from './helpers/daemon.js'
@@ -76,13 +76,19 @@ t.test('a three-node swarm on loopback', async t => {
   const mgrCtl = { ip: mgr.ip, port: 2377 }
   const adm = await requestJoin(cn, { token, manager: mgrCtl, hostname: 'rogue', advertiseAddr: '127.0.0.9:7946', publicKey: rawPublicKey(me.publicKey) })
   t.equal(adm.cert.body.role, 'worker')
-  const hb = await callRpc<{ gossipKeys: string[] }>(cn, mgrCtl, adm.cert, 'heartbeat')
+  const caKey = publicKeyFromRaw(Buffer.from(adm.caPublicKey, 'base64'))
+  await t.rejects(
+    callRpc(cn, mgrCtl, adm.cert, generateKeyPair().publicKey, 'heartbeat'),
+    { message: /certificate from another CA/ },
+    'the caller checks the manager\'s certificate too',
+  )
+  const hb = await callRpc<{ gossipKeys: string[] }>(cn, mgrCtl, adm.cert, caKey, 'heartbeat')
   t.equal(hb.gossipKeys.length, 3, 'a worker may check in')
-  await t.rejects(callRpc(cn, mgrCtl, adm.cert, 'nodes.list'), { message: /This node is not a swarm manager/ }, 'but not call a manager RPC')
-  await t.rejects(callRpc(cn, mgrCtl, { ...adm.cert, body: { ...adm.cert.body, role: 'manager' } }, 'nodes.list'), { message: /certificate refused: forged certificate/ })
+  await t.rejects(callRpc(cn, mgrCtl, adm.cert, caKey, 'nodes.list'), { message: /This node is not a swarm manager/ }, 'but not call a manager RPC')
+  await t.rejects(callRpc(cn, mgrCtl, { ...adm.cert, body: { ...adm.cert.body, role: 'manager' } }, caKey, 'nodes.list'), { message: /certificate refused: forged certificate/ })
   const other = await ControlNode.create({ privateKey: generateKeyPair().privateKey })
   t.teardown(() => other.stop())
-  await t.rejects(callRpc(other, mgrCtl, adm.cert, 'heartbeat'), { message: /certificate refused: .*another key/ }, 'a stolen certificate is useless')
+  await t.rejects(callRpc(other, mgrCtl, adm.cert, caKey, 'heartbeat'), { message: /certificate refused: .*another key/ }, 'a stolen certificate is useless')
 
   // Rotation: the old token no longer admits anyone.
   await ctl(mgr, 'swarm', 'join-token', '--rotate', 'worker')
@@ -124,6 +130,6 @@ t.test('a three-node swarm on loopback', async t => {
   t.match(r.stderr, /It must be demoted to worker before removal/)
   t.same([(await ctl(mgr, 'node', 'rm', w1.name)).stdout], [`${w1.name}\n`])
   t.same([(await ctl(mgr, 'node', 'rm', '--force', 'rogue')).stdout], ['rogue\n'])
-  await t.rejects(callRpc(cn, mgrCtl, adm.cert, 'heartbeat'), { message: /is not part of this swarm/ }, 'a removed node\'s certificate no longer works')
+  await t.rejects(callRpc(cn, mgrCtl, adm.cert, caKey, 'heartbeat'), { message: /is not part of this swarm/ }, 'a removed node\'s certificate no longer works')
   t.notMatch(await nodeLs(), /docker-swarm-1|rogue/)
 })

@@ -29,7 +29,14 @@ export interface RpcMethod {
  */
 export function serveRpc(
   node: ControlNode,
-  d: { caPublicKey: () => KeyObject; methods: Record<string, RpcMethod>; known: (nodeId: string) => boolean; onRefused: (why: string) => void },
+  d: {
+    caPublicKey: () => KeyObject
+    /** The manager's own certificate: the caller checks it too. */
+    selfCert: () => NodeCertificate
+    methods: Record<string, RpcMethod>
+    known: (nodeId: string) => boolean
+    onRefused: (why: string) => void
+  },
 ): Promise<void> {
   return node.handle(RPC_PROTOCOL, async (ch, peer) => {
     const call = await ch.recv<Call>()
@@ -57,20 +64,33 @@ export function serveRpc(
       return
     }
     try {
-      ch.send({ result: (await m.run(call.params, caller)) ?? null })
+      ch.send({ result: (await m.run(call.params, caller)) ?? null, cert: d.selfCert() })
     } catch (e) {
       ch.send({ error: (e as Error).message })
     }
   })
 }
 
-/** One call to the manager at `to`, presenting our certificate. */
-export async function callRpc<T>(node: ControlNode, to: { ip: string; port: number }, cert: NodeCertificate, method: string, params?: unknown): Promise<T> {
-  const { ch } = await node.open(to, RPC_PROTOCOL)
+/**
+ * One call to the manager at `to`, presenting our certificate; the answer
+ * counts only if the manager's certificate checks out too (same CA, the key
+ * Noise proved, role manager): both sides are authenticated on every call.
+ */
+export async function callRpc<T>(
+  node: ControlNode,
+  to: { ip: string; port: number },
+  cert: NodeCertificate,
+  caPublicKey: KeyObject,
+  method: string,
+  params?: unknown,
+): Promise<T> {
+  const { ch, peer } = await node.open(to, RPC_PROTOCOL)
   try {
     ch.send({ cert, method, params } satisfies Call)
-    const r = await ch.recv<{ result?: T; error?: string }>()
+    const r = await ch.recv<{ result?: T; error?: string; cert?: NodeCertificate }>()
     if (r.error !== undefined) throw new ApiError(500, r.error)
+    const mc = verifyCertificate(r.cert, { caPublicKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
+    if (mc.role !== 'manager') throw new ApiError(500, `the node at ${to.ip}:${to.port} is not a manager`)
     return r.result as T
   } finally {
     await ch.close()

@@ -113,6 +113,8 @@ export class SwarmManager {
   private membership: Membership | undefined
   private control: ControlNode | undefined
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** When each node's control session last checked in (manager side). */
+  private readonly lastSeen = new Map<string, number>()
   /** A worker's heartbeat period, as the manager last said. */
   private workerPeriod = 1_000
   /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
@@ -245,6 +247,7 @@ export class SwarmManager {
           ...(a.role === 'manager' ? { managerAddr: `${host}:${CONTROL_PORT}` } : {}),
         }
         await this.store.commit([{ op: 'put', table: 'nodes', id: node.id, value: node }])
+        this.lastSeen.set(node.id, Date.now())
         this.log.info({ nodeId: a.nodeId, role: a.role, hostname: a.hostname }, 'node joined')
         const cl = this.requireCluster()
         return { clusterId: cl.id, gossipKeys: cl.gossipKeys, gossipAddr: `${splitAddr(cl.advertiseAddr, CONTROL_PORT).host}:${GOSSIP_PORT}` }
@@ -253,10 +256,17 @@ export class SwarmManager {
     })
     await serveRpc(this.control, {
       caPublicKey: () => ClusterCA.load(this.requireCluster().caPem).publicKey,
+      selfCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
       known: id => !!this.store.get('nodes', id),
       onRefused: why => this.log.warn({ why }, 'control call refused'),
       methods: {
-        heartbeat: { roles: ['worker', 'manager'], run: () => ({ gossipKeys: this.requireCluster().gossipKeys, periodMs: this.heartbeatPeriod() }) },
+        heartbeat: {
+          roles: ['worker', 'manager'],
+          run: (_params, caller) => {
+            this.lastSeen.set(caller.nodeId, Date.now())
+            return { gossipKeys: this.requireCluster().gossipKeys, periodMs: this.heartbeatPeriod() }
+          },
+        },
         // A new certificate for the caller's key, with the role its node has now (promote / demote take effect here).
         renew: {
           roles: ['worker', 'manager'],
@@ -330,13 +340,14 @@ export class SwarmManager {
     if (!w || !this.control) return
     const m = splitAddr(w.managerAddr, CONTROL_PORT)
     const to = { ip: m.host, port: m.port }
+    const ca = publicKeyFromRaw(Buffer.from(w.caPublicKey, 'base64'))
     if (needsRenewal(w.cert.body, Date.now())) {
-      const cert = await callRpc<NodeCertificate>(this.control, to, w.cert, 'renew')
+      const cert = await callRpc<NodeCertificate>(this.control, to, w.cert, ca, 'renew')
       await this.store.commit([{ op: 'put', table: 'worker', id: 'self', value: { ...this.worker!, cert } }])
       this.log.info({ notAfter: new Date(cert.body.notAfter).toISOString() }, 'certificate renewed')
       return this.heartbeat()
     }
-    const r = await callRpc<{ gossipKeys: string[]; periodMs: number }>(this.control, to, w.cert, 'heartbeat')
+    const r = await callRpc<{ gossipKeys: string[]; periodMs: number }>(this.control, to, w.cert, ca, 'heartbeat')
     if (Number.isFinite(r.periodMs) && r.periodMs >= 100) this.workerPeriod = r.periodMs
     if (r.gossipKeys.join() !== w.gossipKeys.join()) {
       this.applyGossipKeys(r.gossipKeys)
@@ -481,9 +492,16 @@ export class SwarmManager {
     this.requireCluster()
   }
 
-  /** Alive gossip members: Ready nodes. */
+  /**
+   * Ready needs both signals, as the issue's design says: the node is alive in
+   * gossip, and its control session checked in within three heartbeat periods.
+   * Either one failing makes it Down.
+   */
   isReady(nodeId: string): boolean {
-    return nodeId === this.nodeId ? !!this.membership : !!this.membership?.members().some(m => m.name === nodeId && m.state !== 'dead')
+    if (nodeId === this.nodeId) return !!this.membership
+    const inGossip = !!this.membership?.members().some(m => m.name === nodeId)
+    const seen = this.lastSeen.get(nodeId)
+    return inGossip && seen !== undefined && Date.now() - seen < 3 * this.heartbeatPeriod() + 1_000
   }
 
   async close(): Promise<void> {
