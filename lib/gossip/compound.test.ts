@@ -3,16 +3,8 @@ import fc from 'fast-check'
 import { COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, CompoundError, makeCompound, makeCompounds, parseCompound } from './compound.js'
 import { decodeAlive, encodeAlive, encodeDead, encodePing, encodeSuspect, encodeUser, MsgType } from './messages.js'
 import { MsgpackReader } from './msgpack.js'
+import { thrown } from '../thrown.test-helper.js'
 
-function thrown(t: Test, fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
-  t.fail('expected a throw')
-  return undefined
-}
 
 function expectCompoundError(t: Test, fn: () => unknown, code: string, msg: string): void {
   const e = thrown(t, fn)

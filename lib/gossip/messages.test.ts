@@ -40,6 +40,7 @@ import {
   type Vsn,
 } from './messages.js'
 import { type DecodedMap, MsgpackError, MsgpackReader, MsgpackTruncatedError } from './msgpack.js'
+import { thrown } from '../thrown.test-helper.js'
 
 // ---------------------------------------------------------------- helpers
 
@@ -134,15 +135,6 @@ const fixint = (v: number) => Buffer.from([v])
 const nil = Buffer.from([0xc0])
 const s = (x: string) => enc.fixstr(Buffer.from(x))
 
-function thrown(t: Test, fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
-  t.fail('expected a throw')
-  return undefined
-}
 
 function expectFieldError(t: Test, fn: () => unknown, msg: string, code = 'E_MSGPACK_FIELD'): void {
   const e = thrown(t, fn)

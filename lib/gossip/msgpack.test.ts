@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { SwarmdError } from '../errors.js'
+import { thrown } from '../thrown.test-helper.js'
 import {
   type Decoded,
   type DecodedMap,
@@ -37,15 +38,6 @@ function written(f: (w: MsgpackWriter) => void, initial?: number): string {
 }
 
 /** Runs fn, returns what it threw (or fails the test when it does not throw). */
-function thrown(t: Test, fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
-  t.fail('expected a throw')
-  return undefined
-}
 
 function expectMsgpackError(t: Test, fn: () => unknown, code: string, msg?: string): void {
   const e = thrown(t, fn)

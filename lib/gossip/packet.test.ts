@@ -21,6 +21,7 @@ import {
   type WireSecurity,
 } from './packet.js'
 import { decryptPayload, encryptPayload } from './security.js'
+import { thrown } from '../thrown.test-helper.js'
 
 function sec(o: Partial<WireSecurity> = {}): WireSecurity {
   return { label: '', keyring: undefined, encryptionVersion: 1, verifyIncoming: true, verifyOutgoing: true, skipInboundLabelCheck: false, ...o }
@@ -31,15 +32,6 @@ const key24 = Buffer.alloc(24, 0x24)
 const key32 = Buffer.alloc(32, 0x32)
 const otherKey = (n: number) => Buffer.alloc(n, 0x99)
 
-function thrown(t: Test, fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (e) {
-    return e
-  }
-  t.fail('expected a throw')
-  return undefined
-}
 
 function expectDrop(t: Test, fn: () => unknown, reason: DropReason, msg: string): void {
   const e = thrown(t, fn)
