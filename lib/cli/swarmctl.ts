@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ApiClient } from '../api/client.js'
 import { ApiError, SwarmdError } from '../errors.js'
 import { VERSION } from '../version.js'
+import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, parseDuration, socketPath } from './daemon.js'
 import { pretty, table } from './table.js'
 
@@ -90,6 +91,7 @@ function parseLabel(v: string, prev: string[] = []): string[] {
  * swarmd's local API (`-H` or SWARMD_HOST choose the daemon).
  */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnEpipe()
   const program = new Command('swarmctl')
     .description('Control a swarmd cluster (docker swarm / node commands)')
     .version(VERSION)

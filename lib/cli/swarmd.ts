@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander'
 import { VERSION } from '../version.js'
+import { exitQuietlyOnEpipe } from './epipe.js'
 import { addDaemonOptions, type DaemonFlags, runDaemon } from './daemon.js'
 import { gossipCommand } from './gossip-agent.js'
 
 /** swarmd: the daemon (its options on the root command) and the standalone gossip agent (`swarmd gossip`). */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnEpipe()
   let code = 0
   const program = addDaemonOptions(
     new Command('swarmd')
