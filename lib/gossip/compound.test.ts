@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, CompoundError, makeCompound, makeCompounds, parseCompound } from './compound.js'
 import { decodeAlive, encodeAlive, encodeDead, encodePing, encodeSuspect, encodeUser, MsgType } from './messages.js'
 import { MsgpackReader } from './msgpack.js'
-import { thrown } from '../thrown.test-helper.js'
+import { thrown } from '../test-helpers.test-helper.js'
 
 
 function expectCompoundError(t: Test, fn: () => unknown, code: string, msg: string): void {

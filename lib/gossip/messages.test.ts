@@ -40,24 +40,10 @@ import {
   type Vsn,
 } from './messages.js'
 import { type DecodedMap, MsgpackError, MsgpackReader, MsgpackTruncatedError } from './msgpack.js'
-import { thrown } from '../thrown.test-helper.js'
+import { thrown, hex, mutate, type Mutation } from '../test-helpers.test-helper.js'
 
 // ---------------------------------------------------------------- helpers
 
-/** Hex with spaces and quoted ASCII: `a4"Node"` is `a4 4e6f6465`. */
-function hex(s: string): Buffer {
-  const parts: Buffer[] = []
-  const re = /"([^"]*)"|([0-9a-fA-F]{2})|(\s+)/gy
-  let m: RegExpExecArray | null
-  let last = 0
-  while ((m = re.exec(s)) !== null) {
-    if (m[1] !== undefined) parts.push(Buffer.from(m[1], 'utf8'))
-    else if (m[2] !== undefined) parts.push(Buffer.from(m[2], 'hex'))
-    last = re.lastIndex
-  }
-  if (last !== s.length) throw new Error(`bad hex literal at ${last}: ${s}`)
-  return Buffer.concat(parts)
-}
 
 /** Decodes a message the way the receive path does: skip the type byte, read one map. */
 function body(buf: Buffer, offset = 1): DecodedMap {
@@ -649,7 +635,6 @@ const validEncodings = fc.oneof(
   bytes(100).map(buf => encodeCompress({ algo: 0, buf })),
 )
 
-type Mutation = { op: 'set' | 'insert' | 'delete'; at: number; byte: number } | { op: 'cut'; at: number; byte: number }
 const mutation: fc.Arbitrary<Mutation> = fc.record({
   op: fc.constantFrom('set', 'insert', 'delete', 'cut'),
   at: fc.nat(),
@@ -657,18 +642,6 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   byte: fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(0x00, 0x7f, 0x80, 0x8f, 0x9f, 0xc0, 0xc1, 0xcf, 0xd3, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff)),
 }) as fc.Arbitrary<Mutation>
 
-function mutate(buf: Buffer, muts: Mutation[]): Buffer {
-  let b = Buffer.from(buf)
-  for (const m of muts) {
-    if (b.length === 0) break
-    const at = m.at % b.length
-    if (m.op === 'set') b[at] = m.byte
-    else if (m.op === 'insert') b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at)])
-    else if (m.op === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)])
-    else b = b.subarray(0, at)
-  }
-  return b
-}
 
 t.test('fuzz: random bytes into struct() and every decoder throw only MsgpackError', async t => {
   let slowest = 0

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { SwarmdError } from '../errors.js'
-import { thrown } from '../thrown.test-helper.js'
 import {
   type Decoded,
   type DecodedMap,
@@ -15,21 +14,8 @@ import {
   MsgpackTruncatedError,
   MsgpackWriter,
 } from './msgpack.js'
+import { thrown, hex } from '../test-helpers.test-helper.js'
 
-/** Hex with spaces and quoted ASCII allowed: `a4"Node"` is `a4 4e6f6465`. */
-function hex(s: string): Buffer {
-  const parts: Buffer[] = []
-  const re = /"([^"]*)"|([0-9a-fA-F]{2})|(\s+)/gy
-  let m: RegExpExecArray | null
-  let last = 0
-  while ((m = re.exec(s)) !== null) {
-    if (m[1] !== undefined) parts.push(Buffer.from(m[1], 'utf8'))
-    else if (m[2] !== undefined) parts.push(Buffer.from(m[2], 'hex'))
-    last = re.lastIndex
-  }
-  if (last !== s.length) throw new Error(`bad hex literal at ${last}: ${s}`)
-  return Buffer.concat(parts)
-}
 
 function written(f: (w: MsgpackWriter) => void, initial?: number): string {
   const w = new MsgpackWriter(initial)

@@ -21,7 +21,7 @@ import {
   type WireSecurity,
 } from './packet.js'
 import { decryptPayload, encryptPayload } from './security.js'
-import { thrown } from '../thrown.test-helper.js'
+import { thrown, mutate, type Mutation } from '../test-helpers.test-helper.js'
 
 function sec(o: Partial<WireSecurity> = {}): WireSecurity {
   return { label: '', keyring: undefined, encryptionVersion: 1, verifyIncoming: true, verifyOutgoing: true, skipInboundLabelCheck: false, ...o }
@@ -299,25 +299,12 @@ t.test('fuzz: random packets into openPacket only throw PacketError', async t =>
   t.pass()
 })
 
-type Mutation = { op: 'set' | 'insert' | 'delete' | 'cut'; at: number; byte: number }
 const mutation: fc.Arbitrary<Mutation> = fc.record({
   op: fc.constantFrom('set' as const, 'insert' as const, 'delete' as const, 'cut' as const),
   at: fc.nat(),
   byte: fc.integer({ min: 0, max: 255 }),
 })
 
-function mutate(buf: Buffer, muts: Mutation[]): Buffer {
-  let b = Buffer.from(buf)
-  for (const m of muts) {
-    if (b.length === 0) break
-    const at = m.at % b.length
-    if (m.op === 'set') b[at] = m.byte
-    else if (m.op === 'insert') b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at)])
-    else if (m.op === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)])
-    else b = b.subarray(0, at)
-  }
-  return b
-}
 
 t.test('fuzz: mutated sealed packets only throw PacketError; encrypted ones never open altered', async t => {
   let rejected = 0
