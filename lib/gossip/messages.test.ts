@@ -36,7 +36,6 @@ import {
   NodeStateType,
   type Ping,
   type PushNodeState,
-  stateNames,
   type Vsn,
 } from './messages.js'
 import { type DecodedMap, MsgpackError, MsgpackReader, MsgpackTruncatedError } from './msgpack.js'
@@ -191,7 +190,6 @@ t.test('message type and node state constants', async t => {
   )
   t.same([MsgType.user, MsgType.compress, MsgType.encrypt, MsgType.nack, MsgType.hasCrc, MsgType.err, MsgType.hasLabel], [8, 9, 10, 11, 12, 13, 244])
   t.same(NodeStateType, { alive: 0, suspect: 1, dead: 2, left: 3 })
-  t.same(stateNames, ['alive', 'suspect', 'dead', 'left'])
 })
 
 // ---------------------------------------------------------------- round trips

@@ -31,7 +31,6 @@ export const MsgType = {
 
 export const NodeStateType = { alive: 0, suspect: 1, dead: 2, left: 3 } as const
 export type NodeStateName = 'alive' | 'suspect' | 'dead' | 'left'
-export const stateNames: readonly NodeStateName[] = ['alive', 'suspect', 'dead', 'left']
 
 /** [pmin, pmax, pcur, dmin, dmax, dcur] */
 export type Vsn = readonly [number, number, number, number, number, number]

@@ -24,9 +24,6 @@ export class MsgpackTruncatedError extends MsgpackError {
   }
 }
 
-/** A value the encoder writes: raw (string or bytes), unsigned integer, bool, nil. */
-export type GoValue = string | Uint8Array | number | boolean | null
-
 /**
  * Encodes one Go struct as a map. `fields` must already be in Go's order
  * (byte-wise ascending names); callers list them as literals, so no sort runs.

@@ -13,7 +13,6 @@ import { decryptPayload, encryptOverhead, encryptPayload } from './security.js'
 export type DropReason =
   | 'label'
   | 'decrypt'
-  | 'plaintext'
   | 'crc'
   | 'decode'
   | 'truncated'
@@ -21,7 +20,6 @@ export type DropReason =
   | 'compress'
   | 'wrong_node'
   | 'version'
-  | 'queue_full'
   | 'oversize'
 
 export class PacketError extends SwarmdError {

@@ -31,7 +31,6 @@ export interface NodeRecord {
   spec: NodeSpec
   hostname: string
   addr: string
-  state: 'ready' | 'down' | 'unknown'
   managerAddr?: string
 }
 
@@ -199,7 +198,6 @@ export class SwarmManager {
       spec: { Labels: {}, Role: 'manager', Availability: 'active' },
       hostname: this.hostname,
       addr: advertise.host,
-      state: 'ready',
       managerAddr: cluster.advertiseAddr,
     }
     await this.store.commit([
@@ -243,7 +241,6 @@ export class SwarmManager {
           spec: existing?.spec ?? { Labels: {}, Role: a.role, Availability: 'active' },
           hostname: a.hostname,
           addr: host,
-          state: 'ready',
           ...(a.role === 'manager' ? { managerAddr: `${host}:${CONTROL_PORT}` } : {}),
         }
         await this.store.commit([{ op: 'put', table: 'nodes', id: node.id, value: node }])
@@ -419,7 +416,7 @@ export class SwarmManager {
 
 
   nodes(): NodeRecord[] {
-    this.requireManager()
+    this.requireCluster()
     return this.store.list<NodeRecord>('nodes')
   }
 
@@ -486,10 +483,6 @@ export class SwarmManager {
     this.membership = undefined
     await this.control?.stop()
     this.control = undefined
-  }
-
-  private requireManager(): void {
-    this.requireCluster()
   }
 
   /**
