@@ -114,6 +114,7 @@ export class SwarmManager {
   private readonly timers = new Set<NodeJS.Timeout>()
   /** When each node's control session last checked in (manager side). */
   private readonly lastSeen = new Map<string, number>()
+  private caCache: { pem: string; ca: ClusterCA } | undefined
   /** A worker's heartbeat period, as the manager last said. */
   private workerPeriod = 1_000
   /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
@@ -222,7 +223,7 @@ export class SwarmManager {
     const listen = splitAddr(c.listenAddr, CONTROL_PORT)
     this.control = await ControlNode.create({ privateKey: this.identity.privateKey, listen: { ip: listen.host, port: listen.port } })
     await serveJoin(this.control, {
-      ca: () => ClusterCA.load(this.requireCluster().caPem),
+      ca: () => this.ca(),
       certTtlMs: () => this.requireCluster().certTtlMs ?? CERT_TTL_MS,
       managerCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
       secrets: () => {
@@ -252,7 +253,7 @@ export class SwarmManager {
       onRefused: (why, peer) => this.log.warn({ why, peer: peer.publicKey.toString('base64') }, 'join refused'),
     })
     await serveRpc(this.control, {
-      caPublicKey: () => ClusterCA.load(this.requireCluster().caPem).publicKey,
+      caPublicKey: () => this.ca().publicKey,
       selfCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
       known: id => !!this.store.get('nodes', id),
       onRefused: why => this.log.warn({ why }, 'control call refused'),
@@ -285,9 +286,16 @@ export class SwarmManager {
     })
   }
 
+  /** The cluster CA, parsed once: every join, check-in and renewal uses it. */
+  private ca(): ClusterCA {
+    const pem = this.requireCluster().caPem
+    if (this.caCache?.pem !== pem) this.caCache = { pem, ca: ClusterCA.load(pem) }
+    return this.caCache.ca
+  }
+
   private issueCert(publicKeyB64: string, role: NodeRole): NodeCertificate {
     const c = this.requireCluster()
-    return ClusterCA.load(c.caPem).issue({ nodePublicKey: publicKeyFromRaw(Buffer.from(publicKeyB64, 'base64')), role, now: Date.now(), ttlMs: c.certTtlMs ?? CERT_TTL_MS })
+    return this.ca().issue({ nodePublicKey: publicKeyFromRaw(Buffer.from(publicKeyB64, 'base64')), role, now: Date.now(), ttlMs: c.certTtlMs ?? CERT_TTL_MS })
   }
 
   /** Workers check in often enough that no key rotation or certificate expiry can outpace them. */
@@ -452,7 +460,7 @@ export class SwarmManager {
   async rotateTokens(version: number, worker: boolean, manager: boolean): Promise<void> {
     const c = this.requireCluster()
     if (version !== c.version) throw new ApiError(500, 'update out of sequence')
-    const digest = ClusterCA.load(c.caPem).digest
+    const digest = this.ca().digest
     const tokens = { worker: worker ? newJoinToken(digest) : c.tokens.worker, manager: manager ? newJoinToken(digest) : c.tokens.manager }
     await this.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, tokens, version: c.version + 1, updatedAt: now() } }])
   }
