@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-docker.sh
 if [ ! -x node_modules/.bin/tap ] || [ ! -x node_modules/.bin/tsc ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
