@@ -1,4 +1,4 @@
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
 import { ApiError, SwarmdError } from '../errors.js'
 
 /**
@@ -26,6 +26,35 @@ export class ApiClient {
         reject(new SwarmdError('E_CONNECT', `Cannot connect to the swarmd daemon at unix://${this.socketPath}. Is the daemon running?`, { cause: e })),
       )
       req.end(body === undefined ? undefined : JSON.stringify(body))
+    })
+  }
+
+  /**
+   * A GET whose body is read as it arrives (logs with --follow). Resolves
+   * with the open response; an error status rejects with the daemon's message.
+   */
+  stream(path: string, signal?: AbortSignal): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method: 'GET', path: `/v1.41${path}`, signal }, res => {
+        const status = res.statusCode ?? 0
+        if (status < 400) return resolve(res)
+        let data = ''
+        res.setEncoding('utf8')
+        res.on('data', d => (data += d))
+        res.on('end', () => {
+          let message = data.trim() || `HTTP ${status}`
+          try {
+            message = (JSON.parse(data) as { message?: string }).message ?? message
+          } catch {
+            // A plain-text error body is the message itself.
+          }
+          reject(new ApiError(status, message))
+        })
+      })
+      req.on('error', e =>
+        reject(new SwarmdError('E_CONNECT', `Cannot connect to the swarmd daemon at unix://${this.socketPath}. Is the daemon running?`, { cause: e })),
+      )
+      req.end()
     })
   }
 }

@@ -5,6 +5,9 @@ import { VERSION } from '../version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, parseDuration, socketPath } from './daemon.js'
 import { pretty, table } from './table.js'
+import { addSecretCommands } from './secret-commands.js'
+import { addServiceCommands } from './service-commands.js'
+import { render } from './service-format.js'
 
 interface NodeObj {
   ID: string
@@ -27,11 +30,6 @@ interface InfoObj {
 }
 
 const out = (s: string): boolean => process.stdout.write(s)
-
-/** Docker's `{{.Field}}` templates over a flat row, enough for `node ls --format`. */
-function render(format: string, row: Record<string, string>): string {
-  return format.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, k: string) => row[k] ?? '').replace(/\\t/g, '\t')
-}
 
 function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -259,6 +257,8 @@ export async function main(argv: string[]): Promise<number> {
       })
   }
 
+  addServiceCommands(program, client)
+  addSecretCommands(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()
