@@ -1,4 +1,5 @@
 /** Runs the real swarmd daemon (the built bin/swarmd.js) and swarmctl for tests. */
+import { readdirSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { run, spawnManaged, waitUntil, type ManagedProcess, type RunResult } from './procs.js'
@@ -19,9 +20,10 @@ export function pingSocket(sock: string): Promise<boolean> {
 }
 
 /** Starts a daemon and waits until its API answers. */
-export async function startDaemon(o: { dataDir: string; sock: string; hostname: string; logLevel?: string; args?: string[] }): Promise<ManagedProcess> {
+export async function startDaemon(o: { dataDir: string; sock: string; hostname: string; logLevel?: string; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<ManagedProcess> {
   const p = spawnManaged(process.execPath, [SWARMD, '--data-dir', o.dataDir, '-H', `unix://${o.sock}`, '--hostname', o.hostname, '--log-level', o.logLevel ?? 'warn', ...(o.args ?? [])], {
     label: o.hostname,
+    ...(o.env ? { env: { ...process.env, ...o.env } } : {}),
   })
   await waitUntil(() => pingSocket(o.sock), { timeoutMs: 15_000, what: `${o.hostname}'s API socket`, giveUp: () => (p.exitStatus ? new Error(`${o.hostname} exited: ${p.stderrTail()}`) : undefined) })
   return p
@@ -30,4 +32,42 @@ export async function startDaemon(o: { dataDir: string; sock: string; hostname: 
 /** swarmctl against the daemon at `sock`. */
 export function swarmctl(sock: string, ...args: string[]): Promise<RunResult> {
   return run(process.execPath, [SWARMCTL, '-H', `unix://${sock}`, ...args], { timeoutMs: 30_000 })
+}
+
+/** Task processes (the process executor's) that carry one of these node IDs in their environment, with their task IDs. */
+export function taskProcesses(nodeIds: readonly string[], service?: string): { pid: number; task: string }[] {
+  const found: { pid: number; task: string }[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    let env: string
+    try {
+      env = readFileSync(`/proc/${d}/environ`, 'latin1')
+    } catch {
+      continue
+    }
+    const vars = env.split('\0')
+    const node = vars.find(v => v.startsWith('SWARMD_NODE_ID='))?.slice('SWARMD_NODE_ID='.length)
+    if (!node || !nodeIds.includes(node)) continue
+    if (service && !vars.includes(`SWARMD_SERVICE_NAME=${service}`)) continue
+    found.push({ pid: Number(d), task: vars.find(v => v.startsWith('SWARMD_TASK_ID='))?.slice('SWARMD_TASK_ID='.length) ?? '' })
+  }
+  return found
+}
+
+/** The distinct tasks of a service running as processes on these nodes. */
+export const runningTasks = (nodeIds: readonly string[], service: string): Set<string> => new Set(taskProcesses(nodeIds, service).map(p => p.task))
+
+/** The last resort of a test's teardown: no task process of its nodes outlives it. */
+export function killTasks(nodeIds: readonly string[]): void {
+  for (const { pid } of taskProcesses(nodeIds)) {
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
 }

@@ -15,6 +15,18 @@ export interface Request {
 
 export type Handler = (req: Request) => Promise<unknown> | unknown
 
+/**
+ * A handler's answer that is a byte stream rather than JSON (service logs):
+ * `write` writes to the response and resolves when done; `signal` aborts
+ * when the client goes away.
+ */
+export class StreamResponse {
+  constructor(
+    readonly contentType: string,
+    readonly write: (res: ServerResponse, signal: AbortSignal) => Promise<void>,
+  ) {}
+}
+
 interface Route {
   method: string
   pattern: RegExp
@@ -67,6 +79,18 @@ export class ApiServer {
       match.r.names.forEach((n, i) => (params[n] = decodeURIComponent(match.m![i + 1]!)))
       const body = await readJson(req)
       const result = await match.r.handler({ method, path, params, query: url.searchParams, body })
+      if (result instanceof StreamResponse) {
+        const ac = new AbortController()
+        res.on('close', () => ac.abort())
+        res.writeHead(200, { 'Content-Type': result.contentType })
+        res.flushHeaders()
+        try {
+          await result.write(res, ac.signal)
+        } finally {
+          res.end()
+        }
+        return
+      }
       if (typeof result === 'string' && path === '/_ping') {
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' })
         res.end(req.method === 'HEAD' ? undefined : result)
@@ -75,6 +99,10 @@ export class ApiServer {
       res.writeHead(200, { 'Content-Type': 'application/json' })
       res.end(result === undefined ? undefined : JSON.stringify(result) + '\n')
     } catch (e) {
+      if (res.headersSent) {
+        res.end()
+        return
+      }
       const status = e instanceof ApiError ? e.status : 500
       res.writeHead(status, { 'Content-Type': 'application/json' })
       res.end(JSON.stringify({ message: (e as Error).message }) + '\n')

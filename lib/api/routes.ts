@@ -3,6 +3,7 @@ import { ApiError } from '../errors.js'
 import type { Availability, ClusterRecord, JoinRequest, NodeRecord, NodeSpec, SwarmManager } from '../manager/swarm.js'
 import { VERSION } from '../version.js'
 import { API_VERSION, type ApiServer } from './http.js'
+import { mountServiceRoutes } from './service-routes.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
@@ -159,4 +160,5 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
     .route('POST', '/nodes/:id/update', async req => {
       await m.updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
     })
+  mountServiceRoutes(api, m)
 }

@@ -2,7 +2,11 @@ import { mkdirSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { pino } from 'pino'
+import Docker from 'dockerode'
+import { pino, type Logger } from 'pino'
+import { DockerExecutor } from '../agent/docker-executor.js'
+import type { Executor } from '../agent/executor.js'
+import { ProcessExecutor } from '../agent/process-executor.js'
 import { ApiServer } from '../api/http.js'
 import { mountRoutes } from '../api/routes.js'
 import { SwarmManager } from '../manager/swarm.js'
@@ -38,6 +42,7 @@ export interface DaemonFlags {
   hostname: string
   executor: 'process' | 'docker'
   logLevel: string
+  liveRestore: boolean
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -49,6 +54,14 @@ export function addDaemonOptions(cmd: Command): Command {
     .addOption(new Option('--executor <kind>', 'how tasks run').choices(['process', 'docker']).default('process'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, 12 * 3_600_000)
+    .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
+}
+
+/** The executor that runs this node's tasks: host processes (the default) or the local Docker engine (DOCKER_HOST). */
+function executorFactory(f: DaemonFlags, log: Logger): (nodeId: string) => Executor {
+  const logger = log.child({ layer: 'executor' })
+  if (f.executor === 'docker') return nodeId => new DockerExecutor({ docker: new Docker(), nodeId, logger })
+  return () => new ProcessExecutor({ dir: join(f.dataDir, 'tasks'), logger })
 }
 
 /** Runs in the foreground until SIGINT or SIGTERM; logs JSON on stderr. */
@@ -57,7 +70,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   const sock = socketPath(f.host)
   mkdirSync(f.dataDir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(sock), { recursive: true })
-  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, { gossipKeyRotationMs: f.gossipKeyRotation })
+  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, { gossipKeyRotationMs: f.gossipKeyRotation, executor: executorFactory(f, log) })
   const api = new ApiServer()
   mountRoutes(api, manager, f.hostname)
   await api.listen(sock)
@@ -68,6 +81,8 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   })
   log.info({ signal }, 'stopping')
   await api.close()
+  // As Docker without live-restore: a daemon that stops stops its tasks (a crash leaves them, to be adopted).
+  if (!f.liveRestore) await manager.stopTasks()
   await manager.close()
   return 0
 }

@@ -73,15 +73,18 @@ export class Channel {
     this.stream.send(frame)
   }
 
-  /** The next message; rejects after `timeoutMs` or when the stream ends. */
+  /** The next message; rejects after `timeoutMs` (never when Infinity) or when the stream ends. */
   recv<T>(timeoutMs = 10_000): Promise<T> {
     if (this.inbox.length) return Promise.resolve(this.inbox.shift() as T)
     if (this.closed) return Promise.reject(this.closed)
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = undefined
-        reject(new ChannelError('E_CHANNEL_TIMEOUT', `no answer within ${timeoutMs} ms`))
-      }, timeoutMs)
+      const timer =
+        timeoutMs === Infinity
+          ? undefined
+          : setTimeout(() => {
+              this.waiting = undefined
+              reject(new ChannelError('E_CHANNEL_TIMEOUT', `no answer within ${timeoutMs} ms`))
+            }, timeoutMs)
       this.waiting = {
         resolve: v => {
           clearTimeout(timer)

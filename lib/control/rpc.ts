@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto'
 import { ApiError } from '../errors.js'
 import { type CertificateBody, type NodeCertificate, type Role, verifyCertificate } from './ca.js'
-import type { ControlNode } from './control-node.js'
+import type { Channel } from './channel.js'
+import type { ControlNode, Peer } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
 
 export const RPC_PROTOCOL = '/swarmd/rpc/1.0.0'
@@ -19,6 +20,33 @@ export interface RpcMethod {
   /** Who may call it, by the role in the caller's certificate. */
   roles: readonly Role[]
   run(params: unknown, caller: CertificateBody): Promise<unknown> | unknown
+}
+
+/**
+ * Checks a caller's certificate against the CA, against the key Noise proved
+ * for this connection, and against the swarm's node list; answers the refusal
+ * itself and returns undefined when it does not hold.
+ */
+export function authenticate(
+  ch: Channel,
+  peer: Peer,
+  cert: unknown,
+  d: { caPublicKey: () => KeyObject; known: (nodeId: string) => boolean; onRefused: (why: string) => void },
+): CertificateBody | undefined {
+  let caller: CertificateBody
+  try {
+    caller = verifyCertificate(cert, { caPublicKey: d.caPublicKey(), now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
+  } catch (e) {
+    d.onRefused((e as Error).message)
+    ch.send({ error: `certificate refused: ${(e as Error).message}` })
+    return undefined
+  }
+  if (!d.known(caller.nodeId)) {
+    d.onRefused(`node ${caller.nodeId} is not in the swarm`)
+    ch.send({ error: `node ${caller.nodeId} is not part of this swarm` })
+    return undefined
+  }
+  return caller
 }
 
 /**
@@ -40,19 +68,8 @@ export function serveRpc(
 ): Promise<void> {
   return node.handle(RPC_PROTOCOL, async (ch, peer) => {
     const call = await ch.recv<Call>()
-    let caller: CertificateBody
-    try {
-      caller = verifyCertificate(call?.cert, { caPublicKey: d.caPublicKey(), now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
-    } catch (e) {
-      d.onRefused((e as Error).message)
-      ch.send({ error: `certificate refused: ${(e as Error).message}` })
-      return
-    }
-    if (!d.known(caller.nodeId)) {
-      d.onRefused(`node ${caller.nodeId} is not in the swarm`)
-      ch.send({ error: `node ${caller.nodeId} is not part of this swarm` })
-      return
-    }
+    const caller = authenticate(ch, peer, call?.cert, d)
+    if (!caller) return
     const m = Object.hasOwn(d.methods, call.method) ? d.methods[call.method] : undefined
     if (!m) {
       ch.send({ error: `unknown method ${String(call.method)}` })

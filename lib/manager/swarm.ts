@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { arch, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { ApiError } from '../errors.js'
@@ -10,7 +11,16 @@ import { CERT_TTL_MS, requestJoin, serveJoin } from '../control/join-protocol.js
 import { callRpc, serveRpc } from '../control/rpc.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
 import { Membership } from '../gossip/membership.js'
+import type { Executor, LogLine, LogOptions } from '../agent/executor.js'
+import { Agent } from '../agent/agent.js'
+import { openSession, serveSession, type Session } from '../control/session.js'
+import { Dispatcher } from './dispatcher.js'
+import { Orchestrator, type NodeInfo } from './orchestrator.js'
+import { planner } from './placement.js'
+import { Secrets } from './secrets.js'
+import { Services } from './services.js'
 import { Store } from './store.js'
+import type { Task } from './types.js'
 
 export type Availability = 'active' | 'pause' | 'drain'
 export type NodeRole = 'manager' | 'worker'
@@ -81,7 +91,11 @@ export interface SwarmOptions {
   gossipKeyRotationMs?: number
   /** Workers check in this often; the answer carries the current gossip keys. */
   heartbeatMs?: number
+  /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
+  executor?: (nodeId: string) => Executor
 }
+
+const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
 export const GOSSIP_PORT = 7946
 export const CONTROL_PORT = 2377
@@ -119,6 +133,13 @@ export class SwarmManager {
   private workerPeriod = 1_000
   /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
   private generation = 0
+  private agent: Agent | undefined
+  private readonly executor: Executor | undefined
+  private session: Session | undefined
+  private orchestrator: Orchestrator | undefined
+  private dispatcher: Dispatcher | undefined
+  private servicesApi: Services | undefined
+  private secretsApi: Secrets | undefined
   readonly nodeId: string
 
   private constructor(
@@ -126,9 +147,10 @@ export class SwarmManager {
     private readonly identity: KeyPair,
     private readonly hostname: string,
     private readonly log: Logger,
-    private readonly opts: Required<SwarmOptions>,
+    private readonly opts: Required<Omit<SwarmOptions, 'executor'>> & Pick<SwarmOptions, 'executor'>,
   ) {
     this.nodeId = nodeIdFor(identity.publicKey)
+    this.executor = opts.executor?.(this.nodeId)
   }
 
   /** Opens the data dir: the node key (created once), the store, and an active swarm's gossip. */
@@ -276,6 +298,7 @@ export class SwarmManager {
         'nodes.list': { roles: ['manager'], run: () => this.store.list<NodeRecord>('nodes') },
       },
     })
+    await this.startOrchestration()
     this.repeat(() => this.opts.gossipKeyRotationMs, () => this.rotateGossipKeys())
     this.repeat(() => this.heartbeatPeriod(), async () => {
       const own = this.store.get<NodeCertificate>('certs', 'self')
@@ -284,6 +307,105 @@ export class SwarmManager {
         this.log.info('certificate renewed')
       }
     })
+  }
+
+  /**
+   * The manager's orchestration: services and secrets in the store, the
+   * orchestrator and scheduler, and the dispatcher that sessions attach to,
+   * this node's own agent among them.
+   */
+  private async startOrchestration(): Promise<void> {
+    const log = this.log.child({ layer: 'manager' })
+    this.secretsApi = new Secrets(this.store, this.identity.privateKey)
+    const dispatcher = new Dispatcher({
+      store: this.store,
+      secrets: ids => this.secretsApi!.values(ids),
+      report: (nodeId, updates) => this.orchestrator!.report(nodeId, updates),
+      log,
+    })
+    this.dispatcher = dispatcher
+    this.orchestrator = new Orchestrator({
+      store: this.store,
+      clock: { now: () => Date.now() },
+      nodes: () => this.nodeInfos(),
+      planner,
+      changed: () => dispatcher.pushAll(),
+      log,
+    })
+    this.servicesApi = new Services({ store: this.store, secrets: this.secretsApi, kick: () => void this.orchestrator?.kick() })
+    await serveSession(this.control!, {
+      caPublicKey: () => this.ca().publicKey,
+      selfCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
+      known: id => !!this.store.get('nodes', id),
+      onRefused: why => this.log.warn({ why }, 'session refused'),
+      onSession: (caller, session) => {
+        this.lastSeen.set(caller.nodeId, Date.now())
+        void this.orchestrator?.kick()
+        return dispatcher.attach(caller.nodeId, session)
+      },
+    })
+    if (this.executor) {
+      const agent = await this.startAgent()
+      // This node's own agent talks to the dispatcher in process, through the same messages.
+      let done!: () => void
+      const local: Session = { send: m => agent.receive(structuredClone(m)), closed: new Promise<void>(r => (done = r)), close: async () => done() }
+      const handler = dispatcher.attach(this.nodeId, local)
+      agent.connect(m => handler(structuredClone(m)))
+    }
+    this.repeat(() => 1_000, () => this.orchestrator!.kick())
+    void this.orchestrator.kick()
+  }
+
+  private async startAgent(): Promise<Agent> {
+    this.agent = new Agent({ executor: this.executor!, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
+    await this.agent.init()
+    return this.agent
+  }
+
+  /** Nodes as the scheduler sees them: what the store says, Ready from gossip and check-ins, and whether they run tasks at all. */
+  private nodeInfos(): NodeInfo[] {
+    return this.store.list<NodeRecord>('nodes').map(n => ({
+      id: n.id,
+      hostname: n.hostname,
+      role: n.spec.Role,
+      addr: n.addr,
+      labels: n.spec.Labels,
+      engineLabels: {},
+      platform: { os: 'linux', arch: ARCH },
+      // Nodes do not report their resources yet: only this one's are known.
+      resources: n.id === this.nodeId ? { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() } : { nanoCPUs: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER },
+      ready: this.isReady(n.id) && (n.id === this.nodeId ? !!this.executor : true),
+      availability: n.spec.Availability,
+    }))
+  }
+
+  services(): Services {
+    this.requireCluster()
+    return this.servicesApi!
+  }
+
+  secrets(): Secrets {
+    this.requireCluster()
+    return this.secretsApi!
+  }
+
+  /**
+   * Log lines of these tasks from the nodes that ran them, each node asked
+   * over its session (this node's own agent directly).
+   */
+  async taskLogs(tasks: Task[], opts: LogOptions, onLine: (task: Task, l: LogLine) => void, signal: AbortSignal): Promise<void> {
+    this.requireCluster()
+    const byNode = new Map<string, Task[]>()
+    for (const t of tasks) if (t.NodeID) byNode.set(t.NodeID, [...(byNode.get(t.NodeID) ?? []), t])
+    await Promise.all(
+      [...byNode].map(async ([nodeId, list]) => {
+        const byId = new Map(list.map(t => [t.ID, t]))
+        if (!this.dispatcher!.connected(nodeId)) return
+        await this.dispatcher!.logs(nodeId, [...byId.keys()], opts, (id, l) => byId.has(id) && onLine(byId.get(id)!, l), signal).catch(e =>
+          this.log.warn({ err: e, nodeId }, 'logs from a node failed'),
+        )
+      }),
+    )
   }
 
   /** The cluster CA, parsed once: every join, check-in and renewal uses it. */
@@ -373,6 +495,36 @@ export class SwarmManager {
     await this.membership!.join([w.gossipAddr]).catch(e => this.log.warn({ err: e }, "cannot reach the manager's gossip yet"))
     this.control = await ControlNode.create({ privateKey: this.identity.privateKey })
     this.repeat(() => this.workerPeriod, () => this.heartbeat())
+    if (this.executor) {
+      await this.startAgent()
+      void this.sessionLoop(this.generation)
+    }
+  }
+
+  /** A worker's session with the manager, opened again whenever it drops. */
+  private async sessionLoop(gen: number): Promise<void> {
+    while (gen === this.generation) {
+      const w = this.worker
+      const agent = this.agent
+      if (!w || !this.control || !agent) return
+      const m = splitAddr(w.managerAddr, CONTROL_PORT)
+      try {
+        const s = await openSession(this.control, { ip: m.host, port: m.port }, w.cert, publicKeyFromRaw(Buffer.from(w.caPublicKey, 'base64')), msg => agent.receive(msg))
+        if (gen !== this.generation) {
+          await s.close()
+          return
+        }
+        this.session = s
+        agent.connect(msg => s.send(msg))
+        this.log.info('session with the manager open')
+        await s.closed
+      } catch (e) {
+        this.log.info({ err: e }, 'no session with the manager yet')
+      }
+      agent.disconnect()
+      this.session = undefined
+      await new Promise(r => setTimeout(r, 1_000).unref())
+    }
   }
 
   /** Joins gossip on `host`:7946, encrypted with the swarm's keys (the middle one primary, as swarm's). */
@@ -383,7 +535,11 @@ export class SwarmManager {
       bind: { ip: host, port: GOSSIP_PORT },
       keys: [keys[1]!, keys[0]!, keys[2]!],
       logger: this.log.child({ layer: 'gossip' }),
-      onEvent: e => this.log.info({ event: e.type, node: e.member.name }, 'membership'),
+      onEvent: e => {
+        this.log.info({ event: e.type, node: e.member.name }, 'membership')
+        // The scheduler and the data plane see the same event: a dead node's tasks are replaced now.
+        void this.orchestrator?.kick()
+      },
     })
   }
 
@@ -444,6 +600,7 @@ export class SwarmManager {
     if (version !== n.version) throw new ApiError(500, 'update out of sequence')
     const next: NodeRecord = { ...n, spec: { ...n.spec, ...spec, Labels: spec.Labels ?? {} }, version: n.version + 1, updatedAt: now() }
     await this.store.commit([{ op: 'put', table: 'nodes', id: n.id, value: next }])
+    void this.orchestrator?.kick()
   }
 
   /** `node rm`: only a Down node unless forced, never the manager itself; its certificate stops working at once. */
@@ -467,17 +624,22 @@ export class SwarmManager {
 
   async leave(force: boolean): Promise<void> {
     if (this.worker) {
+      await this.agent?.stopAll()
       await this.stopPlanes()
       await this.store.commit([{ op: 'delete', table: 'worker', id: 'self' }])
       return
     }
     this.requireCluster()
     if (!force) throw new ApiError(503, LAST_MANAGER)
+    await this.agent?.stopAll()
     await this.stopPlanes()
     await this.store.commit([
       { op: 'delete', table: 'cluster', id: 'default' },
       { op: 'delete', table: 'certs', id: 'self' },
       ...this.store.list<NodeRecord>('nodes').map(n => ({ op: 'delete' as const, table: 'nodes', id: n.id })),
+      ...['services', 'tasks'].flatMap(table => this.store.list<{ ID: string }>(table).map(r => ({ op: 'delete' as const, table, id: r.ID }))),
+      ...this.store.list<{ secret: { ID: string } }>('secrets').map(r => ({ op: 'delete' as const, table: 'secrets', id: r.secret.ID })),
+      { op: 'delete', table: 'keys', id: 'secrets' },
     ])
   }
 
@@ -486,6 +648,7 @@ export class SwarmManager {
     this.generation++
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+    await this.stopOrchestration()
     await this.membership?.leave(2_000).catch(() => undefined)
     await this.membership?.shutdown()
     this.membership = undefined
@@ -505,12 +668,30 @@ export class SwarmManager {
     return inGossip && seen !== undefined && Date.now() - seen < 3 * this.heartbeatPeriod() + 1_000
   }
 
+  /** Stops every task this node runs (the daemon stops without --live-restore). */
+  async stopTasks(): Promise<void> {
+    await this.agent?.stopAll()
+  }
+
+  /** Stops scheduling and sessions; tasks keep running (a restarted daemon adopts them). */
+  private async stopOrchestration(): Promise<void> {
+    this.orchestrator?.close()
+    this.orchestrator = undefined
+    await this.session?.close()
+    await this.dispatcher?.close()
+    this.dispatcher = undefined
+    this.agent?.close()
+    this.agent = undefined
+  }
+
   async close(): Promise<void> {
     this.generation++
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+    await this.stopOrchestration()
     await this.membership?.shutdown()
     await this.control?.stop()
+    await this.executor?.close()
     await this.store.close()
   }
 }

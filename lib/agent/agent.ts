@@ -1,0 +1,236 @@
+import type { Logger } from 'pino'
+import type { DownMessage, UpMessage } from '../manager/session-messages.js'
+import { isTerminal, stateRank, type PortConfig, type Task, type TaskState, type TaskStatus } from '../manager/types.js'
+import type { Executor, ExecutorTask, LogLine, TaskEvent } from './executor.js'
+
+/** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
+const DOCKER_SECRET_MODE = 0o444
+
+/** Swarm's default stop grace period. */
+const STOP_GRACE_MS = 10_000
+
+interface Local {
+  status: TaskStatus
+  stopping?: Promise<void>
+}
+
+/**
+ * The worker side of a node (swarmkit's agent): it runs what the manager
+ * assigns through the executor, stops what is no longer wanted, and reports
+ * each task's observed state. After a daemon restart it adopts the tasks the
+ * executor still has that the manager still wants, and stops the rest.
+ */
+export class Agent {
+  private readonly tasks = new Map<string, Local>()
+  private recovered: Map<string, boolean> | undefined
+  private pending: { id: string; status: TaskStatus }[] = []
+  private flushing = false
+  private send: ((m: UpMessage) => void) | undefined
+  private readonly logStreams = new Map<number, AbortController>()
+
+  constructor(
+    private readonly d: {
+      executor: Executor
+      nodeId: string
+      hostname: string
+      log: Logger
+    },
+  ) {}
+
+  /** Finds the tasks a previous life of the daemon left running; they wait for the first assignments. */
+  async init(): Promise<void> {
+    const found = await this.d.executor.recover()
+    this.recovered = new Map(found.map(f => [f.taskId, f.running]))
+    if (found.length) this.d.log.info({ tasks: found.length }, 'found tasks from before the restart')
+  }
+
+  /** A (new) session to the manager: everything known is reported again, since the last report may be lost. */
+  connect(send: (m: UpMessage) => void): void {
+    this.send = send
+    for (const [id, l] of this.tasks) this.pending.push({ id, status: l.status })
+    this.flush()
+  }
+
+  disconnect(): void {
+    this.send = undefined
+  }
+
+  receive(msg: unknown): void {
+    const m = msg as DownMessage
+    if (!m || typeof m !== 'object') return
+    if (m.t === 'assign' && Array.isArray(m.tasks)) this.assign(m.tasks, m.secrets ?? {})
+    else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
+    else if (m.t === 'logs-cancel') this.logStreams.get(m.req)?.abort()
+  }
+
+  private report(id: string, status: TaskStatus): void {
+    const l = this.tasks.get(id)
+    if (l) l.status = status
+    this.pending.push({ id, status })
+    this.flush()
+  }
+
+  private flush(): void {
+    if (this.flushing) return
+    this.flushing = true
+    setImmediate(() => {
+      this.flushing = false
+      if (!this.send || this.pending.length === 0) return
+      const updates = this.pending
+      this.pending = []
+      this.send({ t: 'status', updates })
+    })
+  }
+
+  private assign(list: { task: Task; serviceName: string; ports: PortConfig[] }[], secrets: Record<string, string>): void {
+    const wanted = new Set(list.map(x => x.task.ID))
+    for (const { task, serviceName, ports } of list) {
+      const local = this.tasks.get(task.ID)
+      const recovered = this.recovered?.get(task.ID)
+      if (task.DesiredState === 'running') {
+        if (local) continue
+        if (recovered) {
+          this.track(task)
+          void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
+        } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
+          this.track(task)
+          this.report(task.ID, this.status('accepted', 'accepted'))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+        } else if (!isTerminal(task.Status.State)) {
+          // The manager thinks it runs here, but it did not survive the node's restart.
+          this.track(task)
+          this.report(task.ID, { ...this.status('failed', 'task not found on the node'), Err: 'task: not running after the node restarted' })
+        }
+      } else if (local) {
+        if (!isTerminal(local.status.State)) void this.stop(task.ID, task)
+      } else if (recovered !== undefined) {
+        this.track(task)
+        void this.stop(task.ID, task)
+      } else if (!isTerminal(task.Status.State)) {
+        this.report(task.ID, this.status('shutdown', 'shutdown'))
+      }
+    }
+    // What the manager no longer lists: stop it and let it go.
+    for (const [id, l] of this.tasks) {
+      if (wanted.has(id)) continue
+      if (!isTerminal(l.status.State)) void this.stop(id)
+      else {
+        this.tasks.delete(id)
+        void this.d.executor.remove(id).catch(() => undefined)
+      }
+    }
+    if (this.recovered) {
+      for (const [id] of this.recovered) if (!wanted.has(id)) void this.d.executor.stop(id, 0).then(() => this.d.executor.remove(id)).catch(() => undefined)
+      this.recovered = undefined
+    }
+  }
+
+  private track(task: Task): void {
+    this.tasks.set(task.ID, { status: task.Status })
+  }
+
+  private status(state: TaskState, message: string): TaskStatus {
+    return { Timestamp: new Date().toISOString(), State: state, Message: message }
+  }
+
+  private onEvent(id: string, e: TaskEvent): void {
+    const prev = this.tasks.get(id)?.status
+    if (prev && isTerminal(prev.State)) return
+    const cs = { ...prev?.ContainerStatus, ...(e.containerId ? { ContainerID: e.containerId } : {}), ...(e.pid ? { PID: e.pid } : {}), ...(e.exitCode !== undefined ? { ExitCode: e.exitCode } : {}) }
+    // Swarm reports only host-mode ports in a task's status; ingress ones are the mesh's business.
+    const ports = e.ports ? e.ports.filter(p => p.PublishMode === 'host') : prev?.PortStatus?.Ports
+    this.report(id, {
+      ...this.status(e.state, e.message),
+      ...(e.err ? { Err: e.err } : {}),
+      ...(Object.keys(cs).length ? { ContainerStatus: cs } : {}),
+      ...(ports?.length ? { PortStatus: { Ports: ports } } : {}),
+    })
+  }
+
+  private fail(id: string, e: unknown): void {
+    const prev = this.tasks.get(id)?.status
+    if (prev && isTerminal(prev.State)) return
+    const started = prev && stateRank(prev.State) >= stateRank('starting')
+    this.report(id, { ...this.status(started ? 'failed' : 'rejected', (e as Error).message), Err: (e as Error).message })
+  }
+
+  private stop(id: string, task?: Task): Promise<void> {
+    const l = this.tasks.get(id)
+    if (!l) return Promise.resolve()
+    l.stopping ??= (async () => {
+      const graceNs = task?.Spec.ContainerSpec.StopGracePeriod
+      try {
+        await this.d.executor.stop(id, graceNs !== undefined ? Math.floor(graceNs / 1e6) : STOP_GRACE_MS)
+      } catch (e) {
+        this.d.log.warn({ err: e, task: id }, 'stopping the task failed')
+      }
+      const cur = this.tasks.get(id)
+      if (cur && !isTerminal(cur.status.State)) this.report(id, { ...cur.status, ...this.status('shutdown', 'shutdown') })
+      await this.d.executor.remove(id).catch(() => undefined)
+    })()
+    return l.stopping
+  }
+
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], secrets: Record<string, string>): ExecutorTask {
+    return {
+      id: task.ID,
+      serviceId: task.ServiceID,
+      serviceName,
+      slot: task.Slot ?? 0,
+      nodeId: this.d.nodeId,
+      nodeHostname: this.d.hostname,
+      spec: task.Spec,
+      ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
+      secrets: (task.Spec.ContainerSpec.Secrets ?? [])
+        .filter(r => secrets[r.SecretID] !== undefined)
+        .map(r => ({ name: r.File?.Name ?? r.SecretName, data: Buffer.from(secrets[r.SecretID]!, 'base64'), ...(r.File?.Mode !== undefined && r.File.Mode !== DOCKER_SECRET_MODE ? { mode: r.File.Mode } : {}) })),
+    }
+  }
+
+  private async streamLogs(req: number, taskIds: string[], m: Extract<DownMessage, { t: 'logs' }>): Promise<void> {
+    const ac = new AbortController()
+    this.logStreams.set(req, ac)
+    let batch: { task: string; line: LogLine }[] = []
+    let timer: NodeJS.Timeout | undefined
+    const flush = (): void => {
+      if (timer) clearTimeout(timer)
+      timer = undefined
+      if (batch.length) this.send?.({ t: 'log', req, lines: batch })
+      batch = []
+    }
+    let error: string | undefined
+    try {
+      await Promise.all(
+        taskIds.map(id =>
+          this.d.executor.logs(
+            id,
+            m.opts ?? {},
+            line => {
+              batch.push({ task: id, line })
+              if (batch.length >= 500) flush()
+              else timer ??= setTimeout(flush, 20)
+            },
+            ac.signal,
+          ),
+        ),
+      )
+    } catch (e) {
+      if (!ac.signal.aborted) error = (e as Error).message
+    }
+    flush()
+    this.logStreams.delete(req)
+    this.send?.({ t: 'logs-end', req, ...(error ? { error } : {}) })
+  }
+
+  /** Stops every task (the node leaves the swarm). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.tasks.keys()].map(id => this.stop(id)))
+  }
+
+  /** Stops reading logs; tasks keep running (the daemon may be restarting). */
+  close(): void {
+    for (const ac of this.logStreams.values()) ac.abort()
+    this.send = undefined
+  }
+}

@@ -1,0 +1,131 @@
+import type { ServerResponse } from 'node:http'
+import { ApiError } from '../errors.js'
+import { applyDefaults } from '../manager/service-spec.js'
+import { parseFilters } from '../manager/services.js'
+import type { SwarmManager } from '../manager/swarm.js'
+import type { Task } from '../manager/types.js'
+import { StreamResponse, type ApiServer } from './http.js'
+
+const truthy = (v: string | null): boolean => v === '1' || v === 'true'
+
+/** Docker's multiplexed stream frame: [stream, 0, 0, 0, length BE] then the payload. */
+export function frame(stream: 1 | 2, payload: Buffer): Buffer {
+  const h = Buffer.alloc(8)
+  h[0] = stream
+  h.writeUInt32BE(payload.length, 4)
+  return Buffer.concat([h, payload])
+}
+
+/** Docker's `k=v,k=v` details, sorted by key, each part query-escaped as Go's url.QueryEscape. */
+export function details(attrs: Record<string, string>): string {
+  const esc = (s: string): string => encodeURIComponent(s).replace(/%20/g, '+').replace(/[!'()*]/g, c => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+  return Object.keys(attrs)
+    .sort()
+    .map(k => `${esc(k)}=${esc(attrs[k]!)}`)
+    .join(',')
+}
+
+/** RFC3339Nano with the fixed nine digits Docker prints (jsonmessage.RFC3339NanoFixed). */
+const fixedNanos = (t: string): string => t.replace(/\.(\d+)Z$/, (_, f: string) => `.${f.padEnd(9, '0').slice(0, 9)}Z`).replace(/:(\d\d)Z$/, ':$1.000000000Z')
+
+/** `since` as the docker CLI sends it: unix seconds, maybe fractional; or an RFC 3339 time. */
+function parseSince(v: string | null): number | undefined {
+  if (!v || v === '0') return undefined
+  const n = Number(v)
+  if (Number.isFinite(n)) return n * 1000
+  const t = Date.parse(v)
+  if (Number.isNaN(t)) throw new ApiError(400, `invalid value for "since": ${v}`)
+  return t
+}
+
+function logsResponse(m: SwarmManager, tasks: Task[], q: URLSearchParams): StreamResponse {
+  const stdout = q.has('stdout') ? truthy(q.get('stdout')) : true
+  const stderr = q.has('stderr') ? truthy(q.get('stderr')) : true
+  if (!stdout && !stderr) throw new ApiError(400, 'Bad parameters: you must choose at least one stream')
+  const tail = q.get('tail')
+  const tailN = tail && tail !== 'all' ? Number(tail) : undefined
+  if (tailN !== undefined && (!Number.isInteger(tailN) || tailN < 0)) throw new ApiError(400, `invalid value for "tail": ${tail}`)
+  const opts = { ...(tailN !== undefined ? { tail: tailN } : {}), ...(parseSince(q.get('since')) !== undefined ? { since: parseSince(q.get('since'))! } : {}), follow: truthy(q.get('follow')) }
+  const withTimes = truthy(q.get('timestamps'))
+  const withDetails = truthy(q.get('details'))
+  return new StreamResponse('application/vnd.docker.multiplexed-stream', async (res: ServerResponse, signal: AbortSignal) => {
+    await m.taskLogs(
+      tasks,
+      opts,
+      (task, l) => {
+        if ((l.stream === 'stdout' && !stdout) || (l.stream === 'stderr' && !stderr)) return
+        let line = l.text + '\n'
+        if (withDetails) line = `${details({ 'com.docker.swarm.node.id': task.NodeID ?? '', 'com.docker.swarm.service.id': task.ServiceID, 'com.docker.swarm.task.id': task.ID })} ${line}`
+        if (withTimes) line = `${fixedNanos(l.time)} ${line}`
+        res.write(frame(l.stream === 'stdout' ? 1 : 2, Buffer.from(line)))
+      },
+      signal,
+    )
+  })
+}
+
+/** Services, tasks, secrets and logs of the Docker Engine API. */
+export function mountServiceRoutes(api: ApiServer, m: SwarmManager): void {
+  const nodeRef = (ref: string): string | undefined => {
+    try {
+      return m.node(ref).id
+    } catch {
+      return undefined
+    }
+  }
+  api
+    .route('POST', '/services/create', async req => ({ ID: await m.services().create(req.body) }))
+    .route('GET', '/services', req => {
+      const s = m.services()
+      const f = parseFilters(req.query.get('filters'))
+      let list = s.list()
+      const ids = f.get('id')
+      if (ids?.length) list = list.filter(x => ids.some(i => x.ID.startsWith(i)))
+      const names = f.get('name')
+      if (names?.length) list = list.filter(x => names.some(n => x.Spec.Name.startsWith(n)))
+      const mode = f.get('mode')
+      if (mode?.length) list = list.filter(x => mode.includes(x.Spec.Mode.Global ? 'global' : 'replicated'))
+      return list.map(x => (truthy(req.query.get('status')) ? { ...x, ServiceStatus: s.status(x) } : x))
+    })
+    .route('GET', '/services/:id', req => {
+      const svc = m.services().get(req.params.id!)
+      return truthy(req.query.get('insertDefaults')) ? { ...svc, Spec: applyDefaults(svc.Spec) } : svc
+    })
+    .route('POST', '/services/:id/update', async req => {
+      const v = Number(req.query.get('version'))
+      if (!req.query.has('version') || !Number.isInteger(v)) throw new ApiError(400, 'invalid or missing version parameter: it must be the service\'s current Version.Index')
+      await m.services().update(req.params.id!, v, req.body, req.query.get('rollback') === 'previous')
+      return { Warnings: null }
+    })
+    .route('DELETE', '/services/:id', async req => {
+      await m.services().remove(req.params.id!)
+    })
+    .route('GET', '/services/:id/logs', req => {
+      const svc = m.services().get(req.params.id!)
+      return logsResponse(m, m.services().tasks(new Map([['service', [svc.ID]]]), nodeRef), req.query)
+    })
+    .route('GET', '/tasks', req => m.services().tasks(parseFilters(req.query.get('filters')), nodeRef))
+    .route('GET', '/tasks/:id', req => taskByRef(m, req.params.id!))
+    .route('GET', '/tasks/:id/logs', req => logsResponse(m, [taskByRef(m, req.params.id!)], req.query))
+    .route('POST', '/secrets/create', async req => ({ ID: await m.secrets().create(req.body) }))
+    .route('GET', '/secrets', req => {
+      const f = parseFilters(req.query.get('filters'))
+      let list = m.secrets().list()
+      const names = f.get('name')
+      if (names?.length) list = list.filter(x => names.includes(x.Spec.Name))
+      const ids = f.get('id')
+      if (ids?.length) list = list.filter(x => ids.some(i => x.ID.startsWith(i)))
+      return list
+    })
+    .route('GET', '/secrets/:id', req => m.secrets().get(req.params.id!))
+    .route('DELETE', '/secrets/:id', async req => {
+      await m.secrets().remove(req.params.id!)
+    })
+}
+
+function taskByRef(m: SwarmManager, ref: string): Task {
+  const all = m.services().tasks(new Map(), () => undefined)
+  const t = all.find(x => x.ID === ref) ?? (ref.length >= 1 ? all.filter(x => x.ID.startsWith(ref)) : []).at(0)
+  if (!t) throw new ApiError(404, `task ${ref} not found`)
+  return t
+}

@@ -1,0 +1,126 @@
+import type { Logger } from 'pino'
+import type { LogLine, LogOptions } from '../agent/executor.js'
+import type { Session } from '../control/session.js'
+import type { DownMessage, UpMessage } from './session-messages.js'
+import type { Store } from './store.js'
+import { isTerminal, type Service, type Task, type TaskStatus } from './types.js'
+
+/**
+ * The manager's side of node sessions (swarmkit's dispatcher): it pushes each
+ * node its assignments whenever they change, takes task status up to the
+ * orchestrator, and brokers log requests to the nodes that ran the tasks.
+ */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>()
+  /** What each node was last sent, to push only changes. */
+  private readonly sent = new Map<string, string>()
+  private readonly logReqs = new Map<number, { onLine: (task: string, l: LogLine) => void; done: (err?: string) => void }>()
+  private nextReq = 1
+
+  constructor(
+    private readonly d: {
+      store: Store
+      /** Plaintext of the secrets these IDs name, base64. */
+      secrets: (ids: string[]) => Record<string, string>
+      report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
+      log: Logger
+    },
+  ) {}
+
+  /** A node's session opened: it gets its assignments now; returns the handler of what it sends. */
+  attach(nodeId: string, s: Session): (msg: unknown) => void {
+    const old = this.sessions.get(nodeId)
+    if (old && old !== s) void old.close()
+    this.sessions.set(nodeId, s)
+    this.sent.delete(nodeId)
+    void s.closed.then(() => {
+      if (this.sessions.get(nodeId) === s) {
+        this.sessions.delete(nodeId)
+        this.sent.delete(nodeId)
+      }
+    })
+    this.push(nodeId)
+    return msg => this.receive(nodeId, msg as UpMessage)
+  }
+
+  connected(nodeId: string): boolean {
+    return this.sessions.has(nodeId)
+  }
+
+  private receive(nodeId: string, m: UpMessage): void {
+    if (!m || typeof m !== 'object') return
+    if (m.t === 'status' && Array.isArray(m.updates)) {
+      void this.d.report(nodeId, m.updates).catch(e => this.d.log.warn({ err: e, nodeId }, 'task status not recorded'))
+    } else if (m.t === 'log' && Array.isArray(m.lines)) {
+      const r = this.logReqs.get(m.req)
+      if (r) for (const l of m.lines) r.onLine(l.task, l.line)
+    } else if (m.t === 'logs-end') {
+      this.logReqs.get(m.req)?.done(m.error)
+    }
+  }
+
+  /** Pushes every connected node whose assignments changed. */
+  pushAll(): void {
+    for (const id of this.sessions.keys()) this.push(id)
+  }
+
+  private push(nodeId: string): void {
+    const s = this.sessions.get(nodeId)
+    if (!s) return
+    const msg = this.assignments(nodeId)
+    const key = JSON.stringify(msg)
+    if (this.sent.get(nodeId) === key) return
+    this.sent.set(nodeId, key)
+    s.send(msg)
+  }
+
+  /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
+  assignments(nodeId: string): DownMessage {
+    const services = new Map(this.d.store.list<Service>('services').map(s => [s.ID, s]))
+    const tasks = this.d.store.list<Task>('tasks').filter(t => t.NodeID === nodeId && !(isTerminal(t.Status.State) && t.DesiredState !== 'running'))
+    const secretIds = new Set<string>()
+    for (const t of tasks) {
+      if (t.DesiredState !== 'running') continue
+      for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
+    }
+    return {
+      t: 'assign',
+      tasks: tasks.map(task => {
+        const svc = services.get(task.ServiceID)
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [] }
+      }),
+      secrets: this.d.secrets([...secretIds]),
+    }
+  }
+
+  /**
+   * Log lines of `taskIds` from the node that ran them. Resolves when the node
+   * has sent everything asked for (with `follow`, when `signal` aborts).
+   */
+  logs(nodeId: string, taskIds: string[], opts: LogOptions, onLine: (task: string, l: LogLine) => void, signal: AbortSignal): Promise<void> {
+    const s = this.sessions.get(nodeId)
+    if (!s) return Promise.reject(new Error(`node ${nodeId} is not connected`))
+    const req = this.nextReq++
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: string): void => {
+        this.logReqs.delete(req)
+        signal.removeEventListener('abort', abort)
+        if (err) reject(new Error(err))
+        else resolve()
+      }
+      const abort = (): void => {
+        s.send({ t: 'logs-cancel', req } satisfies DownMessage)
+        finish()
+      }
+      this.logReqs.set(req, { onLine, done: finish })
+      signal.addEventListener('abort', abort, { once: true })
+      void s.closed.then(() => this.logReqs.has(req) && finish())
+      s.send({ t: 'logs', req, taskIds, opts } satisfies DownMessage)
+    })
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) await s.close()
+    this.sessions.clear()
+  }
+}

@@ -1,0 +1,183 @@
+import { ApiError } from '../errors.js'
+import { newId } from './orchestrator.js'
+import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
+import type { Secrets } from './secrets.js'
+import type { Store } from './store.js'
+import { type PortConfig, type Service, type ServiceSpec, type Task } from './types.js'
+
+/** Swarm's range for published ports the user left to the manager. */
+const DYNAMIC_PORTS = { first: 30000, last: 32767 }
+
+/** Docker's filters: `{"k":{"v":true}}`, or the older `{"k":["v"]}`. */
+export function parseFilters(raw: string | null): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  if (!raw) return out
+  let f: unknown
+  try {
+    f = JSON.parse(raw)
+  } catch (e) {
+    throw new ApiError(400, `invalid filter: ${(e as Error).message}`)
+  }
+  if (!f || typeof f !== 'object' || Array.isArray(f)) throw new ApiError(400, 'invalid filter: it must be a JSON object')
+  for (const [k, v] of Object.entries(f)) {
+    if (Array.isArray(v)) out.set(k, v.map(String))
+    else if (v && typeof v === 'object') out.set(k, Object.keys(v).filter(x => (v as Record<string, unknown>)[x]))
+    else throw new ApiError(400, `invalid filter '${k}'`)
+  }
+  return out
+}
+
+/**
+ * The control API of services (swarmkit's controlapi): validated specs in the
+ * store, published ports allocated, versions checked on update, rollback to
+ * the previous spec; the orchestrator takes it from there.
+ */
+export class Services {
+  constructor(
+    private readonly d: {
+      store: Store
+      secrets: Secrets
+      /** Something changed: reconcile. */
+      kick: () => void
+    },
+  ) {}
+
+  list(): Service[] {
+    return this.d.store.list<Service>('services')
+  }
+
+  /** By ID, name, or unique ID prefix, as the docker CLI allows. */
+  find(ref: string): Service | undefined {
+    const all = this.list()
+    const exact = all.find(s => s.ID === ref) ?? all.find(s => s.Spec.Name === ref)
+    if (exact) return exact
+    const prefix = ref ? all.filter(s => s.ID.startsWith(ref)) : []
+    if (prefix.length > 1) throw new ApiError(400, `service ${ref} is ambiguous (${prefix.length} matches found)`)
+    return prefix[0]
+  }
+
+  get(ref: string): Service {
+    const s = this.find(ref)
+    if (!s) throw new ApiError(404, `service ${ref} not found`)
+    return s
+  }
+
+  private validate(body: unknown, self?: Service): ServiceSpec {
+    const spec = validateServiceSpec(body, {
+      secretByRef: r => this.d.secrets.find(r),
+      networkByRef: () => undefined,
+    })
+    checkPortConflicts(spec, this.list().filter(s => s.ID !== self?.ID))
+    return spec
+  }
+
+  /** Ingress ports without a published port get one from swarm's dynamic range, kept across updates. */
+  private endpointPorts(spec: ServiceSpec, prev?: Service): PortConfig[] {
+    const taken = new Set(this.list().flatMap(s => (s.Endpoint.Ports ?? []).map(p => `${p.Protocol}/${p.PublishedPort}`)))
+    return (spec.EndpointSpec?.Ports ?? []).map(p => {
+      const q: PortConfig = { Protocol: p.Protocol ?? 'tcp', TargetPort: p.TargetPort, PublishedPort: p.PublishedPort ?? 0, PublishMode: p.PublishMode ?? 'ingress', ...(p.Name ? { Name: p.Name } : {}) }
+      if (q.PublishMode !== 'ingress' || q.PublishedPort) return q
+      const kept = prev?.Endpoint.Ports?.find(o => o.TargetPort === q.TargetPort && o.Protocol === q.Protocol && o.PublishMode === 'ingress')
+      if (kept?.PublishedPort) return { ...q, PublishedPort: kept.PublishedPort }
+      for (let port = DYNAMIC_PORTS.first; port <= DYNAMIC_PORTS.last; port++) {
+        if (!taken.has(`${q.Protocol}/${port}`)) {
+          taken.add(`${q.Protocol}/${port}`)
+          return { ...q, PublishedPort: port }
+        }
+      }
+      throw new ApiError(500, 'no free published port left in 30000-32767')
+    })
+  }
+
+  async create(body: unknown): Promise<string> {
+    const spec = this.validate(body)
+    if (this.list().some(s => s.Spec.Name === spec.Name)) throw new ApiError(409, `rpc error: code = AlreadyExists desc = service ${spec.Name} already exists`)
+    const t = new Date().toISOString()
+    const svc: Service = {
+      ID: newId(),
+      Version: { Index: 1 },
+      CreatedAt: t,
+      UpdatedAt: t,
+      Spec: spec,
+      Endpoint: { Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec) },
+    }
+    await this.d.store.commit([{ op: 'put', table: 'services', id: svc.ID, value: svc }])
+    this.d.kick()
+    return svc.ID
+  }
+
+  /**
+   * A new spec at the version the caller read. A changed task template starts
+   * a rolling update; `rollback` puts the previous spec back instead.
+   */
+  async update(ref: string, version: number, body: unknown, rollback: boolean): Promise<void> {
+    const cur = this.get(ref)
+    if (version !== cur.Version.Index) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence')
+    let spec: ServiceSpec
+    if (rollback) {
+      if (!cur.PreviousSpec) throw new ApiError(500, `rpc error: code = FailedPrecondition desc = service ${cur.ID} does not have a previous spec`)
+      spec = cur.PreviousSpec
+    } else spec = this.validate(body, cur)
+    if (spec.Name !== cur.Spec.Name) throw new ApiError(400, 'rpc error: code = Unimplemented desc = renaming services is not supported')
+    if (!!spec.Mode.Global !== !!cur.Spec.Mode.Global) throw new ApiError(400, 'rpc error: code = Unimplemented desc = service mode change is not allowed')
+    const t = new Date().toISOString()
+    const templateChanged = JSON.stringify(spec.TaskTemplate) !== JSON.stringify(cur.Spec.TaskTemplate)
+    const next: Service = {
+      ...cur,
+      Version: { Index: cur.Version.Index + 1 },
+      UpdatedAt: t,
+      Spec: spec,
+      PreviousSpec: cur.Spec,
+      Endpoint: { ...cur.Endpoint, Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec, cur) },
+    }
+    if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
+    else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
+    this.d.kick()
+  }
+
+  async remove(ref: string): Promise<void> {
+    const s = this.get(ref)
+    await this.d.store.commit([{ op: 'delete', table: 'services', id: s.ID }])
+    this.d.kick()
+  }
+
+  /** GET /tasks with Docker's filters: service (ID or name), node, desired-state, id, name. */
+  tasks(filters: Map<string, string[]>, nodeRef: (ref: string) => string | undefined): Task[] {
+    let tasks = this.d.store.list<Task>('tasks')
+    const svcFilter = filters.get('service')
+    if (svcFilter?.length) {
+      const ids = new Set(svcFilter.map(r => this.find(r)?.ID ?? r))
+      tasks = tasks.filter(t => ids.has(t.ServiceID))
+    }
+    const node = filters.get('node')
+    if (node?.length) {
+      const ids = new Set(node.map(r => nodeRef(r) ?? r))
+      tasks = tasks.filter(t => t.NodeID && ids.has(t.NodeID))
+    }
+    const desired = filters.get('desired-state')
+    if (desired?.length) {
+      for (const d of desired) if (!['running', 'shutdown', 'accepted'].includes(d)) throw new ApiError(400, `Invalid filter 'desired-state=${d}'`)
+      tasks = tasks.filter(t => desired.includes(t.DesiredState === 'ready' ? 'running' : t.DesiredState) || (desired.includes('shutdown') && t.DesiredState === 'remove'))
+    }
+    const ids = filters.get('id')
+    if (ids?.length) tasks = tasks.filter(t => ids.some(i => t.ID.startsWith(i)))
+    const names = filters.get('name')
+    if (names?.length) {
+      const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))
+      tasks = tasks.filter(t => {
+        const n = `${svcName.get(t.ServiceID) ?? ''}.${t.Slot || t.NodeID}`
+        return names.some(x => n.startsWith(x))
+      })
+    }
+    return tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
+  }
+
+  /** ServiceStatus (GET /services?status=true): running and desired task counts. */
+  status(svc: Service): { RunningTasks: number; DesiredTasks: number; CompletedTasks: number } {
+    const tasks = this.d.store.list<Task>('tasks').filter(t => t.ServiceID === svc.ID)
+    const running = tasks.filter(t => t.Status.State === 'running' && t.DesiredState === 'running').length
+    const desired = svc.Spec.Mode.Global ? tasks.filter(t => t.DesiredState === 'running').length : (svc.Spec.Mode.Replicated?.Replicas ?? 1)
+    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: tasks.filter(t => t.Status.State === 'complete').length }
+  }
+}
