@@ -1,0 +1,908 @@
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
+import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
+import { Duplex } from 'node:stream'
+import { SwarmdError } from '../errors.js'
+import { Sealer, openFrame, type SealKeyring } from './seal.js'
+import {
+  FRAME_HEADER_LEN,
+  FrameDecoder,
+  FrameError,
+  FrameFlag,
+  FrameType,
+  MAX_DATA_PAYLOAD,
+  decodeDgramBody,
+  decodeFrame,
+  decodeOpenBody,
+  decodeTextBody,
+  decodeU32Body,
+  encodeDgramPrefix,
+  encodeFrameHeader,
+  encodeOpenBody,
+  encodeTextBody,
+  encodeU32Body,
+  type Frame,
+} from './tunnel-frame.js'
+import type { Vni } from './types.js'
+import { isValidVni } from './vxlan.js'
+
+/**
+ * The routing mesh's data plane between nodes (port 4789, TCP + UDP, no
+ * privileges). One TCP connection per node pair carries any number of
+ * streams, each a Node Duplex with credit flow control; UDP carries
+ * datagrams with a flow id so replies find their way back. Networks with
+ * keys have every frame sealed (seal.ts); plaintext frames for them are
+ * dropped. The receiving node resolves an endpoint key to its own task, so
+ * a peer can only reach announced endpoints, never arbitrary addresses.
+ *
+ * Connection-level frames (HELLO, PING, PONG) use VNI 0, so VNI 0 is not a
+ * network (swarm allocates VNIs from 4096).
+ */
+
+export interface PeerAddress {
+  host: string
+  port: number
+}
+
+/** What the tunnel needs to know of a network: its keys if it is encrypted. */
+export interface TunnelNetwork {
+  seal?: SealKeyring
+}
+
+/** An OPEN from a peer. Call exactly one of accept() or reject(). */
+export interface IncomingStream {
+  vni: Vni
+  endpointKey: string
+  /** Bytes to send to the task before the stream's data (a PROXY protocol header); may be empty. */
+  preamble: Buffer
+  /** The peer's advertised address. */
+  from: PeerAddress
+  /** Sends OPEN_OK and returns the stream; throws TunnelError (E_TUNNEL_RESET, E_TUNNEL_PEER_LOST) if the opener went away meanwhile. */
+  accept(): Duplex
+  /** Sends OPEN_FAIL with an errno-like reason ('ECONNREFUSED', 'ENOENT', …) that the opener's open() rejects with. */
+  reject(reason: string): void
+}
+
+export interface IncomingDatagram {
+  vni: Vni
+  endpointKey: string
+  flowId: number
+  /** A view of the received datagram: copy it to keep it past this call. */
+  payload: Buffer
+  /** The sending tunnel's UDP address. */
+  from: PeerAddress
+  /** Sends a datagram back to the flow's originator (its onReply). */
+  reply(payload: Uint8Array): void
+}
+
+export interface DatagramReply {
+  vni: Vni
+  flowId: number
+  payload: Buffer
+  from: PeerAddress
+}
+
+export interface TunnelOptions {
+  /** Where to listen, TCP and UDP on the same port (0: any free port). */
+  host: string
+  port: number
+  /** The address peers dial to reach this tunnel and pass to open(); defaults to the bound host and port. */
+  advertise?: PeerAddress
+  /** The network behind a VNI, undefined if unknown here. Default: every VNI but 0 is a plaintext network. */
+  network?: (vni: Vni) => TunnelNetwork | undefined
+  onStream?: (s: IncomingStream) => void
+  onDatagram?: (d: IncomingDatagram) => void
+  onReply?: (r: DatagramReply) => void
+  /** Per-stream receive window in bytes (default 256 KiB). */
+  window?: number
+  /** How long open() waits for OPEN_OK or OPEN_FAIL (default 10 s). */
+  openTimeoutMs?: number
+  /** Concurrent streams a peer may open over one connection (default 4096). */
+  maxStreamsPerConnection?: number
+}
+
+export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control'
+
+export interface TunnelCounters {
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+  datagramsIn: number
+  datagramsOut: number
+  connectionsOpened: number
+  connectionsClosed: number
+  /** Frames dropped, by reason; a connection whose framing broke counts once as malformed. */
+  dropped: Record<DropReason, number>
+}
+
+/**
+ * Codes: E_TUNNEL_OPEN_FAILED (`reason` is the remote's OPEN_FAIL reason),
+ * E_TUNNEL_OPEN_TIMEOUT, E_TUNNEL_PEER_UNREACHABLE (the dial failed),
+ * E_TUNNEL_PEER_LOST (the connection died or resetPeer), E_TUNNEL_RESET
+ * (the peer reset the stream; `reason` is its RST reason),
+ * E_TUNNEL_UNKNOWN_VNI, E_TUNNEL_TOO_LARGE, E_TUNNEL_CLOSED, E_TUNNEL_PROTOCOL.
+ */
+export class TunnelError extends SwarmdError {
+  constructor(
+    code: string,
+    message: string,
+    readonly reason?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options)
+  }
+}
+
+const DEFAULT_WINDOW = 256 * 1024
+/** Bytes queued on a connection's socket before its streams wait for 'drain'. */
+const CONN_HIGH_WATER = 1024 * 1024
+const HANDSHAKE_TIMEOUT_MS = 10_000
+const KEEPALIVE_MS = 10_000
+const MAX_UDP_DATAGRAM = 65_507
+const EMPTY = Buffer.alloc(0)
+
+const peerKey = (p: PeerAddress): string => (isIPv6(p.host) ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)
+
+function parsePeerKey(s: string): PeerAddress | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
+  if (!m) return undefined
+  const port = Number(m[3])
+  if (port < 1 || port > 65535) return undefined
+  return { host: (m[1] ?? m[2])!, port }
+}
+
+export class Tunnel {
+  readonly address: PeerAddress
+  readonly advertise: PeerAddress
+  private readonly selfKey: string
+  private readonly network: (vni: Vni) => TunnelNetwork | undefined
+  private readonly window: number
+  private readonly openTimeoutMs: number
+  private readonly maxStreams: number
+  /** The connection new streams to a peer use. */
+  private readonly primaries = new Map<string, Conn>()
+  private readonly conns = new Set<Conn>()
+  private readonly udpSealer = new Sealer()
+  private closed = false
+  private readonly stats: TunnelCounters = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    datagramsIn: 0,
+    datagramsOut: 0,
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    dropped: { malformed: 0, unknown_vni: 0, plaintext: 0, decrypt: 0, replay: 0, unknown_stream: 0, flow_control: 0 },
+  }
+
+  private constructor(
+    private readonly opts: TunnelOptions,
+    private readonly server: Server,
+    private readonly udp: UdpSocket,
+  ) {
+    const a = server.address()
+    if (a === null || typeof a === 'string') throw new TunnelError('E_TUNNEL_PROTOCOL', 'the TCP listener has no address')
+    this.address = { host: opts.host, port: a.port }
+    this.advertise = opts.advertise ?? this.address
+    this.selfKey = peerKey(this.advertise)
+    this.network = opts.network ?? ((vni) => (vni === 0 ? undefined : {}))
+    this.window = opts.window ?? DEFAULT_WINDOW
+    this.openTimeoutMs = opts.openTimeoutMs ?? 10_000
+    this.maxStreams = opts.maxStreamsPerConnection ?? 4096
+    server.on('connection', (s) => this.adopt(s, false, undefined))
+    udp.on('message', (msg, rinfo) => this.onDatagramIn(msg, rinfo))
+    // Send errors (e.g. ICMP unreachable reported on the next send) concern one datagram only.
+    udp.on('error', () => {})
+  }
+
+  /** Binds TCP and then UDP on the same port. */
+  static async listen(opts: TunnelOptions): Promise<Tunnel> {
+    const server = createServer({ noDelay: true, highWaterMark: CONN_HIGH_WATER })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ host: opts.host, port: opts.port }, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const port = (server.address() as { port: number }).port
+    const udp = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject)
+        udp.bind({ address: opts.host, port }, () => {
+          udp.off('error', reject)
+          resolve()
+        })
+      })
+    } catch (e) {
+      server.close()
+      udp.close()
+      throw e
+    }
+    return new Tunnel(opts, server, udp)
+  }
+
+  /** A snapshot of the counters. */
+  counters(): TunnelCounters {
+    return { ...this.stats, dropped: { ...this.stats.dropped } }
+  }
+
+  /** Open TCP connections (any state), for tests and metrics. */
+  connectionCount(): number {
+    return this.conns.size
+  }
+
+  /**
+   * Opens a stream to `endpointKey` on the peer, over the pair's one
+   * connection (dialled on demand). Resolves once the peer accepted.
+   */
+  open(peer: PeerAddress, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
+    if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
+    const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
+    if (!network) return Promise.reject(new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`))
+    let body: Buffer
+    try {
+      body = encodeOpenBody({ window: this.window, endpointKey, preamble: Buffer.from(preamble.buffer, preamble.byteOffset, preamble.byteLength) })
+    } catch (e) {
+      return Promise.reject(new TunnelError('E_TUNNEL_PROTOCOL', (e as Error).message, undefined, { cause: e }))
+    }
+    const conn = this.connTo(peer)
+    const id = conn.allocateId()
+    const stream = new TunnelStream(this, conn, id, vni, network, this.window)
+    conn.streams.set(id, stream)
+    return new Promise<Duplex>((resolve, reject) => {
+      const timer = setTimeout(() => stream.destroy(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no answer to OPEN from ${peerKey(peer)} in ${this.openTimeoutMs} ms`)), this.openTimeoutMs)
+      stream.opening = {
+        resolve: () => {
+          clearTimeout(timer)
+          resolve(stream)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      }
+      conn.sendFrame(vni, FrameType.OPEN, id, body, network)
+      if (id >= 0x7fff_fff0) this.retire(conn)
+    })
+  }
+
+  /** Sends one datagram to `endpointKey` on the peer's UDP port. Throws TunnelError on an unknown VNI or an oversized datagram. */
+  sendDatagram(peer: PeerAddress, vni: Vni, endpointKey: string, flowId: number, payload: Uint8Array): void {
+    const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
+    if (!network) throw new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`)
+    this.sendDgram(peer, vni, flowId, network, encodeDgramPrefix(endpointKey), payload, 0)
+  }
+
+  /** Round-trip time to the peer over its connection, in milliseconds. */
+  ping(peer: PeerAddress, timeoutMs = 5000): Promise<number> {
+    if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
+    return this.connTo(peer).ping(timeoutMs)
+  }
+
+  /** Drops every connection to the peer at once (it died): its streams fail with E_TUNNEL_PEER_LOST. */
+  resetPeer(peer: PeerAddress): void {
+    const key = peerKey(peer)
+    for (const c of [...this.conns]) if (c.peer === key) c.fail(new TunnelError('E_TUNNEL_PEER_LOST', `peer ${key} was reset`))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const c of [...this.conns]) c.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
+    await Promise.all([new Promise<void>((r) => this.server.close(() => r())), new Promise<void>((r) => this.udp.close(() => r()))])
+  }
+
+  // --- connections ----------------------------------------------------------
+
+  private connTo(peer: PeerAddress): Conn {
+    const key = peerKey(peer)
+    const existing = this.primaries.get(key)
+    if (existing) return existing
+    // highWaterMark reaches the Socket's Duplex at run time; @types/node omits it from connect's options.
+    const opts = { host: peer.host, port: peer.port, noDelay: true, highWaterMark: CONN_HIGH_WATER }
+    const socket = connect(opts)
+    const conn = this.adopt(socket, true, key)
+    this.primaries.set(key, conn)
+    conn.sendFrame(0, FrameType.HELLO, 0, encodeTextBody(this.selfKey), undefined)
+    return conn
+  }
+
+  private adopt(socket: Socket, dialed: boolean, peer: string | undefined): Conn {
+    const conn = new Conn(this, socket, dialed, peer)
+    this.conns.add(conn)
+    this.stats.connectionsOpened++
+    if (this.closed) conn.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
+    return conn
+  }
+
+  /** @internal */
+  connClosed(conn: Conn): void {
+    if (!this.conns.delete(conn)) return
+    this.stats.connectionsClosed++
+    if (conn.peer !== undefined && this.primaries.get(conn.peer) === conn) this.primaries.delete(conn.peer)
+  }
+
+  /** No new streams on `conn`; its dialer closes it once its streams are done. */
+  private retire(conn: Conn): void {
+    if (conn.peer !== undefined && this.primaries.get(conn.peer) === conn) this.primaries.delete(conn.peer)
+    conn.drain()
+  }
+
+  /**
+   * An inbound connection named its dialer. When both nodes dialled each
+   * other at once, both keep the connection dialled by the node whose
+   * advertised address sorts first; the other is retired by its dialer.
+   */
+  private onHello(conn: Conn, f: Frame): void {
+    let addr: PeerAddress | undefined
+    try {
+      addr = parsePeerKey(decodeTextBody(f.body))
+    } catch {
+      addr = undefined
+    }
+    if (!addr || f.vni !== 0 || f.streamId !== 0 || (f.flags & FrameFlag.SEALED) !== 0) return this.broken(conn, 'bad HELLO')
+    const key = peerKey(addr)
+    conn.peer = key
+    conn.peerAddress = addr
+    conn.helloDone()
+    const existing = this.primaries.get(key)
+    if (!existing) {
+      this.primaries.set(key, conn)
+    } else if (existing.dialed && this.selfKey < key) {
+      conn.retired = true // ours wins; the peer retires this one
+    } else {
+      this.primaries.set(key, conn)
+      this.retire(existing)
+    }
+  }
+
+  private broken(conn: Conn, why: string): void {
+    this.stats.dropped.malformed++
+    conn.fail(new TunnelError('E_TUNNEL_PROTOCOL', `connection from ${conn.peer ?? conn.remote}: ${why}`))
+  }
+
+  // --- inbound TCP frames ---------------------------------------------------
+
+  /** @internal */
+  onFrameError(conn: Conn, e: FrameError): void {
+    this.broken(conn, e.message)
+  }
+
+  /** @internal */
+  onFrame(conn: Conn, f: Frame): void {
+    this.stats.framesIn++
+    this.stats.bytesIn += FRAME_HEADER_LEN + f.length
+    if (!conn.dialed && conn.peer === undefined) {
+      if (f.type !== FrameType.HELLO) return this.broken(conn, 'first frame is not HELLO')
+      return this.onHello(conn, f)
+    }
+    if (f.vni === 0) return this.onConnFrame(conn, f)
+    if (f.type === FrameType.OPEN) return this.onOpen(conn, f)
+    if (f.type === FrameType.DGRAM || f.type === FrameType.HELLO || f.type === FrameType.PING || f.type === FrameType.PONG) {
+      this.stats.dropped.malformed++
+      return
+    }
+    const s = conn.streams.get(f.streamId)
+    if (!s) {
+      this.stats.dropped.unknown_stream++
+      return
+    }
+    if (s.vni !== f.vni) {
+      this.stats.dropped.malformed++
+      return
+    }
+    const body = this.unseal(s.network, f, true)
+    if (body === undefined) return
+    try {
+      s.onFrame(f.type, body)
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e
+      this.stats.dropped.malformed++
+      s.destroy(new TunnelError('E_TUNNEL_PROTOCOL', `peer sent a bad ${typeName(f.type)} frame: ${e.message}`))
+    }
+  }
+
+  private onConnFrame(conn: Conn, f: Frame): void {
+    if (f.streamId !== 0 || (f.flags & FrameFlag.SEALED) !== 0 || f.body.length !== 8) {
+      this.stats.dropped.malformed++
+      return
+    }
+    if (f.type === FrameType.PING) conn.sendFrame(0, FrameType.PONG, 0, Buffer.from(f.body), undefined)
+    else if (f.type === FrameType.PONG) conn.onPong(f.body)
+    else this.stats.dropped.malformed++
+  }
+
+  private onOpen(conn: Conn, f: Frame): void {
+    const network = this.network(f.vni)
+    if (!network) {
+      this.stats.dropped.unknown_vni++
+      conn.sendFrame(f.vni, FrameType.OPEN_FAIL, f.streamId, encodeTextBody('ENONET'), undefined)
+      return
+    }
+    const body = this.unseal(network, f, true)
+    if (body === undefined) return
+    const fail = (reason: string): void => conn.sendFrame(f.vni, FrameType.OPEN_FAIL, f.streamId, encodeTextBody(reason), network)
+    // The peer's stream ids have the parity of its role: odd when it dialled.
+    const peerParity = conn.dialed ? 0 : 1
+    if (f.streamId === 0 || f.streamId % 2 !== peerParity || conn.streams.has(f.streamId)) {
+      this.stats.dropped.malformed++
+      return fail('EPROTO')
+    }
+    let open
+    try {
+      open = decodeOpenBody(body)
+    } catch {
+      this.stats.dropped.malformed++
+      return fail('EPROTO')
+    }
+    const onStream = this.opts.onStream
+    if (!onStream) return fail('ENOTSUP')
+    if (conn.streams.size >= this.maxStreams) return fail('EMFILE')
+    const stream = new TunnelStream(this, conn, f.streamId, f.vni, network, this.window)
+    stream.sendCredit = open.window
+    stream.unclaimed = true
+    conn.streams.set(f.streamId, stream)
+    let answered = false
+    const answer = (): void => {
+      if (answered) throw new TunnelError('E_TUNNEL_PROTOCOL', 'the stream was already accepted or rejected')
+      answered = true
+    }
+    onStream({
+      vni: f.vni,
+      endpointKey: open.endpointKey,
+      preamble: open.preamble,
+      from: conn.peerAddress!,
+      accept: () => {
+        answer()
+        if (stream.destroyed) throw stream.unclaimedError ?? new TunnelError('E_TUNNEL_RESET', 'the opener went away')
+        stream.unclaimed = false
+        conn.sendFrame(f.vni, FrameType.OPEN_OK, f.streamId, encodeU32Body(this.window), network)
+        return stream
+      },
+      reject: (reason) => {
+        answer()
+        if (stream.destroyed) return
+        stream.quiet = true
+        stream.destroy()
+        fail(reason.slice(0, 64))
+      },
+    })
+  }
+
+  /** The frame's plaintext body, or undefined (counted) when the network's sealing rules refuse it. */
+  private unseal(network: TunnelNetwork, f: Frame, strict: boolean): Buffer | undefined {
+    const sealed = (f.flags & FrameFlag.SEALED) !== 0
+    if (network.seal) {
+      if (!sealed) {
+        this.stats.dropped.plaintext++
+        return undefined
+      }
+      const r = openFrame(network.seal, f, strict)
+      if (typeof r === 'string') {
+        this.stats.dropped[r]++
+        return undefined
+      }
+      return r
+    }
+    if (sealed) {
+      this.stats.dropped.decrypt++
+      return undefined
+    }
+    return f.body
+  }
+
+  // --- UDP --------------------------------------------------------------------
+
+  private sendDgram(peer: PeerAddress, vni: Vni, flowId: number, network: TunnelNetwork, prefix: Buffer, payload: Uint8Array, flags: number): void {
+    if (!Number.isInteger(flowId) || flowId < 0 || flowId > 0xffffffff) throw new TunnelError('E_TUNNEL_PROTOCOL', `flow id ${flowId}`)
+    let parts: Uint8Array[]
+    if (network.seal) {
+      parts = this.udpSealer.seal(network.seal, { vni, type: FrameType.DGRAM, streamId: flowId, flags }, prefix.length > 0 ? Buffer.concat([prefix, payload]) : payload)
+    } else {
+      const length = prefix.length + payload.length
+      parts = [encodeFrameHeader({ vni, type: FrameType.DGRAM, flags, keyId: 0, streamId: flowId, length }), prefix, payload]
+    }
+    let size = 0
+    for (const p of parts) size += p.length
+    if (size > MAX_UDP_DATAGRAM) throw new TunnelError('E_TUNNEL_TOO_LARGE', `datagram of ${size} bytes exceeds ${MAX_UDP_DATAGRAM}`)
+    if (this.closed) throw new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed')
+    this.stats.datagramsOut++
+    this.stats.framesOut++
+    this.stats.bytesOut += size
+    this.udp.send(parts, peer.port, peer.host)
+  }
+
+  private onDatagramIn(msg: Buffer, rinfo: RemoteInfo): void {
+    this.stats.datagramsIn++
+    this.stats.framesIn++
+    this.stats.bytesIn += msg.length
+    let f: Frame
+    try {
+      f = decodeFrame(msg)
+    } catch {
+      this.stats.dropped.malformed++
+      return
+    }
+    if (f.type !== FrameType.DGRAM || f.vni === 0) {
+      this.stats.dropped.malformed++
+      return
+    }
+    const network = this.network(f.vni)
+    if (!network) {
+      this.stats.dropped.unknown_vni++
+      return
+    }
+    const body = this.unseal(network, f, false)
+    if (body === undefined) return
+    const from = { host: rinfo.address, port: rinfo.port }
+    if ((f.flags & FrameFlag.REPLY) !== 0) {
+      this.opts.onReply?.({ vni: f.vni, flowId: f.streamId, payload: body, from })
+      return
+    }
+    let d
+    try {
+      d = decodeDgramBody(body)
+    } catch {
+      this.stats.dropped.malformed++
+      return
+    }
+    this.opts.onDatagram?.({
+      vni: f.vni,
+      endpointKey: d.endpointKey,
+      flowId: f.streamId,
+      payload: d.payload,
+      from,
+      reply: (p) => this.sendDgram(from, f.vni, f.streamId, network, EMPTY, p, FrameFlag.REPLY),
+    })
+  }
+
+  /** @internal */
+  countOut(bytes: number): void {
+    this.stats.framesOut++
+    this.stats.bytesOut += bytes
+  }
+
+  /** @internal */
+  countDrop(reason: DropReason): void {
+    this.stats.dropped[reason]++
+  }
+}
+
+function typeName(t: number): string {
+  return Object.entries(FrameType).find(([, v]) => v === t)?.[0] ?? `type ${t}`
+}
+
+/** One TCP connection to a peer: framing, write coalescing, stream table. */
+class Conn {
+  readonly streams = new Map<number, TunnelStream>()
+  readonly sealer = new Sealer()
+  peerAddress: PeerAddress | undefined
+  readonly remote: string
+  /** No new streams go out on it; the dialer closes it when idle. */
+  retired = false
+  closed = false
+  private connected = false
+  private nextId: number
+  private corked = false
+  private readonly decoder = new FrameDecoder()
+  /** Streams waiting for the socket to drain. */
+  private readonly waiting = new Set<TunnelStream>()
+  private readonly pings = new Map<number, { start: bigint; resolve: (ms: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
+  private nextPing = 1
+  private handshake: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly tunnel: Tunnel,
+    readonly socket: Socket,
+    readonly dialed: boolean,
+    public peer: string | undefined,
+  ) {
+    this.nextId = dialed ? 1 : 2
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
+    this.peerAddress = peer !== undefined ? parsePeerKey(peer) : undefined
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, KEEPALIVE_MS)
+    if (dialed) socket.once('connect', () => (this.connected = true))
+    else {
+      this.connected = true
+      this.handshake = setTimeout(() => this.fail(new TunnelError('E_TUNNEL_PROTOCOL', `no HELLO from ${this.remote}`)), HANDSHAKE_TIMEOUT_MS)
+      this.handshake.unref()
+    }
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.decoder.push(chunk, (f) => {
+          if (!this.closed) tunnel.onFrame(this, f)
+        })
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw e
+        tunnel.onFrameError(this, e)
+      }
+    })
+    socket.on('drain', () => {
+      const ws = [...this.waiting]
+      this.waiting.clear()
+      for (const s of ws) s.flush()
+    })
+    socket.on('error', (e) => this.fail(this.lossError(e)))
+    socket.on('close', () => this.fail(this.lossError(undefined)))
+  }
+
+  private lossError(cause: Error | undefined): TunnelError {
+    const who = this.peer ?? this.remote
+    return this.connected
+      ? new TunnelError('E_TUNNEL_PEER_LOST', `connection to ${who} lost${cause ? `: ${cause.message}` : ''}`, undefined, { cause })
+      : new TunnelError('E_TUNNEL_PEER_UNREACHABLE', `cannot reach ${who}${cause ? `: ${cause.message}` : ''}`, (cause as NodeJS.ErrnoException | undefined)?.code, { cause })
+  }
+
+  helloDone(): void {
+    clearTimeout(this.handshake)
+  }
+
+  allocateId(): number {
+    const id = this.nextId
+    this.nextId += 2
+    return id
+  }
+
+  get congested(): boolean {
+    return this.socket.writableLength >= CONN_HIGH_WATER
+  }
+
+  waitDrain(s: TunnelStream): void {
+    this.waiting.add(s)
+  }
+
+  /** Writes one frame, sealed under the network's primary key if it has keys. Writes in one tick leave in one writev. */
+  sendFrame(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void {
+    if (this.closed) return
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(this.uncork)
+    }
+    let size: number
+    if (network?.seal) {
+      const parts = this.sealer.seal(network.seal, { vni, type, streamId }, body)
+      size = 0
+      for (const p of parts) {
+        size += p.length
+        this.socket.write(p)
+      }
+    } else {
+      this.socket.write(encodeFrameHeader({ vni, type, flags: 0, keyId: 0, streamId, length: body.length }))
+      if (body.length > 0) this.socket.write(body)
+      size = FRAME_HEADER_LEN + body.length
+    }
+    this.tunnel.countOut(size)
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false
+    this.socket.uncork()
+  }
+
+  ping(timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new TunnelError('E_TUNNEL_PEER_LOST', 'connection closed'))
+      const id = this.nextPing++
+      const timer = setTimeout(() => {
+        this.pings.delete(id)
+        reject(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no PONG in ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.pings.set(id, { start: process.hrtime.bigint(), resolve, reject, timer })
+      const body = Buffer.alloc(8)
+      body.writeUInt32BE(id, 0)
+      this.sendFrame(0, FrameType.PING, 0, body, undefined)
+    })
+  }
+
+  onPong(body: Buffer): void {
+    const id = body.readUInt32BE(0)
+    const p = this.pings.get(id)
+    if (!p) return this.tunnel.countDrop('unknown_stream')
+    this.pings.delete(id)
+    clearTimeout(p.timer)
+    p.resolve(Number(process.hrtime.bigint() - p.start) / 1e6)
+  }
+
+  /** Retire: no new streams; the dialer ends the connection once its streams are done. */
+  drain(): void {
+    this.retired = true
+    this.maybeEnd()
+  }
+
+  streamGone(s: TunnelStream): void {
+    if (this.streams.get(s.id) === s) this.streams.delete(s.id)
+    this.waiting.delete(s)
+    this.maybeEnd()
+  }
+
+  private maybeEnd(): void {
+    if (this.retired && this.dialed && this.streams.size === 0 && !this.closed) this.socket.end()
+  }
+
+  /** Ends the connection now: every stream and ping fails with `err`. */
+  fail(err: TunnelError): void {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.handshake)
+    this.tunnel.connClosed(this)
+    this.socket.destroy()
+    for (const s of [...this.streams.values()]) {
+      s.quiet = true
+      s.destroy(err)
+    }
+    this.streams.clear()
+    for (const p of this.pings.values()) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    this.pings.clear()
+  }
+}
+
+/**
+ * One multiplexed stream. The sender may have at most the receiver's window
+ * of bytes unacknowledged; the receiver grants more (WINDOW) as its
+ * consumer reads, so a slow reader stalls only its own stream, and memory
+ * stays bounded by the window whatever the writer does.
+ */
+class TunnelStream extends Duplex {
+  sendCredit = 0
+  opening: { resolve: () => void; reject: (e: Error) => void } | undefined
+  /** Set when the peer knows already (it reset us, or the connection is gone): destroy sends no RST. */
+  quiet = false
+  /** An incoming stream not yet accepted: nobody listens for its errors, so accept() throws them instead. */
+  unclaimed = false
+  unclaimedError: Error | undefined
+  private received = 0
+  private acked = 0
+  private finSent = false
+  private finReceived = false
+  private pending: { chunk: Buffer; off: number; cb: (e?: Error | null) => void } | undefined
+  private readonly threshold: number
+
+  constructor(
+    private readonly tunnel: Tunnel,
+    private readonly conn: Conn,
+    readonly id: number,
+    readonly vni: Vni,
+    readonly network: TunnelNetwork,
+    private readonly recvWindow: number,
+  ) {
+    super({ allowHalfOpen: true, readableHighWaterMark: recvWindow, writableHighWaterMark: MAX_DATA_PAYLOAD })
+    this.threshold = Math.max(1, Math.floor(recvWindow / 4))
+  }
+
+  /** @internal A frame for this stream, already unsealed. Throws FrameError on a bad body. */
+  onFrame(type: FrameType, body: Buffer): void {
+    if (this.destroyed) return
+    switch (type) {
+      case FrameType.OPEN_OK: {
+        const o = this.opening
+        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_OK for an open stream')
+        this.sendCredit = decodeU32Body(body)
+        this.opening = undefined
+        o.resolve()
+        return
+      }
+      case FrameType.OPEN_FAIL: {
+        const o = this.opening
+        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_FAIL for an open stream')
+        const reason = decodeTextBody(body)
+        this.quiet = true
+        this.destroy(new TunnelError('E_TUNNEL_OPEN_FAILED', `the peer refused the stream: ${reason}`, reason))
+        return
+      }
+      case FrameType.DATA:
+        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'DATA outside an open stream')
+        if (this.received + body.length > this.acked + this.recvWindow) {
+          this.tunnel.countDrop('flow_control')
+          this.destroy(new TunnelError('E_TUNNEL_PROTOCOL', 'the peer overran its flow-control window'))
+          return
+        }
+        this.received += body.length
+        this.push(body)
+        this.creditBack()
+        return
+      case FrameType.WINDOW:
+        this.sendCredit += decodeU32Body(body)
+        this.flush()
+        return
+      case FrameType.FIN:
+        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'FIN outside an open stream')
+        this.finReceived = true
+        this.push(null)
+        this.maybeDone()
+        return
+      case FrameType.RST: {
+        const reason = decodeTextBody(body)
+        this.quiet = true
+        this.destroy(new TunnelError('E_TUNNEL_RESET', `the peer reset the stream${reason ? `: ${reason}` : ''}`, reason))
+        return
+      }
+      default:
+        throw new FrameError('E_FRAME_BODY', `frame type ${type} on a stream`)
+    }
+  }
+
+  /** Grants the sender credit for what the consumer took, in batches, or at once when the sender may be stalled. */
+  private creditBack(): void {
+    if (this.finReceived || this.destroyed) return
+    const consumed = this.received - this.readableLength
+    const inc = consumed - this.acked
+    if (inc <= 0) return
+    if (inc >= this.threshold || this.received - this.acked >= this.recvWindow - this.threshold) {
+      this.acked = consumed
+      this.conn.sendFrame(this.vni, FrameType.WINDOW, this.id, encodeU32Body(inc), this.network)
+    }
+  }
+
+  /**
+   * Credit follows consumption, which happens in read() (paused reads, flow
+   * and pipe all call it) or in push() itself when a flowing stream hands a
+   * chunk straight to 'data' (see onFrame). _read() is no place for it: it
+   * runs before read() takes the bytes out of the buffer.
+   */
+  override read(size?: number): unknown {
+    const r: unknown = super.read(size)
+    this.creditBack()
+    return r
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.pending = { chunk, off: 0, cb }
+    this.flush()
+  }
+
+  /** @internal Sends as much of the pending write as credit and the socket allow. */
+  flush(): void {
+    const p = this.pending
+    if (!p || this.destroyed) return
+    while (p.off < p.chunk.length) {
+      if (this.conn.closed) return
+      if (this.conn.congested) return this.conn.waitDrain(this)
+      const n = Math.min(this.sendCredit, MAX_DATA_PAYLOAD, p.chunk.length - p.off)
+      if (n === 0) return
+      this.conn.sendFrame(this.vni, FrameType.DATA, this.id, p.chunk.subarray(p.off, p.off + n), this.network)
+      this.sendCredit -= n
+      p.off += n
+    }
+    this.pending = undefined
+    p.cb()
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.finSent = true
+    this.conn.sendFrame(this.vni, FrameType.FIN, this.id, EMPTY, this.network)
+    cb()
+    this.maybeDone()
+  }
+
+  private maybeDone(): void {
+    if (this.finSent && this.finReceived) this.conn.streamGone(this)
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.pending = undefined
+    const o = this.opening
+    this.opening = undefined
+    if (!this.quiet && !(this.finSent && this.finReceived) && !this.conn.closed) {
+      const reason = (err as NodeJS.ErrnoException | null)?.code ?? (err ? 'EIO' : 'ECANCELED')
+      this.conn.sendFrame(this.vni, FrameType.RST, this.id, encodeTextBody(reason.slice(0, 64)), this.network)
+    }
+    this.conn.streamGone(this)
+    if (o) {
+      o.reject(err ?? new TunnelError('E_TUNNEL_RESET', 'the stream was destroyed while opening'))
+      cb()
+    } else if (this.unclaimed) {
+      this.unclaimedError = err ?? undefined
+      cb()
+    } else cb(err)
+  }
+}
