@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
-import type { DownMessage, UpMessage } from '../manager/session-messages.js'
+import type { DownMessage, Routing, UpMessage } from '../manager/session-messages.js'
 import { isTerminal, stateRank, type PortConfig, type Task, type TaskState, type TaskStatus } from '../manager/types.js'
 import type { Executor, ExecutorTask, LogLine, TaskEvent } from './executor.js'
+import type { NodeMesh } from './node-mesh.js'
 
 /** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
 const DOCKER_SECRET_MODE = 0o444
@@ -12,6 +13,8 @@ const STOP_GRACE_MS = 10_000
 interface Local {
   status: TaskStatus
   stopping?: Promise<void>
+  /** What the mesh needs to announce the task's endpoints. */
+  route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
 }
 
 /**
@@ -27,10 +30,13 @@ export class Agent {
   private flushing = false
   private send: ((m: UpMessage) => void) | undefined
   private readonly logStreams = new Map<number, AbortController>()
+  private routing: Routing | undefined
 
   constructor(
     private readonly d: {
       executor: Executor
+      /** The node's routing mesh: running tasks are announced there, and withdrawn before they stop. */
+      mesh?: NodeMesh
       nodeId: string
       hostname: string
       log: Logger
@@ -58,7 +64,13 @@ export class Agent {
   receive(msg: unknown): void {
     const m = msg as DownMessage
     if (!m || typeof m !== 'object') return
-    if (m.t === 'assign' && Array.isArray(m.tasks)) this.assign(m.tasks, m.secrets ?? {})
+    if (m.t === 'assign' && Array.isArray(m.tasks)) {
+      if (m.routing) {
+        this.routing = m.routing
+        void this.d.mesh?.sync(m.routing)
+      }
+      this.assign(m.tasks, m.secrets ?? {})
+    }
     else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
     else if (m.t === 'logs-cancel') this.logStreams.get(m.req)?.abort()
   }
@@ -82,21 +94,23 @@ export class Agent {
     })
   }
 
-  private assign(list: { task: Task; serviceName: string; ports: PortConfig[] }[], secrets: Record<string, string>): void {
+  private assign(list: { task: Task; serviceName: string; ports: PortConfig[]; networks?: string[] }[], secrets: Record<string, string>): void {
     const wanted = new Set(list.map(x => x.task.ID))
-    for (const { task, serviceName, ports } of list) {
+    for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
+      if (local) local.route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
       const recovered = this.recovered?.get(task.ID)
       if (task.DesiredState === 'running') {
         if (local) continue
+        const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
         if (recovered) {
-          this.track(task)
+          this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
-          this.track(task)
+          this.track(task, route)
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -126,8 +140,8 @@ export class Agent {
     }
   }
 
-  private track(task: Task): void {
-    this.tasks.set(task.ID, { status: task.Status })
+  private track(task: Task, route?: Local['route']): void {
+    this.tasks.set(task.ID, { status: task.Status, ...(route ? { route } : {}) })
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -135,8 +149,12 @@ export class Agent {
   }
 
   private onEvent(id: string, e: TaskEvent): void {
-    const prev = this.tasks.get(id)?.status
+    const local = this.tasks.get(id)
+    const prev = local?.status
     if (prev && isTerminal(prev.State)) return
+    // Announced once running (with the ports the executor gave it), withdrawn once over.
+    if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
+    else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)
     const cs = { ...prev?.ContainerStatus, ...(e.containerId ? { ContainerID: e.containerId } : {}), ...(e.pid ? { PID: e.pid } : {}), ...(e.exitCode !== undefined ? { ExitCode: e.exitCode } : {}) }
     // Swarm reports only host-mode ports in a task's status; ingress ones are the mesh's business.
     const ports = e.ports ? e.ports.filter(p => p.PublishMode === 'host') : prev?.PortStatus?.Ports
@@ -159,6 +177,8 @@ export class Agent {
     const l = this.tasks.get(id)
     if (!l) return Promise.resolve()
     l.stopping ??= (async () => {
+      // New connections go elsewhere before the task is asked to stop.
+      await this.d.mesh?.taskStopping(id, true)
       const graceNs = task?.Spec.ContainerSpec.StopGracePeriod
       try {
         await this.d.executor.stop(id, graceNs !== undefined ? Math.floor(graceNs / 1e6) : STOP_GRACE_MS)
@@ -172,7 +192,23 @@ export class Agent {
     return l.stopping
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], secrets: Record<string, string>): ExecutorTask {
+  /**
+   * How a task finds the other services on its networks: SWARMD_VIP_<NAME>
+   * is the VIP (on loopback) the mesh listens on for that service, on
+   * every node, at the service's target ports.
+   */
+  private serviceVips(networks: string[]): string[] {
+    const env: string[] = []
+    for (const s of this.routing?.services ?? []) {
+      const vip = s.vips.find(v => networks.includes(v.network) && !this.routing!.networks.find(n => n.id === v.network)?.ingress)
+      if (vip) env.push(`SWARMD_VIP_${s.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${vip.loopback}`)
+    }
+    return env
+  }
+
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
+    const vips = this.serviceVips(networks)
+    const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
       id: task.ID,
       serviceId: task.ServiceID,
@@ -180,7 +216,7 @@ export class Agent {
       slot: task.Slot ?? 0,
       nodeId: this.d.nodeId,
       nodeHostname: this.d.hostname,
-      spec: task.Spec,
+      spec,
       ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
       secrets: (task.Spec.ContainerSpec.Secrets ?? [])
         .filter(r => secrets[r.SecretID] !== undefined)

@@ -3,6 +3,7 @@ import { ApiError } from '../errors.js'
 import type { Availability, ClusterRecord, JoinRequest, NodeRecord, NodeSpec, SwarmManager } from '../manager/swarm.js'
 import { VERSION } from '../version.js'
 import { API_VERSION, type ApiServer } from './http.js'
+import { mountNetworkRoutes } from './network-routes.js'
 import { mountServiceRoutes } from './service-routes.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
@@ -161,4 +162,5 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
       await m.updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
     })
   mountServiceRoutes(api, m)
+  mountNetworkRoutes(api, () => m.networks())
 }

@@ -43,6 +43,8 @@ export interface DaemonFlags {
   executor: 'process' | 'docker'
   logLevel: string
   liveRestore: boolean
+  ingressAddr: string
+  meshIdleTimeout: number
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -54,6 +56,8 @@ export function addDaemonOptions(cmd: Command): Command {
     .addOption(new Option('--executor <kind>', 'how tasks run').choices(['process', 'docker']).default('process'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, 12 * 3_600_000)
+    .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
+    .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
 }
 
@@ -70,7 +74,12 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   const sock = socketPath(f.host)
   mkdirSync(f.dataDir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(sock), { recursive: true })
-  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, { gossipKeyRotationMs: f.gossipKeyRotation, executor: executorFactory(f, log) })
+  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, {
+    gossipKeyRotationMs: f.gossipKeyRotation,
+    executor: executorFactory(f, log),
+    ingressAddr: f.ingressAddr,
+    meshIdleTimeoutMs: f.meshIdleTimeout,
+  })
   const api = new ApiServer()
   mountRoutes(api, manager, f.hostname)
   await api.listen(sock)

@@ -5,6 +5,7 @@ import { VERSION } from '../version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, parseDuration, socketPath } from './daemon.js'
 import { pretty, table } from './table.js'
+import { addNetworkCommands } from './network-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
 import { render } from './service-format.js'
@@ -259,6 +260,7 @@ export async function main(argv: string[]): Promise<number> {
 
   addServiceCommands(program, client)
   addSecretCommands(program, client)
+  addNetworkCommands(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()

@@ -169,7 +169,7 @@ export class Membership extends EventEmitter {
   private readonly userQueue: TransmitLimitedQueue
   private readonly awareness: Awareness
   private readonly state: StateMachine
-  private readonly delegate: Delegate
+  private delegate: Delegate
   private readonly lifeguard: boolean
   private readonly random: () => number
   private readonly ackHandlers = new Map<number, AckHandler>()
@@ -455,6 +455,17 @@ export class Membership extends EventEmitter {
   broadcast(payload: Uint8Array, name?: string): void {
     const msg = encodeUser(payload)
     this.userQueue.queueBroadcast(name ? { name, msg } : { msg })
+  }
+
+  /**
+   * Installs a delegate after creation and returns the one it replaces, so a
+   * layer built on this membership (the routing mesh) can take the hooks and
+   * pass on what is not its own.
+   */
+  setDelegate(d: Delegate): Delegate {
+    const prev = this.delegate
+    this.delegate = d
+    return prev
   }
 
   /** memberlist's own broadcasts first, then the delegate's, then ours: user messages fill what is left. */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { LogLine, LogOptions } from '../agent/executor.js'
 import type { Session } from '../control/session.js'
-import type { DownMessage, UpMessage } from './session-messages.js'
+import type { DownMessage, Routing, UpMessage } from './session-messages.js'
 import type { Store } from './store.js'
 import { isTerminal, type Service, type Task, type TaskStatus } from './types.js'
 
@@ -20,6 +20,8 @@ export class Dispatcher {
   constructor(
     private readonly d: {
       store: Store
+      /** The networks, services' VIPs and ports every node's mesh serves. */
+      routing: () => Routing
       /** Plaintext of the secrets these IDs name, base64. */
       secrets: (ids: string[]) => Record<string, string>
       report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
@@ -61,13 +63,14 @@ export class Dispatcher {
 
   /** Pushes every connected node whose assignments changed. */
   pushAll(): void {
-    for (const id of this.sessions.keys()) this.push(id)
+    const routing = this.d.routing()
+    for (const id of this.sessions.keys()) this.push(id, routing)
   }
 
-  private push(nodeId: string): void {
+  private push(nodeId: string, routing = this.d.routing()): void {
     const s = this.sessions.get(nodeId)
     if (!s) return
-    const msg = this.assignments(nodeId)
+    const msg = this.assignments(nodeId, routing)
     const key = JSON.stringify(msg)
     if (this.sent.get(nodeId) === key) return
     this.sent.set(nodeId, key)
@@ -75,7 +78,7 @@ export class Dispatcher {
   }
 
   /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
-  assignments(nodeId: string): DownMessage {
+  assignments(nodeId: string, routing: Routing): DownMessage {
     const services = new Map(this.d.store.list<Service>('services').map(s => [s.ID, s]))
     const tasks = this.d.store.list<Task>('tasks').filter(t => t.NodeID === nodeId && !(isTerminal(t.Status.State) && t.DesiredState !== 'running'))
     const secretIds = new Set<string>()
@@ -83,13 +86,15 @@ export class Dispatcher {
       if (t.DesiredState !== 'running') continue
       for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
     }
+    const vipNets = new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)]))
     return {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = services.get(task.ServiceID)
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [] }
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: vipNets.get(task.ServiceID) ?? [] }
       }),
       secrets: this.d.secrets([...secretIds]),
+      routing,
     }
   }
 

@@ -1,6 +1,7 @@
 import { ApiError } from '../errors.js'
 import { newId } from './orchestrator.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
+import { needsIngress, type Networks } from './networks.js'
 import type { Secrets } from './secrets.js'
 import type { Store } from './store.js'
 import { type PortConfig, type Service, type ServiceSpec, type Task } from './types.js'
@@ -37,6 +38,7 @@ export class Services {
     private readonly d: {
       store: Store
       secrets: Secrets
+      networks: Networks
       /** Something changed: reconcile. */
       kick: () => void
     },
@@ -65,10 +67,31 @@ export class Services {
   private validate(body: unknown, self?: Service): ServiceSpec {
     const spec = validateServiceSpec(body, {
       secretByRef: r => this.d.secrets.find(r),
-      networkByRef: () => undefined,
+      networkByRef: r => this.d.networks.find(r),
     })
+    for (const n of spec.TaskTemplate.Networks ?? []) {
+      const net = this.d.networks.find(n.Target)
+      if (net?.Ingress) throw new ApiError(400, `rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "${net.Name}"`)
+    }
     checkPortConflicts(spec, this.list().filter(s => s.ID !== self?.ID))
     return spec
+  }
+
+  /** A VIP on each network the service is on (the ingress network when it publishes ports), as Docker's Endpoint.VirtualIPs. */
+  private async virtualIps(svc: Service): Promise<Service['Endpoint']['VirtualIPs']> {
+    if (svc.Spec.EndpointSpec?.Mode === 'dnsrr') {
+      await this.d.networks.releaseVips(svc.ID)
+      return undefined
+    }
+    const nets: string[] = []
+    if (needsIngress(svc)) {
+      const ingress = this.d.networks.ingress()
+      if (!ingress) throw new ApiError(400, 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present')
+      nets.push(ingress.ID)
+    }
+    for (const n of svc.Spec.TaskTemplate.Networks ?? []) nets.push(this.d.networks.get(n.Target).ID)
+    const vips = await this.d.networks.syncVips(svc.ID, nets)
+    return vips.length ? vips.map(v => ({ NetworkID: v.NetworkID, Addr: v.Addr })) : undefined
   }
 
   /** Ingress ports without a published port get one from swarm's dynamic range, kept across updates. */
@@ -101,6 +124,8 @@ export class Services {
       Spec: spec,
       Endpoint: { Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec) },
     }
+    const vips = await this.virtualIps(svc)
+    if (vips) svc.Endpoint.VirtualIPs = vips
     await this.d.store.commit([{ op: 'put', table: 'services', id: svc.ID, value: svc }])
     this.d.kick()
     return svc.ID
@@ -130,6 +155,9 @@ export class Services {
       PreviousSpec: cur.Spec,
       Endpoint: { ...cur.Endpoint, Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec, cur) },
     }
+    const vips = await this.virtualIps(next)
+    if (vips) next.Endpoint.VirtualIPs = vips
+    else delete next.Endpoint.VirtualIPs
     if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
     else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
     await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
@@ -139,6 +167,7 @@ export class Services {
   async remove(ref: string): Promise<void> {
     const s = this.get(ref)
     await this.d.store.commit([{ op: 'delete', table: 'services', id: s.ID }])
+    await this.d.networks.releaseVips(s.ID)
     this.d.kick()
   }
 

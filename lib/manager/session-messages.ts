@@ -6,8 +6,22 @@ import type { PortConfig, Task, TaskStatus } from './types.js'
  * assignments (every task placed on it that is not yet known to be over,
  * with the secrets they use) and log requests. Up: task status and log lines.
  */
+/** What every node's mesh needs: the networks (with their keys, when encrypted) and each service's ports and VIPs. */
+export interface Routing {
+  /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
+  dataPathPort: number
+  networks: { id: string; vni: number; ingress: boolean; keys?: { tag: number; key: string }[] }[]
+  services: { id: string; name: string; labels: Record<string, string>; ports: PortConfig[]; vips: { network: string; loopback: string }[] }[]
+}
+
 export type DownMessage =
-  | { t: 'assign'; tasks: { task: Task; serviceName: string; ports: PortConfig[] }[]; secrets: Record<string, string> }
+  | {
+      t: 'assign'
+      /** Each task with its service's name and ports, and the IDs of the networks its endpoints join. */
+      tasks: { task: Task; serviceName: string; ports: PortConfig[]; networks: string[] }[]
+      secrets: Record<string, string>
+      routing: Routing
+    }
   | { t: 'logs'; req: number; taskIds: string[]; opts: LogOptions }
   | { t: 'logs-cancel'; req: number }
 

@@ -96,6 +96,11 @@ export class Store {
     return this.tables.get(table)?.get(id) as T | undefined
   }
 
+  /** The IDs of a table's rows. */
+  ids(table: string): string[] {
+    return [...(this.tables.get(table)?.keys() ?? [])]
+  }
+
   list<T>(table: string): T[] {
     return [...(this.tables.get(table)?.values() ?? [])] as T[]
   }

@@ -13,14 +13,17 @@ import { newJoinToken, parseJoinToken } from '../control/join-token.js'
 import { Membership } from '../gossip/membership.js'
 import type { Executor, LogLine, LogOptions } from '../agent/executor.js'
 import { Agent } from '../agent/agent.js'
+import { NodeMesh } from '../agent/node-mesh.js'
 import { openSession, serveSession, type Session } from '../control/session.js'
 import { Dispatcher } from './dispatcher.js'
 import { Orchestrator, type NodeInfo } from './orchestrator.js'
+import { KEY_ROTATION_MS, Networks } from './networks.js'
 import { planner } from './placement.js'
 import { Secrets } from './secrets.js'
 import { Services } from './services.js'
 import { Store } from './store.js'
-import type { Task } from './types.js'
+import type { Routing } from './session-messages.js'
+import type { Service, Task } from './types.js'
 
 export type Availability = 'active' | 'pause' | 'drain'
 export type NodeRole = 'manager' | 'worker'
@@ -91,6 +94,10 @@ export interface SwarmOptions {
   gossipKeyRotationMs?: number
   /** Workers check in this often; the answer carries the current gossip keys. */
   heartbeatMs?: number
+  /** Where published ports listen on this node (default every address). */
+  ingressAddr?: string
+  /** Closes mesh connections idle this long (0: never). */
+  meshIdleTimeoutMs?: number
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
 }
@@ -134,12 +141,14 @@ export class SwarmManager {
   /** Bumped when the planes stop, so a periodic task in flight does not re-arm. */
   private generation = 0
   private agent: Agent | undefined
+  private nodeMesh: NodeMesh | undefined
   private readonly executor: Executor | undefined
   private session: Session | undefined
   private orchestrator: Orchestrator | undefined
   private dispatcher: Dispatcher | undefined
   private servicesApi: Services | undefined
   private secretsApi: Secrets | undefined
+  private networksApi: Networks | undefined
   readonly nodeId: string
 
   private constructor(
@@ -147,7 +156,7 @@ export class SwarmManager {
     private readonly identity: KeyPair,
     private readonly hostname: string,
     private readonly log: Logger,
-    private readonly opts: Required<Omit<SwarmOptions, 'executor'>> & Pick<SwarmOptions, 'executor'>,
+    private readonly opts: Required<Omit<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs'>> & Pick<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs'>,
   ) {
     this.nodeId = nodeIdFor(identity.publicKey)
     this.executor = opts.executor?.(this.nodeId)
@@ -228,6 +237,7 @@ export class SwarmManager {
       { op: 'put', table: 'nodes', id: node.id, value: node },
       { op: 'put', table: 'certs', id: 'self', value: selfCert },
     ])
+    await this.networks().ensureIngress()
     await this.startManager()
     this.log.info({ nodeId: this.nodeId, cluster: cluster.id }, 'swarm initialized')
     return this.nodeId
@@ -319,6 +329,7 @@ export class SwarmManager {
     this.secretsApi = new Secrets(this.store, this.identity.privateKey)
     const dispatcher = new Dispatcher({
       store: this.store,
+      routing: () => this.routing(),
       secrets: ids => this.secretsApi!.values(ids),
       report: (nodeId, updates) => this.orchestrator!.report(nodeId, updates),
       log,
@@ -332,7 +343,7 @@ export class SwarmManager {
       changed: () => dispatcher.pushAll(),
       log,
     })
-    this.servicesApi = new Services({ store: this.store, secrets: this.secretsApi, kick: () => void this.orchestrator?.kick() })
+    this.servicesApi = new Services({ store: this.store, secrets: this.secretsApi, networks: this.networks(), kick: () => void this.orchestrator?.kick() })
     await serveSession(this.control!, {
       caPublicKey: () => this.ca().publicKey,
       selfCert: () => this.store.get<NodeCertificate>('certs', 'self')!,
@@ -353,11 +364,20 @@ export class SwarmManager {
       agent.connect(m => handler(structuredClone(m)))
     }
     this.repeat(() => 1_000, () => this.orchestrator!.kick())
+    this.repeat(() => KEY_ROTATION_MS, async () => void (await this.networks().rotateKeys()))
     void this.orchestrator.kick()
   }
 
   private async startAgent(): Promise<Agent> {
-    this.agent = new Agent({ executor: this.executor!, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
+    const advertise = this.cluster?.advertiseAddr ?? this.worker!.advertiseAddr
+    this.nodeMesh = new NodeMesh({
+      membership: () => this.membership,
+      host: splitAddr(advertise, CONTROL_PORT).host,
+      ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
+      ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
+      log: this.log.child({ layer: 'mesh' }),
+    })
+    this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
     await this.agent.init()
     return this.agent
   }
@@ -382,6 +402,31 @@ export class SwarmManager {
   services(): Services {
     this.requireCluster()
     return this.servicesApi!
+  }
+
+  /** What every node's mesh serves: networks with their VNIs (and keys when encrypted), and services' ports and VIPs. */
+  private routing(): Routing {
+    const nets = this.networks().list()
+    const loopback = new Map(nets.map(n => [n.ID, n]))
+    return {
+      dataPathPort: this.requireCluster().dataPathPort,
+      networks: nets.map(n => ({ id: n.ID, vni: n.Vni, ingress: n.Ingress, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
+      services: this.store.list<Service>('services').map(svc => ({
+        id: svc.ID,
+        name: svc.Spec.Name,
+        labels: svc.Spec.Labels ?? {},
+        ports: svc.Endpoint.Ports ?? [],
+        vips: this.networks()
+          .vips(svc.ID)
+          .filter(v => loopback.has(v.NetworkID))
+          .map(v => ({ network: v.NetworkID, loopback: v.Loopback })),
+      })),
+    }
+  }
+
+  networks(): Networks {
+    this.requireCluster()
+    return (this.networksApi ??= new Networks(this.store))
   }
 
   secrets(): Secrets {
@@ -633,14 +678,11 @@ export class SwarmManager {
     if (!force) throw new ApiError(503, LAST_MANAGER)
     await this.agent?.stopAll()
     await this.stopPlanes()
-    await this.store.commit([
-      { op: 'delete', table: 'cluster', id: 'default' },
-      { op: 'delete', table: 'certs', id: 'self' },
-      ...this.store.list<NodeRecord>('nodes').map(n => ({ op: 'delete' as const, table: 'nodes', id: n.id })),
-      ...['services', 'tasks'].flatMap(table => this.store.list<{ ID: string }>(table).map(r => ({ op: 'delete' as const, table, id: r.ID }))),
-      ...this.store.list<{ secret: { ID: string } }>('secrets').map(r => ({ op: 'delete' as const, table: 'secrets', id: r.secret.ID })),
-      { op: 'delete', table: 'keys', id: 'secrets' },
-    ])
+    // The last manager leaving erases the swarm's state, as Docker's does.
+    await this.store.commit(
+      ['cluster', 'certs', 'nodes', 'services', 'tasks', 'secrets', 'keys', 'networks', 'vips'].flatMap(table => this.store.ids(table).map(id => ({ op: 'delete' as const, table, id }))),
+    )
+    this.networksApi = undefined
   }
 
   /** Leaves gossip gracefully (the others see "left") and closes the control plane. */
@@ -682,6 +724,8 @@ export class SwarmManager {
     this.dispatcher = undefined
     this.agent?.close()
     this.agent = undefined
+    await this.nodeMesh?.close()
+    this.nodeMesh = undefined
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,212 @@
+/**
+ * The routing mesh on three daemons on loopback (127.0.0.61-63, the manager
+ * on .63; published ports listen on each node's own address): a published
+ * port answering on every node with even balance over tasks on all three,
+ * UDP through the mesh, a service reaching another by its VIP, PROXY
+ * protocol carrying the client's address, an encrypted overlay with no
+ * plaintext on 4789 (tcpdump), and failover when a node dies.
+ */
+import { createSocket } from 'node:dgram'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loopbackAddr } from '../lib/manager/networks.js'
+import { killTasks, startDaemon, swarmctl } from './helpers/daemon.js'
+import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+
+interface Host {
+  name: string
+  ip: string
+  sock: string
+  dir: string
+  id?: string
+  proc?: ManagedProcess
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+
+/** The TCP payloads, concatenated, of the IPv4 packets to or from `port` in a pcap of lo (Ethernet framing). */
+function tcpPayloads(pcap: Buffer, port: number): Buffer {
+  const out: Buffer[] = []
+  for (let off = 24; off + 16 <= pcap.length; ) {
+    const len = pcap.readUInt32LE(off + 8)
+    const pkt = pcap.subarray(off + 16, off + 16 + len)
+    off += 16 + len
+    if (pkt.length < 34 || pkt.readUInt16BE(12) !== 0x0800 || pkt[23] !== 6) continue
+    const ip = pkt.subarray(14)
+    const tcp = ip.subarray((ip[0]! & 0x0f) * 4)
+    if (tcp.readUInt16BE(0) !== port && tcp.readUInt16BE(2) !== port) continue
+    out.push(tcp.subarray((tcp[12]! >> 4) * 4))
+  }
+  return Buffer.concat(out)
+}
+
+/** One HTTP GET; the body, or the error's code. */
+function get(host: string, port: number, path = '/', localAddress?: string): Promise<string> {
+  return new Promise(resolve => {
+    const req = request({ host, port, path, agent: false, timeout: 5_000, ...(localAddress ? { localAddress } : {}) }, res => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', d => (body += d))
+      res.on('end', () => resolve(body))
+    })
+    req.on('error', e => resolve(`error:${(e as NodeJS.ErrnoException).code}`))
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
+    req.end()
+  })
+}
+
+/** One datagram and its answer. */
+function udpAsk(host: string, port: number, msg: string): Promise<string> {
+  return new Promise(resolve => {
+    const s = createSocket('udp4')
+    const timer = setTimeout(() => {
+      s.close()
+      resolve('timeout')
+    }, 3_000)
+    s.on('message', m => {
+      clearTimeout(timer)
+      s.close()
+      resolve(m.toString())
+    })
+    s.send(msg, port, host)
+  })
+}
+
+/** A raw TCP exchange: what the server says back to `line`. */
+function tcpAsk(host: string, port: number, line: string, localAddress?: string): Promise<string> {
+  return new Promise(resolve => {
+    const s = connect({ host, port, ...(localAddress ? { localAddress } : {}) })
+    let got = ''
+    s.setEncoding('utf8')
+    s.on('data', d => {
+      got += d
+      if (got.endsWith('\n')) s.end()
+    })
+    s.on('close', () => resolve(got))
+    s.on('error', e => resolve(`error:${(e as NodeJS.ErrnoException).code}`))
+    s.write(line + '\n')
+  })
+}
+
+const HTTP = 'require("http").createServer((q,s)=>s.end(process.env.SWARMD_NODE_HOSTNAME+" "+process.env.SWARMD_TASK_ID+" "+(process.env.SWARMD_VIP_API||"")+"\\n")).listen(process.env.PORT)'
+const UDP = 'const s=require("dgram").createSocket("udp4");s.on("message",(m,r)=>s.send("echo "+m+" from "+process.env.SWARMD_NODE_HOSTNAME,r.port,r.address));s.bind(process.env.PORT)'
+/** Reads the PROXY v1 line and answers with the client address it carried. */
+const PROXY = 'require("net").createServer(c=>{let b="";c.on("data",d=>{b+=d;const i=b.indexOf("\\r\\n");if(i>=0&&b.includes("\\n",i+2)){c.end("client "+b.slice(0,i).split(" ")[2]+"\\n")}})}).listen(process.env.PORT)'
+/** Calls the api service through its VIP, from inside a task. */
+const CLIENT = 'require("http").createServer((q,s)=>require("http").get({host:process.env.SWARMD_VIP_API,port:80,agent:false},r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>s.end("via vip: "+b))}).on("error",e=>s.end("error "+e.code+"\\n"))).listen(process.env.PORT)'
+
+t.test('the routing mesh on three nodes', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-mesh-'))
+  const hosts: Host[] = [1, 2, 3].map(i => ({ name: `mesh-${i}`, ip: `127.0.0.6${i}`, sock: join(dir, `h${i}.sock`), dir: join(dir, `mesh-${i}`) }))
+  const [w1, w2, mgr] = hosts as [Host, Host, Host]
+  const ids = (): string[] => hosts.map(h => h.id).filter((x): x is string => !!x)
+  t.teardown(async () => {
+    await Promise.all(hosts.map(h => h.proc?.stop()))
+    killTasks(ids())
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const start = async (h: Host): Promise<void> => {
+    h.proc = await startDaemon({ dataDir: h.dir, sock: h.sock, hostname: h.name, logLevel: 'info', args: ['--ingress-addr', h.ip] })
+  }
+  const ctl = async (...args: string[]): Promise<string> => {
+    const r = await swarmctl(mgr.sock, ...args)
+    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`)
+    return r.stdout
+  }
+  for (const h of hosts) await start(h)
+  await ctl('swarm', 'init', '--advertise-addr', mgr.ip, '--listen-addr', `${mgr.ip}:2377`)
+  const token = (await ctl('swarm', 'join-token', '-q', 'worker')).trim()
+  for (const w of [w1, w2]) t.equal((await swarmctl(w.sock, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${mgr.ip}:2377`)).code, 0)
+  await waitUntil(async () => ((await ctl('node', 'ls')).match(/Ready/g) ?? []).length === 3, { timeoutMs: 30_000, what: 'three Ready nodes' })
+  for (const h of hosts) h.id = JSON.parse(await ctl('node', 'inspect', h.name))[0].ID
+
+  // A published port on every node, balanced over three tasks on three nodes.
+  await ctl('service', 'create', '--name', 'web', '--replicas', '3', '--publish', '28401:80', 'node', 'node', '-e', HTTP)
+  const tasksByNode = new Set((await ctl('service', 'ps', 'web')).split('\n').slice(1).filter(Boolean).map(l => /mesh-\d/.exec(l)?.[0]))
+  t.equal(tasksByNode.size, 3, 'the three tasks run on three nodes')
+  await waitUntil(async () => (await Promise.all(hosts.map(h => get(h.ip, 28401)))).every(b => b.startsWith('mesh-')), { timeoutMs: 20_000, what: 'the published port answering on every node' })
+  t.pass('28401 answers on every node')
+  const counts = new Map<string, number>()
+  for (let i = 0; i < 1_000; i++) {
+    const body = await get(hosts[i % 3]!.ip, 28401)
+    const task = body.split(' ')[1] ?? body
+    counts.set(task, (counts.get(task) ?? 0) + 1)
+  }
+  const n = [...counts.values()]
+  t.equal(counts.size, 3, `answers from three tasks: ${JSON.stringify(Object.fromEntries(counts))}`)
+  t.ok(Math.max(...n) / Math.min(...n) <= 1.2, `even balance: max/min = ${(Math.max(...n) / Math.min(...n)).toFixed(3)}`)
+
+  // UDP through the mesh.
+  await ctl('service', 'create', '--name', 'udp', '--replicas', '2', '--publish', 'published=28402,target=53,protocol=udp', 'node', 'node', '-e', UDP)
+  await waitUntil(async () => (await udpAsk(w1.ip, 28402, 'ping')).startsWith('echo ping from mesh-'), { timeoutMs: 20_000, what: 'a UDP answer' })
+  for (const h of hosts) t.match(await udpAsk(h.ip, 28402, `hi-${h.name}`), new RegExp(`^echo hi-${h.name} from mesh-\\d$`), `UDP through ${h.name}`)
+
+  // PROXY protocol: the task learns the client's address.
+  await ctl('service', 'create', '--name', 'pp', '--label', 'com.swarmd.proxy-protocol=v1', '--publish', '28403:7000', 'node', 'node', '-e', PROXY)
+  await waitUntil(async () => (await tcpAsk(w2.ip, 28403, 'hello', '127.0.0.99')).startsWith('client'), { timeoutMs: 20_000, what: 'the PROXY service' })
+  t.equal(await tcpAsk(w2.ip, 28403, 'hello', '127.0.0.99'), 'client 127.0.0.99\n', 'PROXY protocol carried the client address')
+
+  // Service to service by VIP, on an overlay network.
+  await ctl('network', 'create', '-d', 'overlay', 'backend')
+  await ctl('service', 'create', '--name', 'api', '--replicas', '2', '--network', 'backend', '--publish', 'target=80', 'node', 'node', '-e', HTTP)
+  const api = JSON.parse(await ctl('service', 'inspect', 'api'))[0]
+  const net = JSON.parse(await ctl('network', 'inspect', 'backend'))[0]
+  const vip = api.Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === net.Id)
+  t.ok(vip, `api has a VIP on backend: ${vip?.Addr}`)
+  const lo = loopbackAddr(vip.Addr, net.IPAM.Config[0].Subnet, net.Options['com.swarmd.network.loopback_subnet'])
+  await waitUntil(async () => (await get(lo, 80)).startsWith('mesh-'), { timeoutMs: 20_000, what: `the VIP ${lo}:80` })
+  t.pass(`a client on the host reaches api at its VIP ${lo}:80`)
+  await ctl('service', 'create', '--name', 'client', '--network', 'backend', '--publish', '28404:8000', 'node', 'node', '-e', CLIENT)
+  await waitUntil(async () => (await get(mgr.ip, 28404)).startsWith('via vip: mesh-'), { timeoutMs: 20_000, what: 'the client service' })
+  t.match(await get(mgr.ip, 28404), /^via vip: mesh-\d [0-9a-z]{25} /, 'a task reaches another service by SWARMD_VIP_API')
+
+  // An encrypted overlay: nothing on 4789 in plaintext (the tunnel runs over the node addresses).
+  const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
+  if (tcpdump && process.getuid?.() === 0) {
+    await ctl('network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'secure')
+    const MARK = 'PLAINTEXT-MARKER-5b1e'
+    await ctl('service', 'create', '--name', 'sec', '--replicas', '3', '--network', 'secure', '--publish', 'target=80', '--env', `MARK=${MARK}`, 'node', 'node', '-e', HTTP.replace('process.env.SWARMD_NODE_HOSTNAME', 'process.env.MARK+" "+process.env.SWARMD_NODE_HOSTNAME'))
+    const sec = JSON.parse(await ctl('service', 'inspect', 'sec'))[0]
+    const snet = JSON.parse(await ctl('network', 'inspect', 'secure'))[0]
+    const svip = sec.Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === snet.Id)
+    const slo = loopbackAddr(svip.Addr, snet.IPAM.Config[0].Subnet, snet.Options['com.swarmd.network.loopback_subnet'])
+    await waitUntil(async () => (await get(slo, 80)).startsWith(MARK), { timeoutMs: 20_000, what: 'the encrypted service' })
+    const pcap = join(dir, 'lo.pcap')
+    const cap = spawnManaged(tcpdump, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap], { label: 'tcpdump', mergeStderr: true })
+    await cap.waitForLine(l => l.includes('listening on'), 15_000, 'tcpdump')
+    const bodies: string[] = []
+    for (let i = 0; i < 30; i++) bodies.push(await get(slo, 80, `/${MARK}-request`))
+    await sleep(500)
+    await cap.stop({ signal: 'SIGINT' })
+    t.ok(bodies.every(b => b.startsWith(MARK)), 'the encrypted service answered every request')
+    t.ok(new Set(bodies.map(b => b.split(' ')[1])).size >= 2, 'from tasks on several nodes (so through tunnels)')
+    const tunnel = tcpPayloads(readFileSync(pcap), 4789)
+    t.ok(tunnel.length > 2_000, `${tunnel.length} bytes of TCP payload on 4789 in the capture`)
+    t.equal(tunnel.indexOf(MARK), -1, 'no plaintext on 4789 for the encrypted network')
+    t.equal(tunnel.indexOf('HTTP/1.1'), -1, 'not even the HTTP framing')
+    t.ok(tcpPayloads(readFileSync(pcap), 80).includes(MARK), 'while the same capture shows it in the clear between client and VIP')
+  }
+
+  // A node dies: new connections stop going to it; how long until every request succeeds again.
+  const victim = w2
+  w2.proc!.kill('SIGKILL')
+  await w2.proc!.exited
+  killTasks([victim.id!])
+  const t0 = performance.now()
+  let failed = 0
+  let okStreak = 0
+  while (okStreak < 50 && performance.now() - t0 < 60_000) {
+    const body = await get(mgr.ip, 28401)
+    if (body.startsWith('mesh-') && !body.startsWith(victim.name)) okStreak++
+    else {
+      failed++
+      okStreak = 0
+    }
+  }
+  t.equal(okStreak, 50, 'requests succeed again')
+  t.comment(`a node killed: ${failed} failed requests, all requests served by live tasks within ${secs(performance.now() - t0)}`)
+})

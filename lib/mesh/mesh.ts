@@ -1,0 +1,528 @@
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { SwarmdError } from '../errors.js'
+import type { Delegate, Membership, MemberEvent } from '../gossip/membership.js'
+import { Balancer, type BalancerTarget, type BalancingStrategy } from './balancer.js'
+import { decodeDelta, decodeFullState, encodeDeltas, encodeFullState, EndpointTable, type TableUpdate } from './endpoint-table.js'
+import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.js'
+import type { SealKeyring } from './seal.js'
+import { Tunnel, type IncomingDatagram, type IncomingStream, type PeerAddress } from './tunnel.js'
+import { endpointKey, type Endpoint, type Protocol, type Vni } from './types.js'
+
+export class MeshError extends SwarmdError {}
+
+/** A network the mesh carries: its VNI, and its keys when it is encrypted. */
+export interface MeshNetwork {
+  id: string
+  vni: Vni
+  seal?: SealKeyring
+}
+
+export interface MeshOptions {
+  membership: Membership
+  /** This node's data-plane address: the tunnel listens there (TCP and UDP). */
+  host: string
+  /** The data-path port, the same on every node (swarm's 4789). */
+  port?: number
+  networks?: MeshNetwork[]
+  strategy?: BalancingStrategy
+  /** Closes a connection idle this long, explicitly, on both sides (0: never; swarm's IPVS silently forgets them after 900 s). */
+  idleTimeoutMs?: number
+  /** TCP keepalive on client and backend sockets, so a dead peer is noticed (default 30 s; 0 off). */
+  keepAliveMs?: number
+  /** How long a withdrawn endpoint still takes its open connections before its task stops (default 2 s). */
+  drainMs?: number
+  logger?: Logger
+}
+
+/** What a published port or a VIP forwards to. */
+export interface PublishTarget {
+  network: string
+  /** Service ID or name. */
+  service: string
+  targetPort: number
+  protocol?: Protocol
+  /** Sends the client's address to the task first (PROXY protocol); TCP only for v1. */
+  proxyProtocol?: 'v1' | 'v2'
+}
+
+export interface MeshCounters {
+  connections: number
+  connectionsFailed: number
+  retries: number
+  datagrams: number
+  tableUpdatesIn: number
+  tableUpdatesOut: number
+  dropped: { malformedTable: number }
+}
+
+/** The first byte of the mesh's gossip messages, so other users of the membership keep theirs. */
+const MESH_MSG = 0xa7
+const UDP_FLOW_IDLE_MS = 60_000
+
+interface UdpFlow {
+  id: number
+  client: { address: string; port: number }
+  endpoint: Endpoint
+  local?: UdpSocket
+  last: number
+}
+
+/**
+ * The routing mesh: every node knows every service endpoint (a table
+ * disseminated over the membership's gossip, repaired by its push/pull, and
+ * pruned at once when membership declares a node dead), and forwards
+ * connections to published ports and VIPs to a healthy task, locally or
+ * through the owning node's tunnel on 4789. Embeddable: give it a Membership.
+ */
+export class Mesh {
+  readonly table: EndpointTable
+  readonly balancer: Balancer
+  private readonly networks = new Map<string, MeshNetwork>()
+  private readonly byVni = new Map<Vni, MeshNetwork>()
+  private readonly servers = new Map<string, Server | UdpSocket>()
+  private readonly live = new Set<Duplex>()
+  private readonly udpFlows = new Map<string, UdpFlow>()
+  private readonly udpById = new Map<number, { flow: UdpFlow; sock: UdpSocket }>()
+  private readonly inboundUdp = new Map<string, UdpSocket>()
+  private nextFlow = 1
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly counters: MeshCounters = { connections: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
+  private readonly onMember = (e: MemberEvent): void => this.memberEvent(e)
+  private previous: Delegate = {}
+
+  private constructor(
+    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
+    private readonly tunnel: Tunnel,
+  ) {
+    const self = o.membership.name
+    this.table = new EndpointTable({ self })
+    this.balancer = new Balancer({
+      ...(o.strategy ? { strategy: o.strategy } : {}),
+      nodeAlive: node => node === self || o.membership.members().some(m => m.name === node && (m.state === 'alive' || m.state === 'suspect')),
+    })
+  }
+
+  static async create(opts: MeshOptions): Promise<Mesh> {
+    const o = { port: 4789, idleTimeoutMs: 0, keepAliveMs: 30_000, drainMs: 2_000, ...opts }
+    let mesh!: Mesh
+    const tunnel = await Tunnel.listen({
+      host: o.host,
+      port: o.port,
+      network: vni => {
+        const n = mesh?.byVni.get(vni)
+        return n ? (n.seal ? { seal: n.seal } : {}) : undefined
+      },
+      onStream: s => mesh.incomingStream(s),
+      onDatagram: d => mesh.incomingDatagram(d),
+      onReply: r => mesh.udpReply(r.flowId, r.payload),
+    })
+    mesh = new Mesh(o, tunnel)
+    for (const n of opts.networks ?? []) mesh.addNetwork(n)
+    mesh.previous = o.membership.setDelegate(mesh.delegate())
+    o.membership.on('event', mesh.onMember)
+    const reap = setInterval(() => mesh.housekeeping(), 10_000)
+    reap.unref()
+    mesh.timers.push(reap)
+    return mesh
+  }
+
+  get self(): string {
+    return this.o.membership.name
+  }
+
+  /** Where peers reach this node's tunnel. */
+  get address(): PeerAddress {
+    return { host: this.o.host, port: this.o.port }
+  }
+
+  addNetwork(n: MeshNetwork): void {
+    this.networks.set(n.id, n)
+    this.byVni.set(n.vni, n)
+  }
+
+  removeNetwork(id: string): void {
+    const n = this.networks.get(id)
+    if (!n) return
+    this.networks.delete(id)
+    this.byVni.delete(n.vni)
+  }
+
+  // ------------------------------------------------------------- the table
+
+  /** Announces a task's endpoint on this node to the whole cluster. */
+  register(e: Omit<Endpoint, 'node'>): void {
+    this.applyLocal(this.table.set({ ...e, node: this.self }))
+  }
+
+  /**
+   * Withdraws an endpoint everywhere, then waits the drain delay: new
+   * connections stop going to it before its task is stopped.
+   */
+  async withdraw(e: Pick<Endpoint, 'network' | 'task' | 'protocol' | 'targetPort'>, drainMs = this.o.drainMs): Promise<void> {
+    this.applyLocal(this.table.delete(e.network, endpointKey(e)))
+    if (drainMs > 0) await new Promise(r => setTimeout(r, drainMs).unref())
+  }
+
+  /** Endpoints of a service (ID or name) on a network. */
+  endpoints(network: string, service?: string): Endpoint[] {
+    return this.table.endpoints(network).filter(e => !service || e.service === service || e.serviceName === service)
+  }
+
+  private applyLocal(u: TableUpdate): void {
+    this.balancer.update(u)
+    this.send(u)
+  }
+
+  private send(u: TableUpdate): void {
+    if (u.broadcast.length === 0) return
+    for (const buf of encodeDeltas(u.broadcast)) {
+      this.o.membership.broadcast(Buffer.concat([Buffer.from([MESH_MSG]), buf]))
+      this.counters.tableUpdatesOut++
+    }
+  }
+
+  private delegate(): Delegate {
+    const prev = (): Delegate => this.previous
+    return {
+      notifyMsg: (msg, from) => {
+        if (msg[0] !== MESH_MSG) return prev().notifyMsg?.(msg, from)
+        try {
+          const u = this.table.apply(decodeDelta(msg.subarray(1)))
+          this.counters.tableUpdatesIn++
+          this.balancer.update(u)
+          this.send(u)
+        } catch {
+          this.counters.dropped.malformedTable++
+        }
+      },
+      getBroadcasts: (overhead, limit) => prev().getBroadcasts?.(overhead, limit) ?? [],
+      localState: () => Buffer.concat([Buffer.from([MESH_MSG]), encodeFullState(this.table.fullState())]),
+      mergeRemoteState: state => {
+        if (state[0] !== MESH_MSG) return
+        try {
+          const u = this.table.mergeFullState(decodeFullState(state.subarray(1)))
+          this.balancer.update(u)
+          this.send(u)
+        } catch {
+          this.counters.dropped.malformedTable++
+        }
+      },
+    }
+  }
+
+  /** Membership is the judge of life: a dead or departed node's endpoints leave the table, and its streams are reset, at once. */
+  private memberEvent(e: MemberEvent): void {
+    const name = e.member.name
+    if (name === this.self) return
+    if (e.type === 'dead' || e.type === 'left') {
+      this.balancer.update(this.table.removeNode(name))
+      this.tunnel.resetPeer({ host: e.member.addr, port: this.o.port })
+      this.o.logger?.info({ node: name }, 'mesh: node gone, its endpoints withdrawn')
+    } else if (e.type === 'join' || e.type === 'alive') {
+      this.table.nodeBack(name)
+    }
+  }
+
+  private peerOf(node: string): PeerAddress {
+    const m = this.o.membership.members().find(x => x.name === node)
+    if (!m) throw new MeshError('E_MESH_NO_NODE', `node ${node} is not a member`)
+    return { host: m.addr, port: this.o.port }
+  }
+
+  private network(id: string): MeshNetwork {
+    const n = this.networks.get(id)
+    if (!n) throw new MeshError('E_MESH_NO_NETWORK', `network ${id} is not known to the mesh`)
+    return n
+  }
+
+  /** The balancer's key for a service given by ID or name. */
+  private target(t: PublishTarget): BalancerTarget {
+    const protocol = t.protocol ?? 'tcp'
+    const e = this.table.endpoints(t.network).find(x => x.serviceName === t.service || x.service === t.service)
+    return { network: t.network, service: e?.service ?? t.service, targetPort: t.targetPort, protocol }
+  }
+
+  // --------------------------------------------------------------- streams
+
+  /**
+   * A connection to a healthy task of the service: direct when the task is
+   * on this node, else through its node's tunnel. A backend that refuses is
+   * marked failed and the next one is tried.
+   */
+  async connect(t: PublishTarget, client?: { address: string; port: number; localAddress: string; localPort: number }): Promise<Duplex> {
+    const target = this.target(t)
+    const tried: Endpoint[] = []
+    for (;;) {
+      const e = this.balancer.pick(target, tried)
+      if (!e) {
+        this.counters.connectionsFailed++
+        throw new MeshError('E_MESH_NO_ENDPOINT', `no healthy task of service ${t.service} on port ${t.targetPort}/${target.protocol}${tried.length ? ` (${tried.length} refused)` : ''}`)
+      }
+      const preamble = client && t.proxyProtocol ? this.proxyHeader(t.proxyProtocol, client) : Buffer.alloc(0)
+      try {
+        const s = e.node === this.self ? await this.dialLocal(e, preamble) : await this.tunnel.open(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), preamble)
+        this.balancer.markOk(e)
+        this.balancer.acquire(e)
+        s.once('close', () => this.balancer.release(e))
+        this.counters.connections++
+        return s
+      } catch (err) {
+        this.balancer.markFailed(e)
+        tried.push(e)
+        this.counters.retries++
+        this.o.logger?.debug({ err, endpoint: endpointKey(e), node: e.node }, 'mesh: backend failed, trying another')
+      }
+    }
+  }
+
+  private proxyHeader(v: 'v1' | 'v2', c: { address: string; port: number; localAddress: string; localPort: number }): Buffer {
+    const a = proxyAddresses('tcp', { address: c.address, port: c.port }, { address: c.localAddress, port: c.localPort })
+    return v === 'v1' ? encodeProxyV1(a) : encodeProxyV2({ addresses: a })
+  }
+
+  private dialLocal(e: Endpoint, preamble: Buffer): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = tcpConnect({ host: e.host, port: e.port, noDelay: true })
+      s.once('error', reject)
+      s.once('connect', () => {
+        s.off('error', reject)
+        this.tune(s)
+        if (preamble.length) s.write(preamble)
+        resolve(s)
+      })
+    })
+  }
+
+  private tune(s: Socket): void {
+    if (this.o.keepAliveMs > 0) s.setKeepAlive(true, this.o.keepAliveMs)
+    s.setNoDelay(true)
+  }
+
+  /** Joins a client connection and a backend stream; either side ending or failing ends the other. */
+  private splice(client: Socket, backend: Duplex): void {
+    this.live.add(client)
+    this.live.add(backend)
+    client.pipe(backend)
+    backend.pipe(client)
+    const end = (): void => {
+      client.destroy()
+      backend.destroy()
+      this.live.delete(client)
+      this.live.delete(backend)
+    }
+    client.once('error', end)
+    backend.once('error', end)
+    client.once('close', end)
+    backend.once('close', end)
+    if (this.o.idleTimeoutMs > 0) {
+      // Idle connections end visibly (a reset the client sees), never silently.
+      client.setTimeout(this.o.idleTimeoutMs, () => {
+        client.resetAndDestroy()
+        backend.destroy()
+      })
+    }
+  }
+
+  /** A stream a peer opened for one of our endpoints: only endpoints this node announced are reachable. */
+  private incomingStream(s: IncomingStream): void {
+    const net = this.byVni.get(s.vni)
+    const e = net ? this.table.endpoints(net.id).find(x => x.node === this.self && endpointKey(x) === s.endpointKey) : undefined
+    if (!e) return s.reject('ENOENT')
+    const backend = tcpConnect({ host: e.host, port: e.port, noDelay: true })
+    backend.once('error', err => {
+      if (!backend.writable || backend.connecting) s.reject((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED')
+    })
+    backend.once('connect', () => {
+      this.tune(backend)
+      let stream: Duplex
+      try {
+        stream = s.accept()
+      } catch {
+        backend.destroy()
+        return
+      }
+      if (s.preamble.length) backend.write(s.preamble)
+      this.live.add(stream)
+      this.live.add(backend)
+      stream.pipe(backend)
+      backend.pipe(stream)
+      const end = (): void => {
+        stream.destroy()
+        backend.destroy()
+        this.live.delete(stream)
+        this.live.delete(backend)
+      }
+      stream.once('error', end)
+      backend.once('error', end)
+      stream.once('close', end)
+      backend.once('close', end)
+    })
+  }
+
+  // ----------------------------------------------------------- listeners
+
+  /**
+   * Listens on `host`:`port` (every address by default: a published port
+   * answers on every node) and forwards each connection or datagram flow to
+   * a task of the target service.
+   */
+  async publish(port: number, t: PublishTarget, host = '0.0.0.0'): Promise<void> {
+    const protocol = t.protocol ?? 'tcp'
+    const key = `${host}:${port}/${protocol}`
+    if (this.servers.has(key)) throw new MeshError('E_MESH_PORT_TAKEN', `port ${port}/${protocol} is already published on ${host}`)
+    if (protocol === 'udp') {
+      const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false })
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject)
+        sock.bind(port, host, () => {
+          sock.off('error', reject)
+          resolve()
+        })
+      })
+      sock.on('message', (msg, rinfo) => this.udpIn(sock, t, msg, rinfo))
+      sock.on('error', err => this.o.logger?.warn({ err, port }, 'mesh: udp listener error'))
+      this.servers.set(key, sock)
+      return
+    }
+    const server = createServer({ noDelay: true }, client => {
+      this.tune(client)
+      client.pause()
+      const info = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 }
+      this.connect(t, info).then(
+        backend => {
+          this.splice(client, backend)
+          client.resume()
+        },
+        err => {
+          this.o.logger?.debug({ err, port }, 'mesh: no backend for a connection')
+          client.resetAndDestroy()
+        },
+      )
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', e =>
+        reject(new MeshError('E_MESH_PORT_TAKEN', `cannot listen on ${host}:${port}/${protocol}: ${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'port is already allocated' : e.message}`, { cause: e })),
+      )
+      server.listen({ port, host, backlog: 1024 }, () => resolve())
+    })
+    this.servers.set(key, server)
+  }
+
+  async unpublish(port: number, protocol: Protocol = 'tcp', host = '0.0.0.0'): Promise<void> {
+    const key = `${host}:${port}/${protocol}`
+    const s = this.servers.get(key)
+    if (!s) return
+    this.servers.delete(key)
+    await new Promise<void>(resolve => ('listen' in s ? s.close(() => resolve()) : (s as UdpSocket).close(() => resolve())))
+  }
+
+  /** Ports this mesh listens on, as `host:port/protocol`. */
+  published(): string[] {
+    return [...this.servers.keys()]
+  }
+
+  // ------------------------------------------------------------------ UDP
+
+  private udpIn(listener: UdpSocket, t: PublishTarget, msg: Buffer, rinfo: RemoteInfo): void {
+    const key = `${rinfo.address}:${rinfo.port}>${listener.address().port}`
+    let flow = this.udpFlows.get(key)
+    if (!flow) {
+      const e = this.balancer.pick(this.target({ ...t, protocol: 'udp' }))
+      if (!e) return
+      flow = { id: this.nextFlow++, client: { address: rinfo.address, port: rinfo.port }, endpoint: e, last: Date.now() }
+      this.udpFlows.set(key, flow)
+      this.udpById.set(flow.id, { flow, sock: listener })
+      if (e.node === this.self) {
+        const local = createSocket('udp4')
+        const f = flow
+        local.on('message', reply => listener.send(reply, f.client.port, f.client.address))
+        local.on('error', () => undefined)
+        local.connect(e.port, e.host)
+        flow.local = local
+      }
+    }
+    flow.last = Date.now()
+    this.counters.datagrams++
+    const e = flow.endpoint
+    if (flow.local) {
+      const send = (): void => flow.local!.send(msg)
+      try {
+        send()
+      } catch {
+        flow.local.once('connect', send)
+      }
+    } else {
+      try {
+        this.tunnel.sendDatagram(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), flow.id, msg)
+      } catch (err) {
+        this.o.logger?.debug({ err }, 'mesh: datagram not forwarded')
+      }
+    }
+  }
+
+  private udpReply(flowId: number, payload: Buffer): void {
+    const f = this.udpById.get(flowId)
+    if (!f) return
+    f.flow.last = Date.now()
+    f.sock.send(payload, f.flow.client.port, f.flow.client.address)
+  }
+
+  /** A datagram from a peer's flow for one of our endpoints: relayed from a per-flow socket, so replies find the flow. */
+  private incomingDatagram(d: IncomingDatagram): void {
+    const net = this.byVni.get(d.vni)
+    const e = net ? this.table.endpoints(net.id).find(x => x.node === this.self && endpointKey(x) === d.endpointKey) : undefined
+    if (!e) return
+    const key = `${d.from.host}:${d.from.port}#${d.flowId}`
+    let sock = this.inboundUdp.get(key)
+    if (!sock) {
+      sock = createSocket('udp4')
+      sock.on('message', reply => d.reply(reply))
+      sock.on('error', () => undefined)
+      this.inboundUdp.set(key, sock)
+      const s = sock
+      const idle = setInterval(() => {
+        if (Date.now() - ((s as unknown as { lastUse?: number }).lastUse ?? 0) > UDP_FLOW_IDLE_MS) {
+          clearInterval(idle)
+          this.inboundUdp.delete(key)
+          s.close()
+        }
+      }, UDP_FLOW_IDLE_MS)
+      idle.unref()
+    }
+    ;(sock as unknown as { lastUse?: number }).lastUse = Date.now()
+    sock.send(Buffer.from(d.payload), e.port, e.host)
+  }
+
+  private housekeeping(): void {
+    this.table.reap()
+    const now = Date.now()
+    for (const [key, f] of this.udpFlows) {
+      if (now - f.last < UDP_FLOW_IDLE_MS) continue
+      this.udpFlows.delete(key)
+      this.udpById.delete(f.id)
+      f.local?.close()
+    }
+  }
+
+  stats(): MeshCounters & { tunnel: ReturnType<Tunnel['counters']> } {
+    return { ...this.counters, tunnel: this.tunnel.counters() }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    this.o.membership.off('event', this.onMember)
+    this.o.membership.setDelegate(this.previous)
+    for (const key of [...this.servers.keys()]) {
+      const [hp, protocol] = key.split('/') as [string, Protocol]
+      const i = hp.lastIndexOf(':')
+      await this.unpublish(Number(hp.slice(i + 1)), protocol, hp.slice(0, i))
+    }
+    for (const s of this.live) s.destroy()
+    for (const f of this.udpFlows.values()) f.local?.close()
+    for (const s of this.inboundUdp.values()) s.close()
+    await this.tunnel.close()
+  }
+}
