@@ -9,7 +9,8 @@
 import { createSocket } from 'node:dgram'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
+import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -149,6 +150,16 @@ t.test('the routing mesh on three nodes', async t => {
   await ctl('service', 'create', '--name', 'pp', '--label', 'com.swarmd.proxy-protocol=v1', '--publish', '28403:7000', 'node', 'node', '-e', PROXY)
   await waitUntil(async () => (await tcpAsk(w2.ip, 28403, 'hello', '127.0.0.99')).startsWith('client'), { timeoutMs: 20_000, what: 'the PROXY service' })
   t.equal(await tcpAsk(w2.ip, 28403, 'hello', '127.0.0.99'), 'client 127.0.0.99\n', 'PROXY protocol carried the client address')
+
+  // A published port another program holds on one node: the conflict shows in service ps.
+  const squatter = createServer().listen(28405, w1.ip)
+  await once(squatter, 'listening')
+  t.teardown(() => squatter.close())
+  await ctl('service', 'create', '--name', 'taken', '-d', '--constraint', `node.hostname==${w1.name}`, '--publish', '28405:80', 'node', 'node', '-e', HTTP)
+  await waitUntil(async () => (await ctl('service', 'ps', '--no-trunc', 'taken')).includes(`cannot listen on ${w1.ip}:28405/tcp: port is already allocated`), { timeoutMs: 20_000, what: 'the port conflict in service ps' })
+  t.pass('service ps shows the published port taken on the node')
+  t.match(await get(w2.ip, 28405), /^mesh-1 /, 'while the other nodes still route to the task')
+  await ctl('service', 'rm', 'taken')
 
   // Service to service by VIP, on an overlay network.
   await ctl('network', 'create', '-d', 'overlay', 'backend')

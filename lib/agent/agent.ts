@@ -7,6 +7,9 @@ import type { NodeMesh } from './node-mesh.js'
 /** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
 const DOCKER_SECRET_MODE = 0o444
 
+/** How the mesh's published-port conflicts begin (see Mesh.publish). */
+const MESH_PORT_ERROR = 'cannot listen on '
+
 /** Swarm's default stop grace period. */
 const STOP_GRACE_MS = 10_000
 
@@ -67,7 +70,7 @@ export class Agent {
     if (m.t === 'assign' && Array.isArray(m.tasks)) {
       if (m.routing) {
         this.routing = m.routing
-        void this.d.mesh?.sync(m.routing)
+        void this.d.mesh?.sync(m.routing).then(() => this.showConflicts())
       }
       this.assign(m.tasks, m.secrets ?? {})
     }
@@ -140,6 +143,24 @@ export class Agent {
     }
   }
 
+  /**
+   * A published port this node cannot listen on (another program holds it)
+   * shows as the error of the service's tasks here, so `service ps` tells.
+   */
+  private showConflicts(): void {
+    const conflicts = this.d.mesh?.conflicts
+    if (!conflicts) return
+    for (const [id, l] of this.tasks) {
+      if (isTerminal(l.status.State) || !l.route) continue
+      const err = conflicts.get(l.route.serviceId)
+      if (err && l.status.Err !== err) this.report(id, { ...l.status, Err: err })
+      else if (!err && l.status.Err?.startsWith(MESH_PORT_ERROR)) {
+        const { Err: _gone, ...rest } = l.status
+        this.report(id, rest)
+      }
+    }
+  }
+
   private track(task: Task, route?: Local['route']): void {
     this.tasks.set(task.ID, { status: task.Status, ...(route ? { route } : {}) })
   }
@@ -155,12 +176,13 @@ export class Agent {
     // Announced once running (with the ports the executor gave it), withdrawn once over.
     if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
     else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)
+    const conflict = local?.route ? this.d.mesh?.conflicts.get(local.route.serviceId) : undefined
     const cs = { ...prev?.ContainerStatus, ...(e.containerId ? { ContainerID: e.containerId } : {}), ...(e.pid ? { PID: e.pid } : {}), ...(e.exitCode !== undefined ? { ExitCode: e.exitCode } : {}) }
     // Swarm reports only host-mode ports in a task's status; ingress ones are the mesh's business.
     const ports = e.ports ? e.ports.filter(p => p.PublishMode === 'host') : prev?.PortStatus?.Ports
     this.report(id, {
       ...this.status(e.state, e.message),
-      ...(e.err ? { Err: e.err } : {}),
+      ...(e.err ? { Err: e.err } : conflict ? { Err: conflict } : {}),
       ...(Object.keys(cs).length ? { ContainerStatus: cs } : {}),
       ...(ports?.length ? { PortStatus: { Ports: ports } } : {}),
     })
