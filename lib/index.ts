@@ -1,6 +1,7 @@
 /**
  * swarmd as a library. The gossip layer is an embeddable, hashicorp/memberlist
- * wire-compatible membership protocol (SWIM + Lifeguard).
+ * wire-compatible membership protocol (SWIM + Lifeguard); the routing mesh
+ * (published ports, VIPs, tunnels on 4789) runs on top of it.
  */
 export { SwarmdError } from './errors.js'
 export { Membership, MembershipError, parseHostPort } from './gossip/membership.js'
@@ -12,3 +13,8 @@ export type { Clock, TimerHandle } from './gossip/clock.js'
 export { systemClock } from './gossip/clock.js'
 export { profiles, type Profile, type GossipTuning } from './gossip/config.js'
 export { Keyring } from './gossip/keyring.js'
+export { Mesh, MeshError } from './mesh/mesh.js'
+export type { MeshCounters, MeshNetwork, MeshOptions, PublishTarget } from './mesh/mesh.js'
+export type { Endpoint, Protocol, Vni } from './mesh/types.js'
+export { SealKeyring } from './mesh/seal.js'
+export { encodeProxyV1, encodeProxyV2, decodeProxyHeader } from './mesh/proxy-protocol.js'
