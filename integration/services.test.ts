@@ -203,6 +203,17 @@ t.test('services on a three-node swarm', async t => {
     for (const f of filesUnder(h.dir)) t.notOk(readFileSync(f).includes(secret), `no plaintext secret in ${f}`)
   }
 
+  // Bad specs: Docker's 400s naming what is wrong, and nothing created.
+  const bad = async (...args: string[]): Promise<string> => (await swarmctl(mgr.sock, 'service', 'create', '-d', ...args)).stderr
+  t.match(await bad('--name', 'c1', '--constraint', 'node.hostname=x', 'busybox', 'true'), /^Error response from daemon: .*invalid constraint "node.hostname=x": constraint expected one operator from ==, !=/)
+  t.match(await bad('--name', 'c2', '--secret', 'nope', 'busybox', 'true'), /secret not found: nope|nope/)
+  t.match(await bad('--name', 'c3', '--network', 'nonet', 'busybox', 'true'), /network nonet not found/)
+  await ctl('service', 'create', '-d', '--name', 'p1', '--publish', '28501:80', 'busybox', 'sleep', '600')
+  t.match(await bad('--name', 'c4', '--publish', '28501:81', 'busybox', 'true'), /port '28501' is already in use by service 'p1'/)
+  t.match(await bad('--name', 'helloworld', 'busybox', 'true'), /already exists/)
+  t.notMatch(await ctl('service', 'ls'), /c[1-4]/, 'none of them was created')
+  await ctl('service', 'rm', 'p1')
+
   // rm: the services and their processes go.
   t.equal(await ctl('service', 'rm', 'helloworld', 'agent', 'bad', 'sec'), 'helloworld\nagent\nbad\nsec\n')
   await waitUntil(() => ['helloworld', 'agent', 'sec'].every(s => runningTasks(ids(), s).size === 0), { timeoutMs: 30_000, what: 'every task process gone' })

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Membership } from '../gossip/membership.js'
 import type { Routing } from '../manager/session-messages.js'
 import type { PortConfig, PortStatus } from '../manager/types.js'
+import type { BalancingStrategy } from '../mesh/balancer.js'
 import { Mesh, MeshError, type PublishTarget } from '../mesh/mesh.js'
 import { SealKeyring } from '../mesh/seal.js'
 import type { Endpoint, Protocol } from '../mesh/types.js'
@@ -37,6 +38,7 @@ export class NodeMesh {
       /** Where published ports listen (every address by default). */
       ingressHost: string
       idleTimeoutMs?: number
+      strategy?: BalancingStrategy
       log: Logger
     },
   ) {}
@@ -51,6 +53,7 @@ export class NodeMesh {
       host: this.o.host,
       port,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
+      ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
       logger: this.o.log,
     })
     return this.mesh

@@ -45,6 +45,7 @@ export interface DaemonFlags {
   liveRestore: boolean
   ingressAddr: string
   meshIdleTimeout: number
+  meshBalancing: 'round-robin' | 'least-connections'
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -58,6 +59,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, 12 * 3_600_000)
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
+    .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
 }
 
@@ -79,6 +81,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
     executor: executorFactory(f, log),
     ingressAddr: f.ingressAddr,
     meshIdleTimeoutMs: f.meshIdleTimeout,
+    meshBalancing: f.meshBalancing,
   })
   const api = new ApiServer()
   mountRoutes(api, manager, f.hostname)

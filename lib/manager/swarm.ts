@@ -98,6 +98,8 @@ export interface SwarmOptions {
   ingressAddr?: string
   /** Closes mesh connections idle this long (0: never). */
   meshIdleTimeoutMs?: number
+  meshBalancing?: 'round-robin' | 'least-connections'
+
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
 }
@@ -156,7 +158,7 @@ export class SwarmManager {
     private readonly identity: KeyPair,
     private readonly hostname: string,
     private readonly log: Logger,
-    private readonly opts: Required<Omit<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs'>> & Pick<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs'>,
+    private readonly opts: Required<Omit<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs' | 'meshBalancing'>> & Pick<SwarmOptions, 'executor' | 'ingressAddr' | 'meshIdleTimeoutMs' | 'meshBalancing'>,
   ) {
     this.nodeId = nodeIdFor(identity.publicKey)
     this.executor = opts.executor?.(this.nodeId)
@@ -375,6 +377,7 @@ export class SwarmManager {
       host: splitAddr(advertise, CONTROL_PORT).host,
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
+      ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
       log: this.log.child({ layer: 'mesh' }),
     })
     this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
