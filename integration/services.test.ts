@@ -128,8 +128,19 @@ t.test('services on a three-node swarm', async t => {
   // The docker CLI reads the same API.
   const docker = which('docker')
   if (docker) {
-    const r = await run(docker, ['-H', `unix://${mgr.sock}`, 'service', 'ls'])
+    const dk = (...args: string[]) => run(docker, ['-H', `unix://${mgr.sock}`, ...args])
+    let r = await dk('service', 'ls')
     t.match(r.stdout, /helloworld\s+replicated\s+5\/5\s+alpine/, `docker service ls: ${r.stderr}`)
+    r = await dk('service', 'ps', '-q', 'helloworld')
+    t.equal(r.stdout.trim().split('\n').length, 5, 'docker service ps')
+    r = await dk('service', 'inspect', '--format', '{{.Spec.Mode.Replicated.Replicas}}', 'helloworld')
+    t.equal(r.stdout.trim(), '5', 'docker service inspect --format')
+    r = await dk('service', 'logs', '--tail', '1', '--no-task-ids', 'helloworld')
+    t.match(r.stdout, /^helloworld\.[1-5]@docker-swarm-[123]\s+\| hello from [1-5]$/m, `docker service logs: ${r.stderr}`)
+    r = await dk('secret', 'create', 'dockersecret', join(import.meta.dirname, 'services.test.ts'))
+    t.match(r.stdout, /^[0-9a-z]{25}\n$/, `docker secret create: ${r.stderr}`)
+    t.match((await dk('secret', 'ls')).stdout, /dockersecret/)
+    t.equal((await dk('secret', 'rm', 'dockersecret')).stdout, 'dockersecret\n')
   }
 
   // Drain moves tasks away; active again takes new ones (nothing is rebalanced back, as in swarm).

@@ -11,7 +11,7 @@ export interface StreamLike {
   close(): Promise<void>
   abort(err: Error): void
   addEventListener(type: 'message', fn: (e: { data: { subarray(): Uint8Array } }) => void): void
-  addEventListener(type: 'close', fn: () => void): void
+  addEventListener(type: 'close' | 'remoteCloseWrite', fn: () => void): void
 }
 
 /**
@@ -27,6 +27,11 @@ export class Channel {
   constructor(private readonly stream: StreamLike) {
     stream.addEventListener('message', e => this.onData(Buffer.from(e.data.subarray())))
     stream.addEventListener('close', () => this.fail(new ChannelError('E_CHANNEL_CLOSED', 'the peer closed the stream')))
+    // libp2p closes a stream one direction at a time: the peer being done means the conversation is over, so end ours too.
+    stream.addEventListener('remoteCloseWrite', () => {
+      this.fail(new ChannelError('E_CHANNEL_CLOSED', 'the peer closed the stream'))
+      void stream.close().catch(() => undefined)
+    })
   }
 
   private onData(chunk: Buffer): void {

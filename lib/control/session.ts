@@ -69,10 +69,9 @@ export function serveSession(
     const caller = authenticate(ch, peer, hello?.cert, d)
     if (!caller) return
     ch.send({ cert: d.selfCert() })
-    let handler: (msg: unknown) => void = () => undefined
     let done!: () => void
     const closed = new Promise<void>(r => (done = r))
-    handler = d.onSession(caller, sessionOf(ch, closed))
+    const handler = d.onSession(caller, sessionOf(ch, closed))
     await pump(ch, m => handler(m))
     done()
   })

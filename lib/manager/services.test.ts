@@ -1,0 +1,301 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { generateKeyPair } from '../control/identity.js'
+import { ApiError } from '../errors.js'
+import { Networks } from './networks.js'
+import { Secrets } from './secrets.js'
+import { parseFilters, Services } from './services.js'
+import { Store } from './store.js'
+import type { Task, TaskState } from './types.js'
+
+async function setup(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
+  const store = await Store.open(dir)
+  const nodeKey = generateKeyPair().privateKey
+  const secrets = new Secrets(store, nodeKey)
+  const networks = new Networks(store)
+  const ingress = await networks.ensureIngress()
+  let kicks = 0
+  const services = new Services({ store, secrets, networks, kick: () => void kicks++ })
+  t.teardown(async () => {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { dir, store, nodeKey, secrets, networks, ingress, services, kicks: () => kicks }
+}
+
+type Json = Record<string, unknown>
+function body(name: string, o: { top?: Json; container?: Json; task?: Json; ports?: Json[] } = {}): Json {
+  return {
+    Name: name,
+    TaskTemplate: { ContainerSpec: { Image: 'busybox', ...o.container }, ...o.task },
+    ...(o.ports ? { EndpointSpec: { Ports: o.ports } } : {}),
+    ...o.top,
+  }
+}
+
+const apiError = (status: number, message: string) => ({ constructor: ApiError, status, message })
+
+t.test('create: an ID, defaults, published ports from 30000, kicks the orchestrator', async t => {
+  const { services, kicks } = await setup(t)
+  const id = await services.create(body('web', { ports: [{ TargetPort: 80 }, { TargetPort: 443, PublishedPort: 8443 }, { TargetPort: 53, Protocol: 'udp' }] }))
+  t.match(id, /^[a-z0-9]{25}$/)
+  t.equal(kicks(), 1)
+  const s = services.get('web')
+  t.equal(s.ID, id)
+  t.same(s.Version, { Index: 1 })
+  t.same(s.Spec.Mode, { Replicated: { Replicas: 1 } })
+  t.same(s.Endpoint.Ports, [
+    { Protocol: 'tcp', TargetPort: 80, PublishedPort: 30000, PublishMode: 'ingress' },
+    { Protocol: 'tcp', TargetPort: 443, PublishedPort: 8443, PublishMode: 'ingress' },
+    { Protocol: 'udp', TargetPort: 53, PublishedPort: 30000, PublishMode: 'ingress' },
+  ])
+  t.equal(services.get(id.slice(0, 5)).ID, id, 'found by ID prefix')
+
+  const id2 = await services.create(body('api', { ports: [{ TargetPort: 8080 }, { TargetPort: 9000, PublishMode: 'host' }] }))
+  t.same(services.get(id2).Endpoint.Ports, [
+    { Protocol: 'tcp', TargetPort: 8080, PublishedPort: 30001, PublishMode: 'ingress' },
+    { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 0, PublishMode: 'host' },
+  ])
+
+  await t.rejects(services.create(body('web')), apiError(409, 'rpc error: code = AlreadyExists desc = service web already exists'))
+  await t.rejects(services.create(body('web2', { ports: [{ TargetPort: 1, PublishedPort: 30000 }] })), { status: 400, message: /port '30000' is already in use by service 'web'/ })
+  t.throws(() => services.get('nope'), apiError(404, 'service nope not found'))
+  t.equal(services.find(''), undefined)
+  t.equal(services.list().length, 2)
+})
+
+t.test('an ambiguous ID prefix', async t => {
+  const { services } = await setup(t)
+  // IDs are random base36: with 37 services two share a first character.
+  const ids: string[] = []
+  for (let i = 0; i < 37; i++) ids.push(await services.create(body(`s${i}`)))
+  const first = ids.map(i => i[0]!).find((c, i, all) => all.indexOf(c) !== i)!
+  const n = ids.filter(i => i[0] === first).length
+  t.throws(() => services.find(first), apiError(400, `service ${first} is ambiguous (${n} matches found)`))
+})
+
+t.test('update: versions, rolling updates, kept ports, refused changes', async t => {
+  const { services, kicks } = await setup(t)
+  const id = await services.create(body('web', { ports: [{ TargetPort: 80 }] }))
+  await t.rejects(services.update(id, 5, body('web'), false), apiError(500, 'rpc error: code = Unknown desc = update out of sequence'))
+
+  // Replicas only: no rolling update.
+  await services.update(id, 1, body('web', { ports: [{ TargetPort: 80 }], top: { Mode: { Replicated: { Replicas: 3 } } } }), false)
+  let s = services.get(id)
+  t.same(s.Version, { Index: 2 })
+  t.same(s.Spec.Mode, { Replicated: { Replicas: 3 } })
+  t.equal(s.UpdateStatus, undefined)
+  t.equal(s.PreviousSpec?.TaskTemplate.ContainerSpec.Image, 'busybox', 'the previous spec is kept')
+  t.same(s.PreviousSpec?.Mode, { Replicated: { Replicas: 1 } })
+  t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000, 'the published port is kept')
+
+  // The image changes: a rolling update, the old spec kept for rollback.
+  await services.update(id, 2, body('web', { ports: [{ TargetPort: 80 }], container: { Image: 'busybox:2' }, top: { Mode: { Replicated: { Replicas: 3 } } } }), false)
+  s = services.get(id)
+  t.match(s.UpdateStatus, { State: 'updating', Message: 'update in progress', StartedAt: String })
+  t.equal(s.PreviousSpec?.TaskTemplate.ContainerSpec.Image, 'busybox')
+  t.equal(s.Spec.TaskTemplate.ContainerSpec.Image, 'busybox:2')
+  t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000)
+  t.equal(kicks(), 3)
+
+  await t.rejects(services.update(id, 3, body('web2'), false), apiError(400, 'rpc error: code = Unimplemented desc = renaming services is not supported'))
+  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), apiError(400, 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(services.update('nope', 1, body('nope'), false), apiError(404, 'service nope not found'))
+  t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
+})
+
+t.test('rollback swaps back to the previous spec', async t => {
+  const { services } = await setup(t)
+  const id = await services.create(body('web'))
+  await t.rejects(services.update(id, 1, undefined, true), apiError(500, `rpc error: code = FailedPrecondition desc = service ${id} does not have a previous spec`))
+  await services.update(id, 1, body('web', { container: { Image: 'busybox:2' } }), false)
+  await services.update(id, 2, undefined, true)
+  const s = services.get(id)
+  t.equal(s.Spec.TaskTemplate.ContainerSpec.Image, 'busybox')
+  t.equal(s.PreviousSpec?.TaskTemplate.ContainerSpec.Image, 'busybox:2')
+  t.match(s.UpdateStatus, { State: 'rollback_started', Message: 'manually requested rollback' })
+  t.same(s.Version, { Index: 3 })
+})
+
+t.test('VIPs: ingress for published ports, one per --network, none for dnsrr; released on remove', async t => {
+  const { services, networks, ingress, store } = await setup(t)
+  const back = (await networks.create({ Name: 'back', Driver: 'overlay' })).Id
+  const pub = await services.create(body('pub', { ports: [{ TargetPort: 80 }] }))
+  t.same(
+    services.get(pub).Endpoint.VirtualIPs?.map(v => v.NetworkID),
+    [ingress.ID],
+  )
+  t.match(services.get(pub).Endpoint.VirtualIPs?.[0]?.Addr, /^10\.0\.0\.\d+\/24$/)
+
+  const both = await services.create(body('both', { ports: [{ TargetPort: 80 }], task: { Networks: [{ Target: 'back' }] } }))
+  t.same(
+    services.get(both).Endpoint.VirtualIPs?.map(v => v.NetworkID),
+    [ingress.ID, back],
+  )
+  const plain = await services.create(body('plain'))
+  t.equal(services.get(plain).Endpoint.VirtualIPs, undefined, 'no network, no VIP')
+  const dns = await services.create(body('dns', { task: { Networks: [{ Target: back }] }, top: { EndpointSpec: { Mode: 'dnsrr' } } }))
+  t.equal(services.get(dns).Endpoint.VirtualIPs, undefined)
+  t.same(networks.vips(dns), [])
+
+  // Leaving the network on update drops its VIP.
+  await services.update(both, 1, body('both', { ports: [{ TargetPort: 80 }] }), false)
+  t.same(
+    services.get(both).Endpoint.VirtualIPs?.map(v => v.NetworkID),
+    [ingress.ID],
+  )
+  await services.update(both, 2, body('both'), false)
+  t.equal(services.get(both).Endpoint.VirtualIPs, undefined)
+  t.same(networks.vips(both), [])
+
+  t.equal(networks.vips(pub).length, 1)
+  await services.remove(pub)
+  t.same(networks.vips(pub), [])
+  t.same(store.list('vips').length, 0)
+  t.equal(services.find(pub), undefined)
+
+  await t.rejects(
+    services.create(body('bad', { task: { Networks: [{ Target: 'ingress' }] } })),
+    apiError(400, 'rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "ingress"'),
+  )
+})
+
+t.test('publishing without an ingress network is refused', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
+  const store = await Store.open(dir)
+  t.teardown(async () => {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const services = new Services({ store, secrets: new Secrets(store, generateKeyPair().privateKey), networks: new Networks(store), kick: () => undefined })
+  await t.rejects(
+    services.create(body('web', { ports: [{ TargetPort: 80 }] })),
+    apiError(400, 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
+  )
+})
+
+const NOW = Date.parse('2024-01-01T00:00:00.000Z')
+function task(id: string, serviceId: string, o: { slot?: number; node?: string; desired?: TaskState; state?: TaskState; age?: number } = {}): Task {
+  const at = new Date(NOW + (o.age ?? 0)).toISOString()
+  return {
+    ID: id,
+    Version: { Index: 1 },
+    CreatedAt: at,
+    UpdatedAt: at,
+    Labels: {},
+    Spec: { ContainerSpec: { Image: 'busybox' } },
+    ServiceID: serviceId,
+    ...(o.slot !== undefined ? { Slot: o.slot } : {}),
+    ...(o.node ? { NodeID: o.node } : {}),
+    Status: { Timestamp: at, State: o.state ?? 'running', Message: '' },
+    DesiredState: o.desired ?? 'running',
+  }
+}
+
+t.test('tasks(): Docker filters', async t => {
+  const { services, store } = await setup(t)
+  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 2 } } } }))
+  const api = await services.create(body('api', { top: { Mode: { Global: {} } } }))
+  const all = [
+    task('aaa1', web, { slot: 2, node: 'node1' }),
+    task('aaa2', web, { slot: 1, node: 'node2', age: 1 }),
+    task('bbb1', web, { slot: 1, node: 'node2', desired: 'shutdown', state: 'shutdown', age: 0 }),
+    task('bbb2', api, { node: 'node1', desired: 'ready', state: 'complete' }),
+    task('ccc1', api, { node: 'node2', desired: 'remove', state: 'failed' }),
+    task('ccc2', api, { desired: 'accepted', state: 'pending' }),
+  ]
+  await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  const f = (o: Record<string, string[]>) =>
+    services
+      .tasks(new Map(Object.entries(o)), ref => ({ n1: 'node1', n2: 'node2' })[ref])
+      .map(x => x.ID)
+  t.same(f({}), ['bbb2', 'ccc1', 'ccc2', 'aaa2', 'bbb1', 'aaa1'], 'by slot, then newest first')
+  t.same(f({ service: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
+  t.same(f({ service: [api] }).sort(), ['bbb2', 'ccc1', 'ccc2'])
+  t.same(f({ service: ['nope'] }), [])
+  t.same(f({ node: ['n1'] }).sort(), ['aaa1', 'bbb2'])
+  t.same(f({ node: ['node2'] }).sort(), ['aaa2', 'bbb1', 'ccc1'])
+  t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2', 'bbb2'], "'ready' counts as running")
+  t.same(f({ 'desired-state': ['shutdown'] }).sort(), ['bbb1', 'ccc1'], "'remove' counts as shutdown")
+  t.same(f({ 'desired-state': ['accepted'] }), ['ccc2'])
+  t.throws(() => f({ 'desired-state': ['running', 'complete'] }), apiError(400, "Invalid filter 'desired-state=complete'"))
+  t.same(f({ id: ['aaa'] }).sort(), ['aaa1', 'aaa2'])
+  t.same(f({ id: ['ccc2', 'bbb1'] }).sort(), ['bbb1', 'ccc2'])
+  t.same(f({ name: ['web.1'] }).sort(), ['aaa2', 'bbb1'])
+  t.same(f({ name: ['api.node1'] }), ['bbb2'])
+  t.same(f({ name: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
+  t.same(f({ service: ['web'], node: ['n2'], 'desired-state': ['running'] }), ['aaa2'], 'filters combine')
+  t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
+})
+
+t.test('parseFilters: both Docker formats and the errors', async t => {
+  t.same(parseFilters(null), new Map())
+  t.same(parseFilters(''), new Map())
+  t.same(parseFilters('{"service":{"web":true,"api":false},"node":["n1","n2"]}'), new Map([
+    ['service', ['web']],
+    ['node', ['n1', 'n2']],
+  ]))
+  t.same(parseFilters('{"id":[1]}'), new Map([['id', ['1']]]))
+  t.throws(() => parseFilters('{'), { constructor: ApiError, status: 400, message: /^invalid filter: / })
+  t.throws(() => parseFilters('[1]'), apiError(400, 'invalid filter: it must be a JSON object'))
+  t.throws(() => parseFilters('null'), apiError(400, 'invalid filter: it must be a JSON object'))
+  t.throws(() => parseFilters('{"name":"web"}'), apiError(400, "invalid filter 'name'"))
+  t.throws(() => parseFilters('{"name":null}'), apiError(400, "invalid filter 'name'"))
+})
+
+t.test('status(): running, desired and completed counts', async t => {
+  const { services, store } = await setup(t)
+  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 3 } } } }))
+  const api = await services.create(body('api', { top: { Mode: { Global: {} } } }))
+  const all = [
+    task('w1', web, { slot: 1 }),
+    task('w2', web, { slot: 2, state: 'starting' }),
+    task('w3', web, { slot: 3, state: 'running', desired: 'shutdown' }),
+    task('w4', web, { slot: 3, state: 'complete', desired: 'shutdown' }),
+    task('g1', api, { node: 'n1' }),
+    task('g2', api, { node: 'n2', state: 'preparing' }),
+    task('g3', api, { node: 'n3', desired: 'shutdown', state: 'shutdown' }),
+  ]
+  await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 1 })
+  t.same(services.status(services.get(api)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 0 })
+})
+
+t.test('secrets: sealed in the store, refused removal while used, values for the dispatcher', async t => {
+  const { services, secrets, dir, store, nodeKey } = await setup(t)
+  const PLAIN = 'correct horse battery staple'
+  const data = Buffer.from(PLAIN).toString('base64')
+  t.same(secrets.values(['x']), {}, 'no data key yet: nothing')
+  const id = await secrets.create({ Name: 'db', Data: data, Labels: { a: 'b' } })
+  const id2 = await secrets.create({ Name: 'api', Data: Buffer.from('other').toString('base64') })
+  await t.rejects(secrets.create({ Name: 'db', Data: data }), apiError(409, 'rpc error: code = AlreadyExists desc = secret db already exists'))
+  t.match(secrets.get('db'), { ID: id, Spec: { Name: 'db', Labels: { a: 'b' } } })
+  t.equal(secrets.find(id)?.Spec.Name, 'db')
+  t.equal(secrets.find(id2.slice(0, 8))?.Spec.Name, 'api')
+  t.equal(secrets.find(''), undefined)
+  t.throws(() => secrets.get('nope'), apiError(404, 'secret nope not found'))
+  t.same(secrets.values([]), {})
+  t.same(secrets.values([id, 'unknown']), { [id]: data })
+  t.notOk(JSON.stringify(secrets.list()).includes(data), 'the API objects carry no value')
+
+  await services.create(body('web', { container: { Secrets: [{ SecretName: 'db', SecretID: id }] } }))
+  await t.rejects(secrets.remove('db'), apiError(400, "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following service: web"))
+  await services.create(body('web2', { container: { Secrets: [{ SecretName: 'db', SecretID: id }] } }))
+  await t.rejects(secrets.remove(id), apiError(400, "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following services: web, web2"))
+  await secrets.remove(id2)
+  t.equal(secrets.find('api'), undefined)
+
+  await store.snapshot()
+  for (const f of readdirSync(dir)) {
+    const content = readFileSync(join(dir, f))
+    t.notOk(content.includes(PLAIN), `${f} does not hold the plaintext`)
+    t.notOk(content.includes(data), `${f} does not hold the base64 value`)
+  }
+
+  // Another Secrets on the same store (the manager restarted) unseals with the node key, and with no other.
+  t.same(new Secrets(store, nodeKey).values([id]), { [id]: data })
+  t.throws(() => new Secrets(store, generateKeyPair().privateKey).values([id]))
+})
