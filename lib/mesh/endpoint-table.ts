@@ -220,6 +220,11 @@ export class EndpointTable {
     return n
   }
 
+  /** One live endpoint by its key (not a copy: do not change it), or undefined. */
+  get(network: string, key: string): Endpoint | undefined {
+    return this.reg(network, key)?.value ?? undefined
+  }
+
   private reg(network: string, key: string): Register | undefined {
     return this.nets.get(network)?.get(key)
   }

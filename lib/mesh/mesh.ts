@@ -92,6 +92,10 @@ export class Mesh {
   private readonly counters: MeshCounters = { connections: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
   private readonly onMember = (e: MemberEvent): void => this.memberEvent(e)
   private previous: Delegate = {}
+  /** Members alive or suspect, kept from membership events: the balancer asks on every pick. */
+  private readonly alive = new Set<string>()
+  /** Service name → ID per network, kept from table updates, so a connection by name needs no scan. */
+  private readonly serviceIds = new Map<string, string>()
 
   private constructor(
     private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
@@ -101,8 +105,9 @@ export class Mesh {
     this.table = new EndpointTable({ self })
     this.balancer = new Balancer({
       ...(o.strategy ? { strategy: o.strategy } : {}),
-      nodeAlive: node => node === self || o.membership.members().some(m => m.name === node && (m.state === 'alive' || m.state === 'suspect')),
+      nodeAlive: node => node === self || this.alive.has(node),
     })
+    for (const m of o.membership.members()) if (m.state === 'alive' || m.state === 'suspect') this.alive.add(m.name)
   }
 
   static async create(opts: MeshOptions): Promise<Mesh> {
@@ -171,8 +176,14 @@ export class Mesh {
     return this.table.endpoints(network).filter(e => !service || e.service === service || e.serviceName === service)
   }
 
-  private applyLocal(u: TableUpdate): void {
+  /** Table changes reach the balancer and the name index. */
+  private updated(u: TableUpdate): void {
     this.balancer.update(u)
+    for (const e of [...u.added, ...u.updated]) this.serviceIds.set(`${e.network}/${e.serviceName}`, e.service)
+  }
+
+  private applyLocal(u: TableUpdate): void {
+    this.updated(u)
     this.send(u)
   }
 
@@ -192,7 +203,7 @@ export class Mesh {
         try {
           const u = this.table.apply(decodeDelta(msg.subarray(1)))
           this.counters.tableUpdatesIn++
-          this.balancer.update(u)
+          this.updated(u)
           this.send(u)
         } catch {
           this.counters.dropped.malformedTable++
@@ -204,7 +215,7 @@ export class Mesh {
         if (state[0] !== MESH_MSG) return
         try {
           const u = this.table.mergeFullState(decodeFullState(state.subarray(1)))
-          this.balancer.update(u)
+          this.updated(u)
           this.send(u)
         } catch {
           this.counters.dropped.malformedTable++
@@ -217,8 +228,10 @@ export class Mesh {
   private memberEvent(e: MemberEvent): void {
     const name = e.member.name
     if (name === this.self) return
+    if (e.type === 'dead' || e.type === 'left') this.alive.delete(name)
+    else this.alive.add(name)
     if (e.type === 'dead' || e.type === 'left') {
-      this.balancer.update(this.table.removeNode(name))
+      this.updated(this.table.removeNode(name))
       this.tunnel.resetPeer({ host: e.member.addr, port: this.o.port })
       this.o.logger?.info({ node: name }, 'mesh: node gone, its endpoints withdrawn')
     } else if (e.type === 'join' || e.type === 'alive') {
@@ -240,9 +253,14 @@ export class Mesh {
 
   /** The balancer's key for a service given by ID or name. */
   private target(t: PublishTarget): BalancerTarget {
-    const protocol = t.protocol ?? 'tcp'
-    const e = this.table.endpoints(t.network).find(x => x.serviceName === t.service || x.service === t.service)
-    return { network: t.network, service: e?.service ?? t.service, targetPort: t.targetPort, protocol }
+    return { network: t.network, service: this.serviceIds.get(`${t.network}/${t.service}`) ?? t.service, targetPort: t.targetPort, protocol: t.protocol ?? 'tcp' }
+  }
+
+  /** One of this node's own endpoints, as a peer's stream or datagram names it. */
+  private localEndpoint(vni: Vni, key: string): Endpoint | undefined {
+    const net = this.byVni.get(vni)
+    const e = net ? this.table.get(net.id, key) : undefined
+    return e?.node === this.self ? e : undefined
   }
 
   // --------------------------------------------------------------- streams
@@ -285,7 +303,7 @@ export class Mesh {
 
   private dialLocal(e: Endpoint, preamble: Buffer): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const s = tcpConnect({ host: e.host, port: e.port, noDelay: true })
+      const s = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
       s.once('error', reject)
       s.once('connect', () => {
         s.off('error', reject)
@@ -301,22 +319,40 @@ export class Mesh {
     s.setNoDelay(true)
   }
 
+  /**
+   * Forwards both ways with backpressure (lighter than pipe(): fewer
+   * listeners per connection). A half-close travels to the other side (the
+   * sockets allow half-open); either side failing or closing ends both.
+   */
+  private join(a: Duplex, b: Duplex): void {
+    this.live.add(a)
+    this.live.add(b)
+    const forward = (from: Duplex, to: Duplex): void => {
+      from.on('data', chunk => {
+        if (!to.write(chunk)) {
+          from.pause()
+          to.once('drain', () => from.resume())
+        }
+      })
+      from.once('end', () => to.end())
+    }
+    forward(a, b)
+    forward(b, a)
+    const end = (): void => {
+      a.destroy()
+      b.destroy()
+      this.live.delete(a)
+      this.live.delete(b)
+    }
+    a.once('error', end)
+    b.once('error', end)
+    a.once('close', end)
+    b.once('close', end)
+  }
+
   /** Joins a client connection and a backend stream; either side ending or failing ends the other. */
   private splice(client: Socket, backend: Duplex): void {
-    this.live.add(client)
-    this.live.add(backend)
-    client.pipe(backend)
-    backend.pipe(client)
-    const end = (): void => {
-      client.destroy()
-      backend.destroy()
-      this.live.delete(client)
-      this.live.delete(backend)
-    }
-    client.once('error', end)
-    backend.once('error', end)
-    client.once('close', end)
-    backend.once('close', end)
+    this.join(client, backend)
     if (this.o.idleTimeoutMs > 0) {
       // Idle connections end visibly (a reset the client sees), never silently.
       client.setTimeout(this.o.idleTimeoutMs, () => {
@@ -328,14 +364,13 @@ export class Mesh {
 
   /** A stream a peer opened for one of our endpoints: only endpoints this node announced are reachable. */
   private incomingStream(s: IncomingStream): void {
-    const net = this.byVni.get(s.vni)
-    const e = net ? this.table.endpoints(net.id).find(x => x.node === this.self && endpointKey(x) === s.endpointKey) : undefined
+    const e = this.localEndpoint(s.vni, s.endpointKey)
     if (!e) return s.reject('ENOENT')
-    const backend = tcpConnect({ host: e.host, port: e.port, noDelay: true })
-    backend.once('error', err => {
-      if (!backend.writable || backend.connecting) s.reject((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED')
-    })
+    const backend = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
+    const refused = (err: Error): void => s.reject((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED')
+    backend.once('error', refused)
     backend.once('connect', () => {
+      backend.off('error', refused)
       this.tune(backend)
       let stream: Duplex
       try {
@@ -345,20 +380,7 @@ export class Mesh {
         return
       }
       if (s.preamble.length) backend.write(s.preamble)
-      this.live.add(stream)
-      this.live.add(backend)
-      stream.pipe(backend)
-      backend.pipe(stream)
-      const end = (): void => {
-        stream.destroy()
-        backend.destroy()
-        this.live.delete(stream)
-        this.live.delete(backend)
-      }
-      stream.once('error', end)
-      backend.once('error', end)
-      stream.once('close', end)
-      backend.once('close', end)
+      this.join(stream, backend)
     })
   }
 
@@ -387,10 +409,10 @@ export class Mesh {
       this.servers.set(key, sock)
       return
     }
-    const server = createServer({ noDelay: true }, client => {
-      this.tune(client)
+    const server = createServer({ noDelay: true, allowHalfOpen: true, ...(this.o.keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelay: this.o.keepAliveMs } : {}) }, client => {
       client.pause()
-      const info = { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 }
+      // The client's addresses only matter to PROXY protocol.
+      const info = t.proxyProtocol ? { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 } : undefined
       this.connect(t, info).then(
         backend => {
           this.splice(client, backend)
@@ -472,8 +494,7 @@ export class Mesh {
 
   /** A datagram from a peer's flow for one of our endpoints: relayed from a per-flow socket, so replies find the flow. */
   private incomingDatagram(d: IncomingDatagram): void {
-    const net = this.byVni.get(d.vni)
-    const e = net ? this.table.endpoints(net.id).find(x => x.node === this.self && endpointKey(x) === d.endpointKey) : undefined
+    const e = this.localEndpoint(d.vni, d.endpointKey)
     if (!e) return
     const key = `${d.from.host}:${d.from.port}#${d.flowId}`
     let sock = this.inboundUdp.get(key)

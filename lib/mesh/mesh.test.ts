@@ -1,0 +1,83 @@
+import { once } from 'node:events'
+import { createServer, connect as tcpConnect, type Server } from 'node:net'
+import t, { type Test } from 'tap'
+import { Membership } from '../gossip/membership.js'
+import { Mesh } from './mesh.js'
+
+const NET = { id: 'ingress', vni: 4096 }
+const PORT = 29480
+
+async function pair(t: Test, opts: { idleTimeoutMs?: number } = {}): Promise<{ a: Mesh; b: Mesh }> {
+  const ma = await Membership.create({ name: 'mesh-a', bind: { ip: '127.0.0.221', port: 29470 }, profile: 'local' })
+  const mb = await Membership.create({ name: 'mesh-b', bind: { ip: '127.0.0.222', port: 29470 }, profile: 'local' })
+  await mb.join(['127.0.0.221:29470'])
+  const a = await Mesh.create({ membership: ma, host: '127.0.0.221', port: PORT, networks: [NET], drainMs: 0, ...opts })
+  const b = await Mesh.create({ membership: mb, host: '127.0.0.222', port: PORT, networks: [NET], drainMs: 0, ...opts })
+  t.teardown(async () => {
+    await a.close()
+    await b.close()
+    await ma.shutdown()
+    await mb.shutdown()
+  })
+  return { a, b }
+}
+
+async function listen(s: Server): Promise<number> {
+  s.listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  return (s.address() as { port: number }).port
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise(r => setTimeout(r, 25))
+  if (!cond()) throw new Error('condition not met in 5 s')
+}
+
+async function ask(port: number, host: string, line: string): Promise<string> {
+  const s = tcpConnect({ host, port })
+  s.end(line)
+  let got = ''
+  for await (const c of s) got += String(c)
+  return got
+}
+
+t.test('a backend that resets after accepting does not bring the node down; a refusing one is skipped', async t => {
+  const { a, b } = await pair(t)
+  const rude = createServer(c => c.resetAndDestroy())
+  const good = createServer(c => c.on('data', d => c.end(`echo ${d}`)))
+  t.teardown(() => {
+    rude.close()
+    good.close()
+  })
+  const rudePort = await listen(rude)
+  const goodPort = await listen(good)
+  b.register({ network: 'ingress', service: 's1', serviceName: 'echo', task: 'rude', protocol: 'tcp', targetPort: 7, host: '127.0.0.1', port: rudePort })
+  await until(() => a.endpoints('ingress', 'echo').length === 1)
+  await a.publish(29481, { network: 'ingress', service: 'echo', targetPort: 7 }, '127.0.0.221')
+  for (let i = 0; i < 5; i++) await ask(29481, '127.0.0.221', 'x').catch(() => '')
+  t.pass('node b survived backends resetting after accept')
+  b.register({ network: 'ingress', service: 's1', serviceName: 'echo', task: 'good', protocol: 'tcp', targetPort: 7, host: '127.0.0.1', port: goodPort })
+  await b.withdraw({ network: 'ingress', task: 'rude', protocol: 'tcp', targetPort: 7 })
+  await until(() => a.endpoints('ingress', 'echo').map(e => e.task).join() === 'good')
+  t.equal(await ask(29481, '127.0.0.221', 'hi'), 'echo hi', 'through the tunnel to b')
+
+  // A task that refuses: skipped, the connection goes to the other one.
+  b.register({ network: 'ingress', service: 's1', serviceName: 'echo', task: 'gone', protocol: 'tcp', targetPort: 7, host: '127.0.0.1', port: 1 })
+  await until(() => a.endpoints('ingress', 'echo').length === 2)
+  for (let i = 0; i < 4; i++) t.equal(await ask(29481, '127.0.0.221', `r${i}`), `echo r${i}`)
+  t.ok(a.stats().retries >= 1, `retried elsewhere (${a.stats().retries} retries)`)
+})
+
+t.test('idle connections are closed visibly after the idle timeout', async t => {
+  const { a } = await pair(t, { idleTimeoutMs: 300 })
+  const quiet = createServer(c => c.on('data', () => undefined))
+  t.teardown(() => quiet.close())
+  const port = await listen(quiet)
+  a.register({ network: 'ingress', service: 's2', serviceName: 'quiet', task: 'q', protocol: 'tcp', targetPort: 9, host: '127.0.0.1', port })
+  await a.publish(29482, { network: 'ingress', service: 'quiet', targetPort: 9 }, '127.0.0.221')
+  const s = tcpConnect({ host: '127.0.0.221', port: 29482 })
+  const t0 = performance.now()
+  const [err] = (await Promise.race([once(s, 'error'), once(s, 'close').then(() => [undefined])])) as [NodeJS.ErrnoException | undefined]
+  t.equal(err?.code, 'ECONNRESET', 'the client sees a reset, not silence')
+  t.ok(performance.now() - t0 >= 250, 'after the idle timeout')
+})
