@@ -38,24 +38,6 @@ export interface NodeReply {
   error?: string
 }
 
-/**
- * lib/mesh/mesh.ts incomingStream() calls IncomingStream.reject() from the
- * backend's pre-connect 'error' listener even after accept(), when an
- * accepted backend connection fails (iperf3 resets its sockets), and that
- * throws out of an event emitter. The backend's 'close' still cleans up, so
- * the bench counts these (see the report) instead of dying; anything else
- * still ends the process.
- */
-let rejectAfterAccept = 0
-process.on('uncaughtException', e => {
-  if ((e as { code?: string }).code === 'E_TUNNEL_PROTOCOL' && e.message.includes('already accepted or rejected')) {
-    rejectAfterAccept++
-    return
-  }
-  process.stderr.write(`mesh node: ${e.stack ?? e.message}\n`)
-  process.exit(1)
-})
-
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as NodeConfig
   const membership = await Membership.create({ name: cfg.name, bind: { ip: cfg.host, port: cfg.gossipPort }, profile: 'local' })
@@ -91,7 +73,7 @@ async function main(): Promise<void> {
       case 'members':
         return membership.members().map(m => m.name)
       case 'stats':
-        return { ...mesh.stats(), rejectAfterAccept }
+        return mesh.stats()
       case 'close':
         await close()
         return null
