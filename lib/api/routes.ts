@@ -23,7 +23,7 @@ export function nodeObject(m: SwarmManager, n: NodeRecord): Record<string, unkno
       Engine: { EngineVersion: VERSION, Labels: {}, Plugins: [] },
       TLSInfo: {},
     },
-    Status: { State: m.isReady(n.id) ? 'ready' : 'down', Message: '', Addr: n.addr },
+    Status: { State: m.nodeState(n.id), Message: m.nodeState(n.id) === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
     ...(n.spec.Role === 'manager' && n.managerAddr ? { ManagerStatus: { Leader: n.id === m.nodeId, Reachability: 'reachable', Addr: n.managerAddr } } : {}),
   }
 }

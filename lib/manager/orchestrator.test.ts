@@ -266,3 +266,18 @@ t.test('a removed service: its tasks are stopped, then forgotten', async t => {
   await h.o.kick()
   t.equal(h.tasks(s.ID).length, 0)
 })
+
+t.test('a node not heard from since the manager started (unknown) keeps its tasks, and gets no new ones', async t => {
+  const nodes = [node('a'), node('b')]
+  const h = await setup(t, nodes)
+  const s = await h.service({ replicas: 2 })
+  const g = await h.service({ Name: 'g', Mode: { Global: {} } })
+  await h.agentsRun()
+  nodes[1] = node('b', { ready: false, unknown: true })
+  await h.o.kick()
+  t.equal(h.live(s.ID).length, 2, 'no replica replaced')
+  t.same(h.live(s.ID).map(x => x.NodeID).sort(), ['a', 'b'])
+  t.same(h.live(g.ID).map(x => x.NodeID).sort(), ['a', 'b'], 'its global task stays')
+  const more = await h.service({ Name: 'more', replicas: 2 })
+  t.same(h.live(more.ID).map(x => x.NodeID), ['a', 'a'], 'new tasks go to the Ready node')
+})

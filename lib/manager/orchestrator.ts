@@ -7,8 +7,8 @@ import type { SchedNode } from './scheduler.js'
 import type { Mutation, Store } from './store.js'
 import { isTerminal, stateRank, type Service, type Task, type TaskSpec, type TaskStatus, type UpdateConfig } from './types.js'
 
-/** A node as the orchestrator sees it: the store's record joined with liveness. */
-export type NodeInfo = SchedNode
+/** A node as the orchestrator sees it: the store's record joined with liveness (unknown: not heard from since the manager started). */
+export type NodeInfo = SchedNode & { unknown?: boolean }
 
 export interface Clock {
   now(): number
@@ -146,7 +146,7 @@ export class Orchestrator {
     const invalidNode = (t: Task): boolean => {
       if (!t.NodeID) return false
       const n = nodeById.get(t.NodeID)
-      return !n || !n.ready || n.availability === 'drain'
+      return !n || (!n.ready && !n.unknown) || n.availability === 'drain'
     }
 
     for (const svc of services) {
@@ -162,7 +162,7 @@ export class Orchestrator {
       }
       const wanted = new Set<string>()
       if (global) {
-        for (const n of nodes) if (plan.eligible(svc, n.id)) wanted.add(n.id)
+        for (const n of nodes) if (plan.eligible(svc, n.id) || (n.unknown && groups.has(n.id))) wanted.add(n.id)
       } else {
         for (let i = 1; i <= (svc.Spec.Mode.Replicated?.Replicas ?? 1); i++) wanted.add(String(i))
       }

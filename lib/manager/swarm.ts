@@ -137,6 +137,7 @@ export class SwarmManager {
   private readonly timers = new Set<NodeJS.Timeout>()
   /** When each node's control session last checked in (manager side). */
   private readonly lastSeen = new Map<string, number>()
+  private managerStartedAt = 0
   private caCache: { pem: string; ca: ClusterCA } | undefined
   /** A worker's heartbeat period, as the manager last said. */
   private workerPeriod = 1_000
@@ -248,6 +249,7 @@ export class SwarmManager {
   /** The manager's planes: gossip on the advertise address, the control plane on the listen address. */
   private async startManager(): Promise<void> {
     const c = this.requireCluster()
+    this.managerStartedAt = Date.now()
     await this.startGossip(splitAddr(c.advertiseAddr, CONTROL_PORT).host, c.gossipKeys)
     // After a restart, find the nodes again: their gossip still runs.
     const others = this.store.list<NodeRecord>('nodes').filter(n => n.id !== this.nodeId)
@@ -296,6 +298,7 @@ export class SwarmManager {
           roles: ['worker', 'manager'],
           run: (_params, caller) => {
             this.lastSeen.set(caller.nodeId, Date.now())
+            this.regossip(caller.nodeId)
             return { gossipKeys: this.requireCluster().gossipKeys, periodMs: this.heartbeatPeriod() }
           },
         },
@@ -398,6 +401,7 @@ export class SwarmManager {
       // Nodes do not report their resources yet: only this one's are known.
       resources: n.id === this.nodeId ? { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() } : { nanoCPUs: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER },
       ready: this.isReady(n.id) && (n.id === this.nodeId ? !!this.executor : true),
+      unknown: this.nodeState(n.id) === 'unknown',
       availability: n.spec.Availability,
     }))
   }
@@ -454,6 +458,18 @@ export class SwarmManager {
         )
       }),
     )
+  }
+
+  /**
+   * A node that checks in but that gossip holds dead (back from a partition:
+   * each side took the other for dead, and memberlist probes no dead node)
+   * is joined again at once, so both sides learn it is alive without waiting.
+   */
+  private regossip(nodeId: string): void {
+    const m = this.membership
+    const n = this.store.get<NodeRecord>('nodes', nodeId)
+    if (!m || !n || m.members().some(x => x.name === nodeId)) return
+    void m.join([`${n.addr}:${GOSSIP_PORT}`]).catch(e => this.log.debug({ err: e, nodeId }, 'gossip rejoin failed'))
   }
 
   /** The cluster CA, parsed once: every join, check-in and renewal uses it. */
@@ -702,15 +718,34 @@ export class SwarmManager {
   }
 
   /**
-   * Ready needs both signals, as the issue's design says: the node is alive in
-   * gossip, and its control session checked in within three heartbeat periods.
-   * Either one failing makes it Down.
+   * Ready needs both signals: the node is alive in gossip, and it checked in
+   * over the control plane within three heartbeat periods. Gossip declaring
+   * it dead makes it Down at once when its session is gone too (a crashed
+   * node's connections close); while its session stays open (a stall, a
+   * partition, or a stale rumour from a node just back from one), it takes
+   * a missed heartbeat as well, so a rumour alone never moves tasks.
    */
   isReady(nodeId: string): boolean {
     if (nodeId === this.nodeId) return !!this.membership
-    const inGossip = !!this.membership?.members().some(m => m.name === nodeId)
     const seen = this.lastSeen.get(nodeId)
-    return inGossip && seen !== undefined && Date.now() - seen < 3 * this.heartbeatPeriod() + 1_000
+    if (seen === undefined) return false
+    const since = Date.now() - seen
+    const period = this.heartbeatPeriod()
+    if (since >= 3 * period + 1_000) return false
+    if (this.membership?.members().some(m => m.name === nodeId)) return true
+    return !!this.dispatcher?.connected(nodeId) && since < 1.5 * period + 500
+  }
+
+  /**
+   * Ready, Down, or Unknown: right after the manager starts, a node it has not
+   * heard from yet is Unknown (swarm's state after a leader change) for six
+   * heartbeat periods; its tasks are not replaced meanwhile, and nothing new
+   * is placed on it.
+   */
+  nodeState(nodeId: string): 'ready' | 'down' | 'unknown' {
+    if (this.isReady(nodeId)) return 'ready'
+    const graceOver = Date.now() - this.managerStartedAt > 6 * this.heartbeatPeriod()
+    return !graceOver && !this.lastSeen.has(nodeId) ? 'unknown' : 'down'
   }
 
   /** Stops every task this node runs (the daemon stops without --live-restore). */
