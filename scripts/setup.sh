@@ -3,7 +3,8 @@
 #   serf                                  - serf agent (memberlist underneath)
 #   golang-go                             - Go toolchain for integration/mlpeer
 #   golang-github-hashicorp-memberlist-dev - memberlist 0.2.2 source (system GOPATH)
-#   tcpdump                               - captures proving 2377 and 7946 carry no plaintext
+#   tcpdump                               - captures proving 2377, 7946 and 4789 carry no plaintext
+#   nftables                              - packet loss on a host's link (this kernel has no netem)
 #
 # Idempotent and fast when everything is present. As root it installs what is
 # missing (running `apt-get update` only if the first attempt fails); otherwise
@@ -11,7 +12,7 @@
 # peer skip themselves with a message.
 set -u
 
-PACKAGES=(serf golang-go golang-github-hashicorp-memberlist-dev tcpdump)
+PACKAGES=(serf golang-go golang-github-hashicorp-memberlist-dev tcpdump nftables)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup.sh: not a Debian-like system; install ${PACKAGES[*]} (or equivalents) yourself for the integration tests" >&2
