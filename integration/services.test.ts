@@ -222,7 +222,7 @@ t.test('services on a three-node swarm', async t => {
   await ctl('service', 'create', '-d', '--name', 'p1', '--publish', '28501:80', 'busybox', 'sleep', '600')
   t.match(await bad('--name', 'c4', '--publish', '28501:81', 'busybox', 'true'), /port '28501' is already in use by service 'p1'/)
   t.match(await bad('--name', 'helloworld', 'busybox', 'true'), /already exists/)
-  t.notMatch(await ctl('service', 'ls'), /c[1-4]/, 'none of them was created')
+  t.notMatch(await ctl('service', 'ls'), /^\S+\s+c[1-4]\s/m, 'none of them was created')
   await ctl('service', 'rm', 'p1')
 
   // rm: the services and their processes go.
