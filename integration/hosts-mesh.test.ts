@@ -8,10 +8,10 @@
  * capture on a host's eth0 while requests cross hosts, where a plain overlay
  * does.
  */
-import { request } from 'node:http'
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/networks.js'
 import { Hosts, hostsSkip, pcapPayloads, secondsSince, type Host } from './helpers/hosts.js'
+import { httpGet } from './helpers/net.js'
 import { waitUntil, which } from './helpers/procs.js'
 
 const HTTP = 'require("http").createServer((q,s)=>s.end((process.env.MARK||"")+process.env.SWARMD_NODE_HOSTNAME+" "+process.env.SWARMD_TASK_ID+"\\n")).listen(process.env.PORT)'
@@ -19,20 +19,6 @@ const HTTP = 'require("http").createServer((q,s)=>s.end((process.env.MARK||"")+p
 const CLIENT = 'require("http").createServer((q,s)=>require("http").get({host:process.env.SWARMD_VIP_API,port:80,agent:false},r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>s.end("via vip: "+b))}).on("error",e=>s.end("error "+e.code+"\\n"))).listen(process.env.PORT)'
 const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
 
-/** One HTTP GET from the test process (the root namespace); the body, or `error:CODE`. */
-function get(host: string, port: number): Promise<string> {
-  return new Promise(resolve => {
-    const req = request({ host, port, path: '/', agent: false, timeout: 5_000 }, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', d => (body += d))
-      res.on('end', () => resolve(body))
-    })
-    req.on('error', e => resolve(`error:${(e as NodeJS.ErrnoException).code}`))
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
-    req.end()
-  })
-}
 
 t.test('the routing mesh across three hosts', { skip: hostsSkip }, async t => {
   const tFile = performance.now()
@@ -53,13 +39,13 @@ t.test('the routing mesh across three hosts', { skip: hostsSkip }, async t => {
   await t.test('a published port on every host, balanced over tasks on all three', async t => {
     await ctl('service', 'create', '--name', 'web', '--replicas', '3', '--publish', '28501:80', 'node', 'node', '-e', HTTP)
     t.same(Object.values(c.taskCounts('web').perHost), [1, 1, 1], 'one task per host')
-    await waitUntil(async () => (await Promise.all(c.hosts.map(h => get(h.ip, 28501)))).every(b => b.startsWith('docker-swarm-')), { timeoutMs: 20_000, what: 'the published port answering on every host' })
+    await waitUntil(async () => (await Promise.all(c.hosts.map(h => httpGet(h.ip, 28501)))).every(b => b.startsWith('docker-swarm-')), { timeoutMs: 20_000, what: 'the published port answering on every host' })
     const byTask = new Map<string, number>()
     const byEntry = new Map<string, Set<string>>()
     const failed: string[] = []
     for (let i = 0; i < 300; i++) {
       const h = c.hosts[i % 3]!
-      const body = await get(h.ip, 28501)
+      const body = await httpGet(h.ip, 28501)
       const [node, task] = body.trim().split(' ')
       if (!node?.startsWith('docker-swarm-') || !task) failed.push(`${h.name}: ${body}`)
       byTask.set(task ?? '?', (byTask.get(task ?? '?') ?? 0) + 1)
@@ -76,9 +62,9 @@ t.test('the routing mesh across three hosts', { skip: hostsSkip }, async t => {
     await ctl('network', 'create', '-d', 'overlay', 'backend')
     await ctl('service', 'create', '--name', 'api', '--replicas', '2', '--network', 'backend', '--publish', 'target=80', 'node', 'node', '-e', HTTP)
     await ctl('service', 'create', '--name', 'client', '--network', 'backend', '--publish', '28504:8000', 'node', 'node', '-e', CLIENT)
-    await waitUntil(async () => (await get(h1.ip, 28504)).startsWith('via vip: docker-swarm-'), { timeoutMs: 20_000, what: 'the client service answering' })
+    await waitUntil(async () => (await httpGet(h1.ip, 28504)).startsWith('via vip: docker-swarm-'), { timeoutMs: 20_000, what: 'the client service answering' })
     const answers = new Set<string>()
-    for (let i = 0; i < 20; i++) answers.add((await get(c.hosts[i % 3]!.ip, 28504)).split(' ')[2] ?? '')
+    for (let i = 0; i < 20; i++) answers.add((await httpGet(c.hosts[i % 3]!.ip, 28504)).split(' ')[2] ?? '')
     t.ok([...answers].every(a => a.startsWith('docker-swarm-')), `a task reaches api by SWARMD_VIP_API: ${[...answers].join(', ')}`)
     const twin = await vipTwin('api', 'backend')
     const bodies = await c.httpGetIn(h1, Array.from({ length: 10 }, () => `http://${twin}:80/`))

@@ -7,15 +7,16 @@
  * plaintext on 4789 (tcpdump), and failover when a node dies.
  */
 import { createSocket } from 'node:dgram'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
-import { connect, createServer } from 'node:net'
 import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/networks.js'
 import { killTasks, startDaemon, swarmctl } from './helpers/daemon.js'
+import { pcapPayloads } from './helpers/hosts.js'
+import { httpGet } from './helpers/net.js'
 import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
 
 interface Host {
@@ -29,36 +30,7 @@ interface Host {
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
-/** The TCP payloads, concatenated, of the IPv4 packets to or from `port` in a pcap of lo (Ethernet framing). */
-function tcpPayloads(pcap: Buffer, port: number): Buffer {
-  const out: Buffer[] = []
-  for (let off = 24; off + 16 <= pcap.length; ) {
-    const len = pcap.readUInt32LE(off + 8)
-    const pkt = pcap.subarray(off + 16, off + 16 + len)
-    off += 16 + len
-    if (pkt.length < 34 || pkt.readUInt16BE(12) !== 0x0800 || pkt[23] !== 6) continue
-    const ip = pkt.subarray(14)
-    const tcp = ip.subarray((ip[0]! & 0x0f) * 4)
-    if (tcp.readUInt16BE(0) !== port && tcp.readUInt16BE(2) !== port) continue
-    out.push(tcp.subarray((tcp[12]! >> 4) * 4))
-  }
-  return Buffer.concat(out)
-}
 
-/** One HTTP GET; the body, or the error's code. */
-function get(host: string, port: number, path = '/', localAddress?: string): Promise<string> {
-  return new Promise(resolve => {
-    const req = request({ host, port, path, agent: false, timeout: 5_000, ...(localAddress ? { localAddress } : {}) }, res => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', d => (body += d))
-      res.on('end', () => resolve(body))
-    })
-    req.on('error', e => resolve(`error:${(e as NodeJS.ErrnoException).code}`))
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
-    req.end()
-  })
-}
 
 /** One datagram and its answer. */
 function udpAsk(host: string, port: number, msg: string): Promise<string> {
@@ -129,11 +101,11 @@ t.test('the routing mesh on three nodes', async t => {
   await ctl('service', 'create', '--name', 'web', '--replicas', '3', '--publish', '28401:80', 'node', 'node', '-e', HTTP)
   const tasksByNode = new Set((await ctl('service', 'ps', 'web')).split('\n').slice(1).filter(Boolean).map(l => /mesh-\d/.exec(l)?.[0]))
   t.equal(tasksByNode.size, 3, 'the three tasks run on three nodes')
-  await waitUntil(async () => (await Promise.all(hosts.map(h => get(h.ip, 28401)))).every(b => b.startsWith('mesh-')), { timeoutMs: 20_000, what: 'the published port answering on every node' })
+  await waitUntil(async () => (await Promise.all(hosts.map(h => httpGet(h.ip, 28401)))).every(b => b.startsWith('mesh-')), { timeoutMs: 20_000, what: 'the published port answering on every node' })
   t.pass('28401 answers on every node')
   const counts = new Map<string, number>()
   for (let i = 0; i < 1_000; i++) {
-    const body = await get(hosts[i % 3]!.ip, 28401)
+    const body = await httpGet(hosts[i % 3]!.ip, 28401)
     const task = body.split(' ')[1] ?? body
     counts.set(task, (counts.get(task) ?? 0) + 1)
   }
@@ -158,7 +130,7 @@ t.test('the routing mesh on three nodes', async t => {
   await ctl('service', 'create', '--name', 'taken', '-d', '--constraint', `node.hostname==${w1.name}`, '--publish', '28405:80', 'node', 'node', '-e', HTTP)
   await waitUntil(async () => (await ctl('service', 'ps', '--no-trunc', 'taken')).includes(`cannot listen on ${w1.ip}:28405/tcp: port is already allocated`), { timeoutMs: 20_000, what: 'the port conflict in service ps' })
   t.pass('service ps shows the published port taken on the node')
-  t.match(await get(w2.ip, 28405), /^mesh-1 /, 'while the other nodes still route to the task')
+  t.match(await httpGet(w2.ip, 28405), /^mesh-1 /, 'while the other nodes still route to the task')
   await ctl('service', 'rm', 'taken')
 
   // Service to service by VIP, on an overlay network.
@@ -169,11 +141,11 @@ t.test('the routing mesh on three nodes', async t => {
   const vip = api.Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === net.Id)
   t.ok(vip, `api has a VIP on backend: ${vip?.Addr}`)
   const lo = loopbackAddr(vip.Addr, net.IPAM.Config[0].Subnet, net.Options['com.swarmd.network.loopback_subnet'])
-  await waitUntil(async () => (await get(lo, 80)).startsWith('mesh-'), { timeoutMs: 20_000, what: `the VIP ${lo}:80` })
+  await waitUntil(async () => (await httpGet(lo, 80)).startsWith('mesh-'), { timeoutMs: 20_000, what: `the VIP ${lo}:80` })
   t.pass(`a client on the host reaches api at its VIP ${lo}:80`)
   await ctl('service', 'create', '--name', 'client', '--network', 'backend', '--publish', '28404:8000', 'node', 'node', '-e', CLIENT)
-  await waitUntil(async () => (await get(mgr.ip, 28404)).startsWith('via vip: mesh-'), { timeoutMs: 20_000, what: 'the client service' })
-  t.match(await get(mgr.ip, 28404), /^via vip: mesh-\d [0-9a-z]{25} /, 'a task reaches another service by SWARMD_VIP_API')
+  await waitUntil(async () => (await httpGet(mgr.ip, 28404)).startsWith('via vip: mesh-'), { timeoutMs: 20_000, what: 'the client service' })
+  t.match(await httpGet(mgr.ip, 28404), /^via vip: mesh-\d [0-9a-z]{25} /, 'a task reaches another service by SWARMD_VIP_API')
 
   // An encrypted overlay: nothing on 4789 in plaintext (the tunnel runs over the node addresses).
   const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
@@ -185,21 +157,21 @@ t.test('the routing mesh on three nodes', async t => {
     const snet = JSON.parse(await ctl('network', 'inspect', 'secure'))[0]
     const svip = sec.Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === snet.Id)
     const slo = loopbackAddr(svip.Addr, snet.IPAM.Config[0].Subnet, snet.Options['com.swarmd.network.loopback_subnet'])
-    await waitUntil(async () => (await get(slo, 80)).startsWith(MARK), { timeoutMs: 20_000, what: 'the encrypted service' })
+    await waitUntil(async () => (await httpGet(slo, 80)).startsWith(MARK), { timeoutMs: 20_000, what: 'the encrypted service' })
     const pcap = join(dir, 'lo.pcap')
     const cap = spawnManaged(tcpdump, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap], { label: 'tcpdump', mergeStderr: true })
     await cap.waitForLine(l => l.includes('listening on'), 15_000, 'tcpdump')
     const bodies: string[] = []
-    for (let i = 0; i < 30; i++) bodies.push(await get(slo, 80, `/${MARK}-request`))
+    for (let i = 0; i < 30; i++) bodies.push(await httpGet(slo, 80, `/${MARK}-request`))
     await sleep(500)
     await cap.stop({ signal: 'SIGINT' })
     t.ok(bodies.every(b => b.startsWith(MARK)), 'the encrypted service answered every request')
     t.ok(new Set(bodies.map(b => b.split(' ')[1])).size >= 2, 'from tasks on several nodes (so through tunnels)')
-    const tunnel = tcpPayloads(readFileSync(pcap), 4789)
+    const tunnel = pcapPayloads(readFileSync(pcap), 4789, 'tcp')
     t.ok(tunnel.length > 2_000, `${tunnel.length} bytes of TCP payload on 4789 in the capture`)
     t.equal(tunnel.indexOf(MARK), -1, 'no plaintext on 4789 for the encrypted network')
     t.equal(tunnel.indexOf('HTTP/1.1'), -1, 'not even the HTTP framing')
-    t.ok(tcpPayloads(readFileSync(pcap), 80).includes(MARK), 'while the same capture shows it in the clear between client and VIP')
+    t.ok(pcapPayloads(readFileSync(pcap), 80, 'tcp').includes(MARK), 'while the same capture shows it in the clear between client and VIP')
   }
 
   // A node dies: new connections stop going to it; how long until every request succeeds again.
@@ -211,7 +183,7 @@ t.test('the routing mesh on three nodes', async t => {
   let failed = 0
   let okStreak = 0
   while (okStreak < 50 && performance.now() - t0 < 60_000) {
-    const body = await get(mgr.ip, 28401)
+    const body = await httpGet(mgr.ip, 28401)
     if (body.startsWith('mesh-') && !body.startsWith(victim.name)) okStreak++
     else {
       failed++

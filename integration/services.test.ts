@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { killTasks, runningTasks, startDaemon, swarmctl } from './helpers/daemon.js'
+import type { TaskRow } from './helpers/hosts.js'
 import { run, sleep, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
 
 interface Host {
@@ -23,15 +24,6 @@ interface Host {
   dir: string
   id?: string
   proc?: ManagedProcess
-}
-
-interface TaskRow {
-  id: string
-  name: string
-  node: string
-  desired: string
-  current: string
-  error: string
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
