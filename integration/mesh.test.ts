@@ -14,21 +14,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/networks.js'
-import { killTasks, startDaemon, swarmctl } from './helpers/daemon.js'
+import { killTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
 import { pcapPayloads } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
 import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
 
-interface Host {
-  name: string
-  ip: string
-  sock: string
-  dir: string
-  id?: string
-  proc?: ManagedProcess
-}
-
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 
 

@@ -13,20 +13,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { killTasks, runningTasks, startDaemon, swarmctl } from './helpers/daemon.js'
+import { killTasks, runningTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
 import type { TaskRow } from './helpers/hosts.js'
 import { run, sleep, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
 
-interface Host {
-  name: string
-  ip: string
-  sock: string
-  dir: string
-  id?: string
-  proc?: ManagedProcess
-}
-
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 /** Every file under `dir`, for the plaintext check. */
 function filesUnder(dir: string): string[] {

@@ -7,6 +7,18 @@ import { run, spawnManaged, waitUntil, type ManagedProcess, type RunResult } fro
 const SWARMD = fileURLToPath(new URL('../../bin/swarmd.js', import.meta.url))
 const SWARMCTL = fileURLToPath(new URL('../../bin/swarmctl.js', import.meta.url))
 
+/** A daemon of a loopback test: its own 127.0.0.x address, socket and data dir. */
+export interface LoopbackHost {
+  name: string
+  ip: string
+  sock: string
+  dir: string
+  id?: string
+  proc?: ManagedProcess
+}
+
+export const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+
 /** True once the daemon answers /_ping on its socket. */
 export function pingSocket(sock: string): Promise<boolean> {
   return new Promise(resolve => {
