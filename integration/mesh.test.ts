@@ -17,7 +17,7 @@ import { loopbackAddr } from '../lib/manager/networks.js'
 import { killTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
 import { pcapPayloads } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
-import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+import { sleep, spawnManaged, waitUntil, which } from './helpers/procs.js'
 
 
 

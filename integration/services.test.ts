@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { killTasks, runningTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
 import type { TaskRow } from './helpers/hosts.js'
-import { run, sleep, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+import { run, sleep, waitUntil, which } from './helpers/procs.js'
 
 
 /** Every file under `dir`, for the plaintext check. */
