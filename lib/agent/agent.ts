@@ -73,8 +73,7 @@ export class Agent {
         void this.d.mesh?.sync(m.routing).then(() => this.showConflicts())
       }
       this.assign(m.tasks, m.secrets ?? {})
-    }
-    else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
+    } else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
     else if (m.t === 'logs-cancel') this.logStreams.get(m.req)?.abort()
   }
 
@@ -106,7 +105,8 @@ export class Agent {
       if (task.DesiredState === 'running') {
         if (local) continue
         const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
-        if (recovered) {
+        // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
+        if (recovered !== undefined) {
           this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
