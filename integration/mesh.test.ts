@@ -8,13 +8,12 @@
  */
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/networks.js'
-import { killTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
+import { killTasks, loopbackSwarm, secs } from './helpers/daemon.js'
 import { pcapPayloads } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
 import { sleep, spawnManaged, waitUntil, which } from './helpers/procs.js'
@@ -63,29 +62,8 @@ const PROXY = 'require("net").createServer(c=>{let b="";c.on("data",d=>{b+=d;con
 const CLIENT = 'require("http").createServer((q,s)=>require("http").get({host:process.env.SWARMD_VIP_API,port:80,agent:false},r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>s.end("via vip: "+b))}).on("error",e=>s.end("error "+e.code+"\\n"))).listen(process.env.PORT)'
 
 t.test('the routing mesh on three nodes', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'swarmd-mesh-'))
-  const hosts: Host[] = [1, 2, 3].map(i => ({ name: `mesh-${i}`, ip: `127.0.0.6${i}`, sock: join(dir, `h${i}.sock`), dir: join(dir, `mesh-${i}`) }))
-  const [w1, w2, mgr] = hosts as [Host, Host, Host]
-  const ids = (): string[] => hosts.map(h => h.id).filter((x): x is string => !!x)
-  t.teardown(async () => {
-    await Promise.all(hosts.map(h => h.proc?.stop()))
-    killTasks(ids())
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const start = async (h: Host): Promise<void> => {
-    h.proc = await startDaemon({ dataDir: h.dir, sock: h.sock, hostname: h.name, logLevel: 'info', args: ['--ingress-addr', h.ip] })
-  }
-  const ctl = async (...args: string[]): Promise<string> => {
-    const r = await swarmctl(mgr.sock, ...args)
-    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`)
-    return r.stdout
-  }
-  for (const h of hosts) await start(h)
-  await ctl('swarm', 'init', '--advertise-addr', mgr.ip, '--listen-addr', `${mgr.ip}:2377`)
-  const token = (await ctl('swarm', 'join-token', '-q', 'worker')).trim()
-  for (const w of [w1, w2]) t.equal((await swarmctl(w.sock, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${mgr.ip}:2377`)).code, 0)
-  await waitUntil(async () => ((await ctl('node', 'ls')).match(/Ready/g) ?? []).length === 3, { timeoutMs: 30_000, what: 'three Ready nodes' })
-  for (const h of hosts) h.id = JSON.parse(await ctl('node', 'inspect', h.name))[0].ID
+  const { dir, hosts, ctl } = await loopbackSwarm(t, { prefix: 'mesh', name: i => `mesh-${i}`, ip: i => `127.0.0.6${i}`, args: h => ['--ingress-addr', h.ip] })
+  const [w1, w2, mgr] = hosts
 
   // A published port on every node, balanced over three tasks on three nodes.
   await ctl('service', 'create', '--name', 'web', '--replicas', '3', '--publish', '28401:80', 'node', 'node', '-e', HTTP)

@@ -9,11 +9,10 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { killTasks, runningTasks, startDaemon, swarmctl, secs, type LoopbackHost as Host } from './helpers/daemon.js'
+import { loopbackSwarm, runningTasks, secs, swarmctl } from './helpers/daemon.js'
 import type { TaskRow } from './helpers/hosts.js'
 import { run, sleep, waitUntil, which } from './helpers/procs.js'
 
@@ -32,23 +31,8 @@ function filesUnder(dir: string): string[] {
 }
 
 t.test('services on a three-node swarm', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
-  const hosts: Host[] = [1, 2, 3].map(i => ({ name: `docker-swarm-${i}`, ip: `127.0.0.4${i}`, sock: join(dir, `h${i}.sock`), dir: join(dir, `docker-swarm-${i}`) }))
-  const [w1, w2, mgr] = hosts as [Host, Host, Host]
-  const ids = (): string[] => hosts.map(h => h.id).filter((x): x is string => !!x)
-  t.teardown(async () => {
-    await Promise.all(hosts.map(h => h.proc?.stop()))
-    killTasks(ids())
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const start = async (h: Host): Promise<void> => {
-    h.proc = await startDaemon({ dataDir: h.dir, sock: h.sock, hostname: h.name, logLevel: 'info' })
-  }
-  const ctl = async (...args: string[]): Promise<string> => {
-    const r = await swarmctl(mgr.sock, ...args)
-    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`)
-    return r.stdout
-  }
+  const { hosts, ids, start, ctl } = await loopbackSwarm(t, { prefix: 'services', name: i => `docker-swarm-${i}`, ip: i => `127.0.0.4${i}` })
+  const [w1, w2, mgr] = hosts
   const ps = async (svc: string, ...flags: string[]): Promise<TaskRow[]> => {
     const out = await ctl('service', 'ps', '--no-trunc', ...flags, svc)
     const lines = out.trimEnd().split('\n')
@@ -66,15 +50,6 @@ t.test('services on a three-node swarm', async t => {
   }
   const running = async (svc: string): Promise<TaskRow[]> => (await ps(svc)).filter(r => r.desired === 'Running' && r.current.startsWith('Running'))
 
-  for (const h of hosts) await start(h)
-  await ctl('swarm', 'init', '--advertise-addr', mgr.ip, '--listen-addr', `${mgr.ip}:2377`)
-  const token = (await ctl('swarm', 'join-token', '-q', 'worker')).trim()
-  for (const w of [w1, w2]) {
-    const r = await swarmctl(w.sock, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${mgr.ip}:2377`)
-    t.equal(r.code, 0, r.stderr)
-  }
-  await waitUntil(async () => ((await ctl('node', 'ls')).match(/Ready/g) ?? []).length === 3, { timeoutMs: 30_000, what: 'three Ready nodes' })
-  for (const h of hosts) h.id = (await ctl('node', 'inspect', '--format', '{{.ID}}', h.name).catch(() => '')).trim() || JSON.parse(await ctl('node', 'inspect', h.name))[0].ID
 
   // The walkthrough: create (with docker's progress lines off a terminal), inspect, ps.
   const loop = 'while true; do echo "hello from $SWARMD_TASK_SLOT"; sleep 0.3; done'

@@ -1,7 +1,10 @@
 /** Runs the real swarmd daemon (the built bin/swarmd.js) and swarmctl for tests. */
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
 import { run, spawnManaged, waitUntil, type ManagedProcess, type RunResult } from './procs.js'
 
 const SWARMD = fileURLToPath(new URL('../../bin/swarmd.js', import.meta.url))
@@ -82,4 +85,55 @@ export function killTasks(nodeIds: readonly string[]): void {
       }
     }
   }
+}
+
+/** Three daemons on loopback addresses, the manager last, formed into a swarm. */
+export interface LoopbackSwarm {
+  dir: string
+  hosts: [LoopbackHost, LoopbackHost, LoopbackHost]
+  /** The node IDs known so far. */
+  ids(): string[]
+  /** Starts (or starts again, on its data dir) one host's daemon. */
+  start(h: LoopbackHost): Promise<void>
+  /** swarmctl against the manager; its stdout, or an error with stderr. */
+  ctl(...args: string[]): Promise<string>
+}
+
+/**
+ * Starts three daemons (`name(i)` on `ip(i)`, i = 1..3, the third the
+ * manager), inits the swarm, joins the two workers and waits until all three
+ * are Ready. The test's teardown stops them, kills any task process of
+ * theirs and removes their data.
+ */
+export async function loopbackSwarm(
+  t: Test,
+  o: { prefix: string; name: (i: number) => string; ip: (i: number) => string; args?: (h: LoopbackHost) => string[] },
+): Promise<LoopbackSwarm> {
+  const dir = mkdtempSync(join(tmpdir(), `swarmd-${o.prefix}-`))
+  const hosts = [1, 2, 3].map(i => ({ name: o.name(i), ip: o.ip(i), sock: join(dir, `h${i}.sock`), dir: join(dir, o.name(i)) })) as LoopbackSwarm['hosts']
+  const [w1, w2, mgr] = hosts
+  const ids = (): string[] => hosts.map(h => h.id).filter((x): x is string => !!x)
+  t.teardown(async () => {
+    await Promise.all(hosts.map(h => h.proc?.stop()))
+    killTasks(ids())
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const start = async (h: LoopbackHost): Promise<void> => {
+    h.proc = await startDaemon({ dataDir: h.dir, sock: h.sock, hostname: h.name, logLevel: 'info', args: o.args?.(h) ?? [] })
+  }
+  const ctl = async (...args: string[]): Promise<string> => {
+    const r = await swarmctl(mgr.sock, ...args)
+    if (r.code !== 0) throw new Error(`swarmctl ${args.join(' ')} failed (${r.code}): ${r.stderr}${r.stdout}`)
+    return r.stdout
+  }
+  for (const h of hosts) await start(h)
+  await ctl('swarm', 'init', '--advertise-addr', mgr.ip, '--listen-addr', `${mgr.ip}:2377`)
+  const token = (await ctl('swarm', 'join-token', '-q', 'worker')).trim()
+  for (const w of [w1, w2]) {
+    const r = await swarmctl(w.sock, 'swarm', 'join', '--token', token, '--advertise-addr', w.ip, `${mgr.ip}:2377`)
+    t.equal(r.code, 0, r.stderr)
+  }
+  await waitUntil(async () => ((await ctl('node', 'ls')).match(/Ready/g) ?? []).length === 3, { timeoutMs: 30_000, what: 'three Ready nodes' })
+  for (const h of hosts) h.id = JSON.parse(await ctl('node', 'inspect', h.name))[0].ID
+  return { dir, hosts, ids, start, ctl }
 }
