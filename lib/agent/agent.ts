@@ -100,11 +100,11 @@ export class Agent {
     const wanted = new Set(list.map(x => x.task.ID))
     for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
-      if (local) local.route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
+      const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
+      if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
       if (task.DesiredState === 'running') {
         if (local) continue
-        const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
         // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
         if (recovered !== undefined) {
           this.track(task, route)

@@ -10,6 +10,7 @@ const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
 /** Docker's Node object. */
 export function nodeObject(m: SwarmManager, n: NodeRecord): Record<string, unknown> {
+  const state = m.nodeState(n.id)
   return {
     ID: n.id,
     Version: { Index: n.version },
@@ -23,7 +24,7 @@ export function nodeObject(m: SwarmManager, n: NodeRecord): Record<string, unkno
       Engine: { EngineVersion: VERSION, Labels: {}, Plugins: [] },
       TLSInfo: {},
     },
-    Status: { State: m.nodeState(n.id), Message: m.nodeState(n.id) === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
+    Status: { State: state, Message: state === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
     ...(n.spec.Role === 'manager' && n.managerAddr ? { ManagerStatus: { Leader: n.id === m.nodeId, Reachability: 'reachable', Addr: n.managerAddr } } : {}),
   }
 }

@@ -5,6 +5,13 @@ import type { DownMessage, Routing, UpMessage } from './session-messages.js'
 import type { Store } from './store.js'
 import { isTerminal, type Service, type Task, type TaskStatus } from './types.js'
 
+interface AssignmentView {
+  routing: Routing
+  services: Map<string, Service>
+  byNode: Map<string, Task[]>
+  vipNets: Map<string, string[]>
+}
+
 /**
  * The manager's side of node sessions (swarmkit's dispatcher): it pushes each
  * node its assignments whenever they change, takes task status up to the
@@ -63,38 +70,58 @@ export class Dispatcher {
 
   /** Pushes every connected node whose assignments changed. */
   pushAll(): void {
-    const routing = this.d.routing()
-    for (const id of this.sessions.keys()) this.push(id, routing)
+    const view = this.view()
+    for (const id of this.sessions.keys()) this.push(id, view)
   }
 
-  private push(nodeId: string, routing = this.d.routing()): void {
+  private push(nodeId: string, view = this.view()): void {
     const s = this.sessions.get(nodeId)
     if (!s) return
-    const msg = this.assignments(nodeId, routing)
+    const msg = this.assignments(nodeId, view)
     const key = JSON.stringify(msg)
     if (this.sent.get(nodeId) === key) return
     this.sent.set(nodeId, key)
     s.send(msg)
   }
 
+  /**
+   * What every node's assignments are made of, read from the store once per
+   * push: services by ID, the tasks of each node that are not known to be
+   * over, and the networks each service's VIPs are on.
+   */
+  private view(): AssignmentView {
+    const byNode = new Map<string, Task[]>()
+    for (const t of this.d.store.list<Task>('tasks')) {
+      if (!t.NodeID || (isTerminal(t.Status.State) && t.DesiredState !== 'running')) continue
+      let l = byNode.get(t.NodeID)
+      if (!l) byNode.set(t.NodeID, (l = []))
+      l.push(t)
+    }
+    const routing = this.d.routing()
+    return {
+      routing,
+      services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
+      byNode,
+      vipNets: new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)])),
+    }
+  }
+
   /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
-  assignments(nodeId: string, routing: Routing): DownMessage {
-    const services = new Map(this.d.store.list<Service>('services').map(s => [s.ID, s]))
-    const tasks = this.d.store.list<Task>('tasks').filter(t => t.NodeID === nodeId && !(isTerminal(t.Status.State) && t.DesiredState !== 'running'))
+  private assignments(nodeId: string, v: AssignmentView): DownMessage {
+    const tasks = v.byNode.get(nodeId) ?? []
     const secretIds = new Set<string>()
     for (const t of tasks) {
       if (t.DesiredState !== 'running') continue
       for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
     }
-    const vipNets = new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)]))
     return {
       t: 'assign',
       tasks: tasks.map(task => {
-        const svc = services.get(task.ServiceID)
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: vipNets.get(task.ServiceID) ?? [] }
+        const svc = v.services.get(task.ServiceID)
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.vipNets.get(task.ServiceID) ?? [] }
       }),
       secrets: this.d.secrets([...secretIds]),
-      routing,
+      routing: v.routing,
     }
   }
 

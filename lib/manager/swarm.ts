@@ -390,20 +390,23 @@ export class SwarmManager {
 
   /** Nodes as the scheduler sees them: what the store says, Ready from gossip and check-ins, and whether they run tasks at all. */
   private nodeInfos(): NodeInfo[] {
-    return this.store.list<NodeRecord>('nodes').map(n => ({
-      id: n.id,
-      hostname: n.hostname,
-      role: n.spec.Role,
-      addr: n.addr,
-      labels: n.spec.Labels,
-      engineLabels: {},
-      platform: { os: 'linux', arch: ARCH },
-      // Nodes do not report their resources yet: only this one's are known.
-      resources: n.id === this.nodeId ? { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() } : { nanoCPUs: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER },
-      ready: this.isReady(n.id) && (n.id === this.nodeId ? !!this.executor : true),
-      unknown: this.nodeState(n.id) === 'unknown',
-      availability: n.spec.Availability,
-    }))
+    return this.store.list<NodeRecord>('nodes').map(n => {
+      const state = this.nodeState(n.id)
+      return {
+        id: n.id,
+        hostname: n.hostname,
+        role: n.spec.Role,
+        addr: n.addr,
+        labels: n.spec.Labels,
+        engineLabels: {},
+        platform: { os: 'linux', arch: ARCH },
+        // Nodes do not report their resources yet: only this one's are known.
+        resources: n.id === this.nodeId ? { nanoCPUs: cpus().length * 1e9, memoryBytes: totalmem() } : { nanoCPUs: Number.MAX_SAFE_INTEGER, memoryBytes: Number.MAX_SAFE_INTEGER },
+        ready: state === 'ready' && (n.id === this.nodeId ? !!this.executor : true),
+        unknown: state === 'unknown',
+        availability: n.spec.Availability,
+      }
+    })
   }
 
   services(): Services {
