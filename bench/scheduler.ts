@@ -9,7 +9,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseConstraints } from '../lib/manager/constraint.js'
-import { type Batch, type SchedNode, Scheduler } from '../lib/manager/scheduler.js'
+import type { SchedNode } from '../lib/manager/sched-node.js'
+import { type Batch, Scheduler } from '../lib/manager/scheduler.js'
 
 interface Case {
   tasks: number

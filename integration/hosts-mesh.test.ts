@@ -9,7 +9,7 @@
  * does.
  */
 import t from 'tap'
-import { loopbackAddr } from '../lib/manager/networks.js'
+import { loopbackAddr } from '../lib/manager/network-allocator.js'
 import { Hosts, hostsSkip, pcapPayloads, secondsSince, type Host } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
 import { waitUntil, which } from './helpers/procs.js'

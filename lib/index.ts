@@ -3,7 +3,7 @@
  * wire-compatible membership protocol (SWIM + Lifeguard); the routing mesh
  * (published ports, VIPs, tunnels on 4789) runs on top of it.
  */
-export { SwarmdError } from './errors.js'
+export { SwarmdError, type ErrorKind } from './types/errors.js'
 export { Membership, MembershipError, parseHostPort } from './gossip/membership.js'
 export type { Delegate, Member, MemberEvent, MembershipOptions, Counters } from './gossip/membership.js'
 export type { MemberEventType } from './gossip/state.js'

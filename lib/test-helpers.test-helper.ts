@@ -1,4 +1,6 @@
+import { createServer } from 'node:net'
 import type { Test } from 'tap'
+import { SwarmError, type ErrorKind } from './types/errors.js'
 
 /** What `fn` throws, for tests that inspect error classes and codes; a failed assertion if it does not throw. */
 export function thrown(t: Test, fn: () => unknown): unknown {
@@ -40,4 +42,19 @@ export function mutate(buf: Buffer, muts: Mutation[]): Buffer {
     else b = b.subarray(0, at)
   }
   return b
+}
+
+/** What a thrown SwarmError must match: its kind (the API answers each kind with one status) and message. */
+export const swarmError = (kind: ErrorKind, message: string | RegExp): { constructor: typeof SwarmError; kind: ErrorKind; message: string | RegExp } => ({ constructor: SwarmError, kind, message })
+
+/** A TCP port free on `host` right now (the OS picks it). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
 }

@@ -1,9 +1,11 @@
 import { pino } from 'pino'
 import t from 'tap'
-import type { Routing, UpMessage } from '../manager/session-messages.js'
-import type { PortConfig, PortStatus, Task, TaskStatus } from '../manager/types.js'
+import type { Routing, UpMessage } from '../types/session.js'
+import type { PortConfig } from '../types/service.js'
+import type { PortStatus, Task, TaskStatus } from '../types/task.js'
 import { Agent } from './agent.js'
-import type { Executor, ExecutorTask, LogLine, LogOptions, TaskEvent } from './executor.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
+import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
 
 const log = pino({ level: 'silent' })

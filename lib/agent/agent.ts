@@ -1,17 +1,17 @@
 import type { Logger } from 'pino'
-import type { DownMessage, Routing, UpMessage } from '../manager/session-messages.js'
-import { isTerminal, stateRank, type PortConfig, type Task, type TaskState, type TaskStatus } from '../manager/types.js'
-import type { Executor, ExecutorTask, LogLine, TaskEvent } from './executor.js'
+import type { DownMessage, Routing, UpMessage } from '../types/session.js'
+import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { type PortConfig } from '../types/service.js'
+import type { LogLine } from '../types/logs.js'
+import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import { STOP_GRACE_MS } from '../types/defaults.js'
 
 /** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
 const DOCKER_SECRET_MODE = 0o444
 
 /** How the mesh's published-port conflicts begin (see Mesh.publish). */
 const MESH_PORT_ERROR = 'cannot listen on '
-
-/** Swarm's default stop grace period. */
-const STOP_GRACE_MS = 10_000
 
 interface Local {
   status: TaskStatus

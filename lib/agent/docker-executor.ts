@@ -15,9 +15,10 @@ import { chmodSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs
 import { join } from 'node:path'
 import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
-import { ApiError, SwarmdError } from '../errors.js'
-import type { PortStatus } from '../manager/types.js'
-import type { Executor, ExecutorTask, LogLine, LogOptions, TaskEvent } from './executor.js'
+import { SwarmdError } from '../types/errors.js'
+import type { PortStatus } from '../types/task.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
+import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 
 /** Docker Swarm's container labels, plus ours marking the containers this executor owns. */
@@ -453,7 +454,7 @@ export class DockerExecutor implements Executor {
 
   async logs(taskId: string, opts: LogOptions, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {
     const id = await this.containerIdOf(taskId)
-    if (!id) throw new ApiError(404, `No such task: ${taskId}`)
+    if (!id) throw new SwarmdError('E_NO_TASK', `No such task: ${taskId}`, { kind: 'not_found' })
     if (signal.aborted) return
     const query: Record<string, string | boolean> = {
       stdout: true,
@@ -467,7 +468,7 @@ export class DockerExecutor implements Executor {
     const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
       this.docker.modem.dial(
         { path: `/containers/${id}/logs?`, method: 'GET', options: query, isStream: true, statusCodes: { 200: true, 404: 'no such container', 500: 'server error' } },
-        (err: unknown, data: unknown) => (err ? reject(new ApiError(statusOf(err) ?? 500, engineMessage(err), { cause: err })) : resolve(data as NodeJS.ReadableStream)),
+        (err: unknown, data: unknown) => (err ? reject(new SwarmdError('E_ENGINE', engineMessage(err), { cause: err, kind: statusOf(err) === 404 ? 'not_found' : 'unknown' })) : resolve(data as NodeJS.ReadableStream)),
       )
     })
     const demux = new StreamDemuxer()

@@ -1,4 +1,6 @@
-import type { PortStatus, TaskSpec, TaskState } from '../manager/types.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
+import type { PortStatus, TaskState } from '../types/task.js'
+import type { TaskSpec } from '../types/service.js'
 
 /** A secret handed to the one task that uses it: the plaintext never leaves memory but as this file. */
 export interface SecretFile {
@@ -35,22 +37,6 @@ export interface TaskEvent {
   containerId?: string
   /** The host ports the task got for its targets. */
   ports?: PortStatus[]
-}
-
-export interface LogLine {
-  /** RFC 3339 with nanoseconds, as Docker's timestamps. */
-  time: string
-  stream: 'stdout' | 'stderr'
-  /** One line, without its newline. */
-  text: string
-}
-
-export interface LogOptions {
-  /** Only the last N lines (all when undefined). */
-  tail?: number
-  /** Only lines at or after this time (ms since the epoch). */
-  since?: number
-  follow?: boolean
 }
 
 /**

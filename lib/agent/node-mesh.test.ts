@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:net'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { Membership } from '../gossip/membership.js'
-import type { Routing } from '../manager/session-messages.js'
-import type { PortConfig } from '../manager/types.js'
+import type { Routing } from '../types/session.js'
+import type { PortConfig } from '../types/service.js'
 import type { SealKeyring } from '../mesh/seal.js'
 import { NodeMesh } from './node-mesh.js'
 
@@ -169,6 +169,19 @@ t.test('taskRunning registers endpoints; taskStopping withdraws them', async t =
   t.same(mesh.endpoints('ing', 's1'), [], 'gone at once')
   await stopping
   t.ok(Date.now() - started >= 1_900, 'then drained')
+})
+
+t.test('a task found running before the mesh exists (adopted after a restart) is announced once it does', async t => {
+  const { nm, dataPathPort } = await setup(t, 29340)
+  nm.taskRunning({ id: 'adopted', serviceId: 's1', serviceName: 'web', ports: [{ TargetPort: 29341, Protocol: 'tcp' }], networks: ['ing'], status: [] })
+  t.equal(nm.instance, undefined, 'no mesh before the first routing')
+  await nm.sync(routing(dataPathPort, []))
+  t.same(
+    nm.instance!.endpoints('ing', 's1').map(e => [e.task, e.targetPort]),
+    [['adopted', 29341]],
+  )
+  await nm.taskStopping('adopted', false)
+  t.same(nm.instance!.endpoints('ing', 's1'), [], 'and withdrawn as any other')
 })
 
 t.test('a published port another program holds shows in conflicts; a held VIP does not', async t => {

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
 import type { Membership } from '../gossip/membership.js'
-import type { Routing } from '../manager/session-messages.js'
-import type { PortConfig, PortStatus } from '../manager/types.js'
+import type { Routing } from '../types/session.js'
+import type { PortConfig } from '../types/service.js'
+import type { PortStatus } from '../types/task.js'
 import type { BalancingStrategy } from '../mesh/balancer.js'
 import { Mesh, MeshError, type PublishTarget } from '../mesh/mesh.js'
 import { SealKeyring } from '../mesh/seal.js'
@@ -43,7 +44,11 @@ export class NodeMesh {
     },
   ) {}
 
-  /** The mesh, created on first use. */
+  /**
+   * The mesh, created on first use (the first routing the manager sends).
+   * Tasks that were found running before it existed (adopted after a
+   * restart) are announced as soon as it does.
+   */
   private async ensure(port: number): Promise<Mesh | undefined> {
     if (this.mesh) return this.mesh
     const membership = this.o.membership()
@@ -56,6 +61,7 @@ export class NodeMesh {
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
       logger: this.o.log,
     })
+    for (const a of this.tasks.values()) for (const e of a.endpoints) this.mesh.register(e)
     return this.mesh
   }
 
@@ -131,8 +137,7 @@ export class NodeMesh {
 
   /** A task of this node runs: its ports join the service's networks (the ingress network for published ones). */
   taskRunning(t: { id: string; serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; status: PortStatus[] }): void {
-    const mesh = this.mesh
-    if (!mesh || this.tasks.has(t.id)) return
+    if (this.tasks.has(t.id)) return
     const endpoints: Omit<Endpoint, 'node'>[] = []
     for (const network of t.networks) {
       for (const p of t.ports) {
@@ -142,15 +147,16 @@ export class NodeMesh {
         endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol, targetPort: p.TargetPort, host: '127.0.0.1', port: bound?.PublishedPort ?? p.TargetPort })
       }
     }
-    for (const e of endpoints) mesh.register(e)
     this.tasks.set(t.id, { endpoints })
+    if (this.mesh) for (const e of endpoints) this.mesh.register(e)
   }
 
   /** Withdraws a task's endpoints; with `drain`, waits the drain delay so new connections go elsewhere before it stops. */
   async taskStopping(taskId: string, drain: boolean): Promise<void> {
     const a = this.tasks.get(taskId)
-    if (!a || !this.mesh) return
+    if (!a) return
     this.tasks.delete(taskId)
+    if (!this.mesh) return
     await Promise.all(a.endpoints.map((e, i) => this.mesh!.withdraw(e, drain && i === 0 ? undefined : 0)))
   }
 

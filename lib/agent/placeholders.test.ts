@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { thrown } from '../test-helpers.test-helper.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 

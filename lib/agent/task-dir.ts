@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { SwarmdError } from '../errors.js'
-import type { PortStatus } from '../manager/types.js'
+import { SwarmdError } from '../types/errors.js'
+import type { PortStatus } from '../types/task.js'
 
 /** What a later life of the daemon needs to find a task's process again. */
 export interface TaskRecord {

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import type { LogLine, LogOptions } from './executor.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 import { formatTime, readTaskLog, TaskLog, type TaskLogOptions } from './task-log.js'
 
 function tmp(t: Test): string {

@@ -1,5 +1,5 @@
 import fs from 'node:fs'
-import type { LogLine, LogOptions } from './executor.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 
 export interface TaskLogOptions {
   /** Rotate when the current file would grow past this (default 10 MiB). */

@@ -1,5 +1,6 @@
 import { request, type IncomingMessage } from 'node:http'
-import { ApiError, SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
+import { ApiError } from './api-error.js'
 
 /**
  * A typed client for swarmd's local API (the Docker Engine API subset) over

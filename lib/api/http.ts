@@ -1,8 +1,6 @@
 import { existsSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { ApiError } from '../errors.js'
-
-export { ApiError }
+import { ApiError, statusOf } from './api-error.js'
 
 export interface Request {
   method: string
@@ -103,7 +101,7 @@ export class ApiServer {
         res.end()
         return
       }
-      const status = e instanceof ApiError ? e.status : 500
+      const status = statusOf(e)
       res.writeHead(status, { 'Content-Type': 'application/json' })
       res.end(JSON.stringify({ message: (e as Error).message }) + '\n')
     }

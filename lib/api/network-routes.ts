@@ -1,5 +1,8 @@
-import { ApiError } from '../errors.js'
-import { networkObject, type NetworkRecord, type Networks } from '../manager/networks.js'
+import { SwarmError } from '../types/errors.js'
+import { ApiError } from './api-error.js'
+import type { Networks } from '../manager/networks.js'
+import type { NetworkRecord } from '../types/network.js'
+import { networkObject } from './network-object.js'
 import { parseFilters } from '../manager/services.js'
 import type { ApiServer } from './http.js'
 
@@ -123,7 +126,7 @@ export function mountNetworkRoutes(api: ApiServer, networks: () => Networks): vo
           deleted.push(x.Name)
         } catch (e) {
           // A live task still on it: prune leaves it, as dockerd ignores "is in use".
-          if (!(e instanceof ApiError && / is in use by /.test(e.message))) throw e
+          if (!(e instanceof SwarmError && e.code === 'E_IN_USE')) throw e
         }
       }
       return { NetworksDeleted: deleted.length ? deleted : null }

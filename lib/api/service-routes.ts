@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http'
-import { ApiError } from '../errors.js'
+import { ApiError } from './api-error.js'
 import { applyDefaults } from '../manager/service-spec.js'
 import { parseFilters } from '../manager/services.js'
-import type { SwarmManager } from '../manager/swarm.js'
-import type { Task } from '../manager/types.js'
+import type { SwarmNode } from '../node/node.js'
+import type { Task } from '../types/task.js'
 import { StreamResponse, type ApiServer } from './http.js'
 
 const truthy = (v: string | null): boolean => v === '1' || v === 'true'
@@ -38,7 +38,7 @@ function parseSince(v: string | null): number | undefined {
   return t
 }
 
-function logsResponse(m: SwarmManager, tasks: Task[], q: URLSearchParams): StreamResponse {
+function logsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): StreamResponse {
   const stdout = q.has('stdout') ? truthy(q.get('stdout')) : true
   const stderr = q.has('stderr') ? truthy(q.get('stderr')) : true
   if (!stdout && !stderr) throw new ApiError(400, 'Bad parameters: you must choose at least one stream')
@@ -49,7 +49,7 @@ function logsResponse(m: SwarmManager, tasks: Task[], q: URLSearchParams): Strea
   const withTimes = truthy(q.get('timestamps'))
   const withDetails = truthy(q.get('details'))
   return new StreamResponse('application/vnd.docker.multiplexed-stream', async (res: ServerResponse, signal: AbortSignal) => {
-    await m.taskLogs(
+    await node.manager().taskLogs(
       tasks,
       opts,
       (task, l) => {
@@ -65,10 +65,14 @@ function logsResponse(m: SwarmManager, tasks: Task[], q: URLSearchParams): Strea
 }
 
 /** Services, tasks, secrets and logs of the Docker Engine API. */
-export function mountServiceRoutes(api: ApiServer, m: SwarmManager): void {
+export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
+  const m = {
+    services: () => node.manager().services,
+    secrets: () => node.manager().secrets,
+  }
   const nodeRef = (ref: string): string | undefined => {
     try {
-      return m.node(ref).id
+      return node.manager().nodes.get(ref).id
     } catch {
       return undefined
     }
@@ -102,11 +106,11 @@ export function mountServiceRoutes(api: ApiServer, m: SwarmManager): void {
     })
     .route('GET', '/services/:id/logs', req => {
       const svc = m.services().get(req.params.id!)
-      return logsResponse(m, m.services().tasks(new Map([['service', [svc.ID]]]), nodeRef), req.query)
+      return logsResponse(node, m.services().tasks(new Map([['service', [svc.ID]]]), nodeRef), req.query)
     })
     .route('GET', '/tasks', req => m.services().tasks(parseFilters(req.query.get('filters')), nodeRef))
-    .route('GET', '/tasks/:id', req => taskByRef(m, req.params.id!))
-    .route('GET', '/tasks/:id/logs', req => logsResponse(m, [taskByRef(m, req.params.id!)], req.query))
+    .route('GET', '/tasks/:id', req => taskByRef(node, req.params.id!))
+    .route('GET', '/tasks/:id/logs', req => logsResponse(node, [taskByRef(node, req.params.id!)], req.query))
     .route('POST', '/secrets/create', async req => ({ ID: await m.secrets().create(req.body) }))
     .route('GET', '/secrets', req => {
       const f = parseFilters(req.query.get('filters'))
@@ -123,8 +127,8 @@ export function mountServiceRoutes(api: ApiServer, m: SwarmManager): void {
     })
 }
 
-function taskByRef(m: SwarmManager, ref: string): Task {
-  const all = m.services().tasks(new Map(), () => undefined)
+function taskByRef(node: SwarmNode, ref: string): Task {
+  const all = node.manager().services.tasks(new Map(), () => undefined)
   const t = all.find(x => x.ID === ref) ?? (ref.length >= 1 ? all.filter(x => x.ID.startsWith(ref)) : []).at(0)
   if (!t) throw new ApiError(404, `task ${ref} not found`)
   return t

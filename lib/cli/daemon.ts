@@ -9,7 +9,8 @@ import type { Executor } from '../agent/executor.js'
 import { ProcessExecutor } from '../agent/process-executor.js'
 import { ApiServer } from '../api/http.js'
 import { mountRoutes } from '../api/routes.js'
-import { SwarmManager } from '../manager/swarm.js'
+import { SwarmNode } from '../node/node.js'
+import { KEY_ROTATION_MS } from '../types/defaults.js'
 
 /** Where the local API listens when -H is not given: /run for root, else the user's runtime dir. */
 export function defaultSocket(): string {
@@ -56,7 +57,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--hostname <name>', 'this node\'s name in the swarm', hostname())
     .addOption(new Option('--executor <kind>', 'how tasks run').choices(['process', 'docker']).default('process'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, 12 * 3_600_000)
+    .option('--gossip-key-rotation <duration>', 'how often a manager rotates the gossip keys', parseDuration, KEY_ROTATION_MS)
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
@@ -76,7 +77,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   const sock = socketPath(f.host)
   mkdirSync(f.dataDir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(sock), { recursive: true })
-  const manager = await SwarmManager.open(f.dataDir, f.hostname, log, {
+  const node = await SwarmNode.open(f.dataDir, f.hostname, log, {
     gossipKeyRotationMs: f.gossipKeyRotation,
     executor: executorFactory(f, log),
     ingressAddr: f.ingressAddr,
@@ -84,9 +85,9 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
     meshBalancing: f.meshBalancing,
   })
   const api = new ApiServer()
-  mountRoutes(api, manager, f.hostname)
+  mountRoutes(api, node, f.hostname)
   await api.listen(sock)
-  log.info({ socket: sock, dataDir: f.dataDir, nodeId: manager.nodeId, executor: f.executor }, 'swarmd is running')
+  log.info({ socket: sock, dataDir: f.dataDir, nodeId: node.nodeId, executor: f.executor }, 'swarmd is running')
   const signal = await new Promise<string>(resolve => {
     process.once('SIGINT', () => resolve('SIGINT'))
     process.once('SIGTERM', () => resolve('SIGTERM'))
@@ -94,7 +95,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
   log.info({ signal }, 'stopping')
   await api.close()
   // As Docker without live-restore: a daemon that stops stops its tasks (a crash leaves them, to be adopted).
-  if (!f.liveRestore) await manager.stopTasks()
-  await manager.close()
+  if (!f.liveRestore) await node.stopTasks()
+  await node.close()
   return 0
 }

@@ -4,7 +4,9 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { pino } from 'pino'
 import { type Profile, profiles } from '../gossip/config.js'
 import { SerfIntents } from '../gossip/serf-intents.js'
-import { type Address, Membership, type MemberEvent, parseHostPort } from '../index.js'
+import { Membership, type MemberEvent, parseHostPort } from '../gossip/membership.js'
+import type { Address } from '../gossip/transport.js'
+import { GOSSIP_PORT } from '../types/defaults.js'
 
 /** Parsed `swarmd gossip` flags. */
 export interface GossipAgentFlags {
@@ -78,8 +80,8 @@ export function gossipCommand(setExit: (code: number) => void): Command {
     .exitOverride()
     .description('Run a standalone gossip membership agent (memberlist / serf compatible); prints one JSON line per membership change')
     .option('--name <name>', 'unique node name', hostname())
-    .option('--bind <ip:port>', 'address to listen on (UDP and TCP)', parseAddr('--bind', 7946), { ip: '0.0.0.0', port: 7946 })
-    .option('--advertise <ip:port>', 'address the others dial (default: the bind address, or a private IP when bound to 0.0.0.0)', parseAddr('--advertise', 7946))
+    .option('--bind <ip:port>', 'address to listen on (UDP and TCP)', parseAddr('--bind', GOSSIP_PORT), { ip: '0.0.0.0', port: GOSSIP_PORT })
+    .option('--advertise <ip:port>', 'address the others dial (default: the bind address, or a private IP when bound to 0.0.0.0)', parseAddr('--advertise', GOSSIP_PORT))
     .option('--join <addr>', 'join through this member (repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
     .option('--key <base64>', 'AES-GCM gossip key, 16/24/32 bytes (repeatable; the first is primary)', parseKey)
     .option('--label <label>', 'cluster label (memberlist >= 0.3); both sides must match')

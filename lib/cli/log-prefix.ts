@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /**
  * `service logs` on the client side, as docker/cli's logs.go reads it:

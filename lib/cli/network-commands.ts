@@ -1,8 +1,9 @@
 import { createInterface } from 'node:readline'
 import { Command, Option } from 'commander'
 import type { ApiClient } from '../api/client.js'
-import { ApiError, SwarmdError } from '../errors.js'
-import type { NetworkObject } from '../manager/networks.js'
+import { SwarmdError } from '../types/errors.js'
+import { ApiError } from '../api/api-error.js'
+import type { NetworkObject } from '../types/network.js'
 import { errText, filtersQuery } from './service-commands.js'
 import { formatRows, truncateID } from './service-format.js'
 

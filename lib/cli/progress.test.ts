@@ -1,5 +1,6 @@
 import t from 'tap'
-import type { Service, Task, TaskState } from '../manager/types.js'
+import type { Service } from '../types/service.js'
+import type { Task, TaskState } from '../types/task.js'
 import { PlainRenderer, progressBar, serviceProgress, TerminalRenderer, truncError, type ProgressApi, type ProgressEvent } from './progress.js'
 
 function svc(o: { replicas?: number; global?: boolean; update?: Service['UpdateStatus']; monitorMs?: number }): Service {

@@ -1,5 +1,6 @@
-import { SwarmdError } from '../errors.js'
-import type { Service, Task, TaskState } from '../manager/types.js'
+import { SwarmdError } from '../types/errors.js'
+import type { Service } from '../types/service.js'
+import type { Task, TaskState } from '../types/task.js'
 import { truncateID } from './service-format.js'
 
 /**

@@ -1,7 +1,9 @@
 import { Command } from 'commander'
 import type { ApiClient } from '../api/client.js'
-import { ApiError, SwarmdError } from '../errors.js'
-import type { PortConfig, SecretReference, Service, ServiceSpec, Task } from '../manager/types.js'
+import { SwarmdError } from '../types/errors.js'
+import { ApiError } from '../api/api-error.js'
+import type { PortConfig, SecretReference, Service, ServiceSpec } from '../types/service.js'
+import type { Task } from '../types/task.js'
 import { Demuxer, formatLogLine, logContext, parseLogLine, sinceParam } from './log-prefix.js'
 import { PlainRenderer, serviceProgress, TerminalRenderer, type ProgressApi, type ProgressSink } from './progress.js'
 import {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander'
-import { SwarmdError } from '../errors.js'
-import type { Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../manager/types.js'
+import { SwarmdError } from '../types/errors.js'
+import type { Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * docker service create/update flags turned into a ServiceSpec, with

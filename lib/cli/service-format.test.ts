@@ -1,5 +1,7 @@
 import t from 'tap'
-import type { Secret, Service, Task, TaskState } from '../manager/types.js'
+import type { Secret } from '../types/secret.js'
+import type { Service } from '../types/service.js'
+import type { Task, TaskState } from '../types/task.js'
 import {
   bytesSize,
   ellipsis,

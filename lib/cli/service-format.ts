@@ -1,4 +1,6 @@
-import type { PortConfig, Secret, Service, Task } from '../manager/types.js'
+import type { PortConfig, Service } from '../types/service.js'
+import type { Secret } from '../types/secret.js'
+import type { Task } from '../types/task.js'
 import { formatGoDuration } from './service-flags.js'
 import { pretty, table } from './table.js'
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander'
-import { VERSION } from '../version.js'
+import { VERSION } from '../types/version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { addDaemonOptions, type DaemonFlags, runDaemon } from './daemon.js'
 import { gossipCommand } from './gossip-agent.js'

@@ -1,5 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import {
   base36,
   exportPrivateKey,

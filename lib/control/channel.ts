@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 export class ChannelError extends SwarmdError {}
 

@@ -6,7 +6,7 @@ import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { Channel, type StreamLike } from './channel.js'
 import { rawPublicKey } from './identity.js'
 

@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { ApiError } from '../errors.js'
 import { caDigest, type ClusterCA, type NodeCertificate, type Role, verifyCertificate } from './ca.js'
 import type { Channel } from './channel.js'
 import type { ControlNode, Peer } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
 import { checkJoinProof, joinProof, parseJoinToken } from './join-token.js'
+import { errorBody, refusal, RemoteError, remoteError, type ErrorBody } from './remote-error.js'
+import { notManager } from './rpc.js'
 
 export const JOIN_PROTOCOL = '/swarmd/join/1.0.0'
-/** Node certificates live 90 days, as swarm's (renewed before). */
-export const CERT_TTL_MS = 90 * 24 * 3600 * 1000
-
 export const INVALID_TOKEN = 'A valid join token is necessary to join this cluster'
 
 interface Hello {
@@ -51,7 +49,7 @@ export function serveJoin(node: ControlNode, d: JoinServerDeps): Promise<void> {
     const hello = await ch.recv<Hello>()
     if (typeof hello?.hostname !== 'string' || typeof hello.advertiseAddr !== 'string') {
       d.onRefused('malformed hello', peer)
-      ch.send({ error: 'malformed join request' })
+      ch.send(refusal('malformed join request', 'invalid_argument'))
       return
     }
     const challenge = randomBytes(32)
@@ -67,11 +65,17 @@ export function serveJoin(node: ControlNode, d: JoinServerDeps): Promise<void> {
         : undefined
     if (!role) {
       d.onRefused('bad join token', peer)
-      ch.send({ error: INVALID_TOKEN })
+      ch.send(refusal(INVALID_TOKEN, 'invalid_argument'))
       return
     }
     const cert = ca.issue({ nodePublicKey: publicKeyFromRaw(peer.publicKey), role, now: Date.now(), ttlMs: d.certTtlMs() })
-    const rest = await d.admit({ nodeId: cert.body.nodeId, role, hostname: hello.hostname, advertiseAddr: hello.advertiseAddr, cert })
+    let rest: Omit<Admission, 'cert'>
+    try {
+      rest = await d.admit({ nodeId: cert.body.nodeId, role, hostname: hello.hostname, advertiseAddr: hello.advertiseAddr, cert })
+    } catch (e) {
+      ch.send(errorBody(e))
+      return
+    }
     ch.send({ cert, ...rest } satisfies Admission)
   })
 }
@@ -89,15 +93,15 @@ export async function requestJoin(
   const { ch, peer } = await node.open(o.manager, JOIN_PROTOCOL)
   try {
     ch.send({ hostname: o.hostname, advertiseAddr: o.advertiseAddr } satisfies Hello)
-    const c = await ch.recv<Challenge & { error?: string }>()
-    if (c.error) throw new ApiError(500, c.error)
+    const c = await ch.recv<Challenge & Partial<ErrorBody>>()
+    if (c.error) throw remoteError({ ...c, error: c.error })
     const caKey = publicKeyFromRaw(Buffer.from(c.ca, 'base64'))
-    if (caDigest(caKey) !== token.caDigest) throw new ApiError(500, `remote CA does not match fingerprint. Expected: ${token.caDigest}`)
+    if (caDigest(caKey) !== token.caDigest) throw new RemoteError('E_CONTROL_CA_MISMATCH', `remote CA does not match fingerprint. Expected: ${token.caDigest}`, { kind: 'unknown' })
     const mc = verifyCertificate(c.managerCert, { caPublicKey: caKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
-    if (mc.role !== 'manager') throw new ApiError(500, `the node at ${o.manager.ip}:${o.manager.port} is not a manager`)
+    if (mc.role !== 'manager') throw notManager(o.manager)
     ch.send({ proof: joinProof(token.secret, Buffer.from(c.challenge, 'base64'), o.publicKey).toString('base64') } satisfies Proof)
-    const a = await ch.recv<Admission & { error?: string }>()
-    if (a.error) throw new ApiError(500, a.error)
+    const a = await ch.recv<Admission & Partial<ErrorBody>>()
+    if (a.error) throw remoteError({ ...a, error: a.error })
     verifyCertificate(a.cert, { caPublicKey: caKey, now: Date.now(), peerKey: publicKeyFromRaw(o.publicKey) })
     return { ...a, caPublicKey: c.ca }
   } finally {

@@ -1,14 +1,12 @@
 import type { KeyObject } from 'node:crypto'
-import { ApiError } from '../errors.js'
+import { NOT_MANAGER } from '../types/errors.js'
 import { type CertificateBody, type NodeCertificate, type Role, verifyCertificate } from './ca.js'
 import type { Channel } from './channel.js'
 import type { ControlNode, Peer } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
+import { errorBody, refusal, RemoteError, remoteError, type ErrorBody } from './remote-error.js'
 
 export const RPC_PROTOCOL = '/swarmd/rpc/1.0.0'
-
-export const NOT_MANAGER_RPC =
-  "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
 
 interface Call {
   cert: NodeCertificate
@@ -25,35 +23,38 @@ export interface RpcMethod {
 /**
  * Checks a caller's certificate against the CA, against the key Noise proved
  * for this connection, and against the swarm's node list; answers the refusal
- * itself and returns undefined when it does not hold.
+ * itself and returns undefined when it does not hold. The caller's role is
+ * the lesser of its certificate's and the one the swarm gives it now, so a
+ * certificate issued before a demotion carries no manager rights.
  */
 export function authenticate(
   ch: Channel,
   peer: Peer,
   cert: unknown,
-  d: { caPublicKey: () => KeyObject; known: (nodeId: string) => boolean; onRefused: (why: string) => void },
+  d: { caPublicKey: () => KeyObject; role: (nodeId: string) => Role | undefined; onRefused: (why: string) => void },
 ): CertificateBody | undefined {
   let caller: CertificateBody
   try {
     caller = verifyCertificate(cert, { caPublicKey: d.caPublicKey(), now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
   } catch (e) {
     d.onRefused((e as Error).message)
-    ch.send({ error: `certificate refused: ${(e as Error).message}` })
+    ch.send(refusal(`certificate refused: ${(e as Error).message}`))
     return undefined
   }
-  if (!d.known(caller.nodeId)) {
+  const now = d.role(caller.nodeId)
+  if (!now) {
     d.onRefused(`node ${caller.nodeId} is not in the swarm`)
-    ch.send({ error: `node ${caller.nodeId} is not part of this swarm` })
+    ch.send(refusal(`node ${caller.nodeId} is not part of this swarm`))
     return undefined
   }
-  return caller
+  return now === caller.role ? caller : { ...caller, role: 'worker' }
 }
 
 /**
  * The manager's RPCs on the control plane. Every call carries the caller's
  * certificate, checked against the CA and against the key Noise proved for
- * this connection; what it may call depends on the certificate's role,
- * whatever client it uses.
+ * this connection; what it may call depends on the caller's role (see
+ * authenticate), whatever client it uses.
  */
 export function serveRpc(
   node: ControlNode,
@@ -62,7 +63,8 @@ export function serveRpc(
     /** The manager's own certificate: the caller checks it too. */
     selfCert: () => NodeCertificate
     methods: Record<string, RpcMethod>
-    known: (nodeId: string) => boolean
+    /** The role each node has in the swarm now; undefined for a node it does not have. */
+    role: (nodeId: string) => Role | undefined
     onRefused: (why: string) => void
   },
 ): Promise<void> {
@@ -72,18 +74,18 @@ export function serveRpc(
     if (!caller) return
     const m = Object.hasOwn(d.methods, call.method) ? d.methods[call.method] : undefined
     if (!m) {
-      ch.send({ error: `unknown method ${String(call.method)}` })
+      ch.send(refusal(`unknown method ${String(call.method)}`, 'unimplemented'))
       return
     }
     if (!m.roles.includes(caller.role)) {
       d.onRefused(`${caller.role} ${caller.nodeId} called ${call.method}`)
-      ch.send({ error: NOT_MANAGER_RPC })
+      ch.send(refusal(NOT_MANAGER, 'unavailable'))
       return
     }
     try {
       ch.send({ result: (await m.run(call.params, caller)) ?? null, cert: d.selfCert() })
     } catch (e) {
-      ch.send({ error: (e as Error).message })
+      ch.send(errorBody(e))
     }
   })
 }
@@ -104,12 +106,16 @@ export async function callRpc<T>(
   const { ch, peer } = await node.open(to, RPC_PROTOCOL)
   try {
     ch.send({ cert, method, params } satisfies Call)
-    const r = await ch.recv<{ result?: T; error?: string; cert?: NodeCertificate }>()
-    if (r.error !== undefined) throw new ApiError(500, r.error)
+    const r = await ch.recv<{ result?: T; cert?: NodeCertificate } & Partial<ErrorBody>>()
+    if (r.error !== undefined) throw remoteError({ ...r, error: r.error })
     const mc = verifyCertificate(r.cert, { caPublicKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
-    if (mc.role !== 'manager') throw new ApiError(500, `the node at ${to.ip}:${to.port} is not a manager`)
+    if (mc.role !== 'manager') throw notManager(to)
     return r.result as T
   } finally {
     await ch.close()
   }
 }
+
+/** The peer answered as a node whose certificate is not a manager's. */
+export const notManager = (to: { ip: string; port: number }): RemoteError =>
+  new RemoteError('E_CONTROL_NOT_MANAGER', `the node at ${to.ip}:${to.port} is not a manager`, { kind: 'failed_precondition' })

@@ -1,24 +1,14 @@
-import { createServer } from 'node:net'
 import t, { type Test } from 'tap'
-import { ApiError } from '../errors.js'
+import { RemoteError } from './remote-error.js'
 import { ClusterCA, type CertificateBody, type NodeCertificate } from './ca.js'
 import { ControlNode } from './control-node.js'
-import { generateKeyPair, type KeyPair, nodeIdFor } from './identity.js'
+import { generateKeyPair, nodeIdFor } from './identity.js'
 import { openSession, serveSession, type Session } from './session.js'
+import { freePort } from '../test-helpers.test-helper.js'
+import { issue } from './certs.test-helper.js'
 
-const HOUR = 3600_000
 const HOST = '127.0.0.241'
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 async function until(what: string, cond: () => boolean, ms = 5_000): Promise<void> {
   const end = Date.now() + ms
@@ -28,7 +18,6 @@ async function until(what: string, cond: () => boolean, ms = 5_000): Promise<voi
   }
 }
 
-const issue = (ca: ClusterCA, keys: KeyPair, role: 'manager' | 'worker'): NodeCertificate => ca.issue({ nodePublicKey: keys.publicKey, role, now: Date.now() - 60_000, ttlMs: HOUR })
 
 /** A manager serving sessions on HOST, and a worker that opens them; both stopped at teardown. */
 async function setup(t: Test, o: { managerRole?: 'manager' | 'worker' } = {}) {
@@ -48,7 +37,7 @@ async function setup(t: Test, o: { managerRole?: 'manager' | 'worker' } = {}) {
   await serveSession(manager, {
     caPublicKey: () => ca.publicKey,
     selfCert: () => issue(ca, mgrKeys, o.managerRole ?? 'manager'),
-    known: id => known.has(id),
+    role: id => (known.has(id) ? 'worker' : undefined),
     onRefused: why => refused.push(why),
     onSession: (caller, session) => {
       const got: unknown[] = []
@@ -123,21 +112,21 @@ t.test('the manager refuses certificates it cannot trust and nodes it does not k
   const { ca, wrkKeys, refused, sessions, open, known } = await setup(t)
   const otherCa = ClusterCA.create()
   await t.rejects(open(issue(otherCa, wrkKeys, 'worker')).session, {
-    constructor: ApiError,
-    status: 500,
+    constructor: RemoteError,
+    kind: 'permission_denied',
     message: /^certificate refused: certificate from another CA \(/,
   })
   const stranger = generateKeyPair()
   const strangerId = nodeIdFor(stranger.publicKey)
   await t.rejects(open(issue(ca, stranger, 'worker')).session, {
-    constructor: ApiError,
+    constructor: RemoteError,
     message: `certificate refused: certificate of node ${strangerId} is for another key than the peer's`,
   })
   await t.rejects(open({ body: { nope: 1 }, signature: 'x' } as unknown as NodeCertificate).session, { message: 'certificate refused: malformed node certificate' })
 
   known.clear()
   const me = nodeIdFor(wrkKeys.publicKey)
-  await t.rejects(open(issue(ca, wrkKeys, 'worker')).session, { constructor: ApiError, message: `node ${me} is not part of this swarm` })
+  await t.rejects(open(issue(ca, wrkKeys, 'worker')).session, { constructor: RemoteError, message: `node ${me} is not part of this swarm` })
   t.equal(refused.length, 4)
   t.match(refused[0], /^certificate from another CA/)
   t.equal(refused[3], `node ${me} is not in the swarm`)
@@ -147,7 +136,7 @@ t.test('the manager refuses certificates it cannot trust and nodes it does not k
 t.test('the opener checks the manager: its CA, and that it is a manager', async t => {
   const worker = await setup(t, { managerRole: 'worker' })
   await t.rejects(worker.open(issue(worker.ca, worker.wrkKeys, 'worker')).session, {
-    constructor: ApiError,
+    constructor: RemoteError,
     message: `the node at ${HOST}:${worker.port} is not a manager`,
   })
 

@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto'
-import { ApiError } from '../errors.js'
-import { type CertificateBody, type NodeCertificate, verifyCertificate } from './ca.js'
+import { type CertificateBody, type NodeCertificate, type Role, verifyCertificate } from './ca.js'
 import type { Channel } from './channel.js'
 import type { ControlNode } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
-import { authenticate } from './rpc.js'
+import { remoteError, type ErrorBody } from './remote-error.js'
+import { authenticate, notManager } from './rpc.js'
 
 export const SESSION_PROTOCOL = '/swarmd/session/1.0.0'
 
@@ -59,7 +59,8 @@ export function serveSession(
   d: {
     caPublicKey: () => KeyObject
     selfCert: () => NodeCertificate
-    known: (nodeId: string) => boolean
+    /** The role each node has in the swarm now; undefined for a node it does not have. */
+    role: (nodeId: string) => Role | undefined
     onRefused: (why: string) => void
     onSession: (caller: CertificateBody, session: Session) => (msg: unknown) => void
   },
@@ -88,10 +89,10 @@ export async function openSession(
   const { ch, peer } = await node.open(to, SESSION_PROTOCOL)
   try {
     ch.send({ cert })
-    const r = await ch.recv<{ error?: string; cert?: NodeCertificate }>()
-    if (r.error !== undefined) throw new ApiError(500, r.error)
+    const r = await ch.recv<{ cert?: NodeCertificate } & Partial<ErrorBody>>()
+    if (r.error !== undefined) throw remoteError({ ...r, error: r.error })
     const mc = verifyCertificate(r.cert, { caPublicKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
-    if (mc.role !== 'manager') throw new ApiError(500, `the node at ${to.ip}:${to.port} is not a manager`)
+    if (mc.role !== 'manager') throw notManager(to)
   } catch (e) {
     await ch.close()
     throw e

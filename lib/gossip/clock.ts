@@ -24,3 +24,30 @@ export const systemClock: Clock = {
     clearTimeout(handle as NodeJS.Timeout)
   },
 }
+
+/** The real clock on wall time (`Date.now()`): for what stamps times on objects, as the manager's orchestrator does. */
+export const wallClock: Clock = { ...systemClock, now: () => Date.now() }
+
+/**
+ * Runs `fn` every `period()` ms on `clock` (the period is read again each
+ * time, so it may change), never two runs at once; errors go to `onError`.
+ * Returns what stops it: a run in flight finishes, no new one starts.
+ */
+export function every(clock: Clock, period: () => number, fn: () => Promise<void> | void, onError: (e: unknown) => void): () => void {
+  let stopped = false
+  let timer: TimerHandle | undefined
+  const arm = (): void => {
+    if (stopped) return
+    timer = clock.setTimeout(() => {
+      timer = undefined
+      void (async () => fn())()
+        .catch(onError)
+        .finally(arm)
+    }, period())
+  }
+  arm()
+  return () => {
+    stopped = true
+    if (timer) clock.clearTimeout(timer)
+  }
+}

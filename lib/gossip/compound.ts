@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { MsgType } from './messages.js'
 
 /** Per-part overhead inside a compound (its u16 length), and the compound header (type + count). */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Keyring, KeyringError } from './keyring.js'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 const k16 = Buffer.alloc(16, 1)
 const k24 = Buffer.alloc(24, 2)

@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /** Thrown when a key is the wrong size or a keyring change is not allowed. */
 export class KeyringError extends SwarmdError {}

@@ -2,7 +2,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
 import { LzwError, lzwDecode, lzwEncode } from './lzw.js'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 

@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /**
  * LZW as spoken by Go's `compress/lzw` with LSB bit order and 8-bit literals

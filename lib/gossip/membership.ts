@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { pino, type Logger } from 'pino'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { Awareness } from './awareness.js'
 import { type Clock, systemClock } from './clock.js'
 import { COMPOUND_HEADER_OVERHEAD, COMPOUND_PART_OVERHEAD, makeCompound, makeCompounds, parseCompound } from './compound.js'
@@ -44,6 +44,7 @@ import { TransmitLimitedQueue } from './queue.js'
 import { type MemberEventType, type NodeState, StateMachine } from './state.js'
 import { encodeStreamFrame, StreamReader } from './stream.js'
 import type { Address, Transport } from './transport.js'
+import { GOSSIP_PORT } from '../types/defaults.js'
 
 export class MembershipError extends SwarmdError {}
 
@@ -243,7 +244,7 @@ export class Membership extends EventEmitter {
     }
     for (const k of opts.keys ?? []) Keyring.validateKey(k)
     if (opts.label !== undefined && Buffer.byteLength(opts.label) > 255) throw new MembershipError('E_CONFIG', 'label is longer than 255 bytes')
-    const transport = opts.transport ?? (await NetTransport.listen(opts.bind ?? { ip: '0.0.0.0', port: 7946 }))
+    const transport = opts.transport ?? (await NetTransport.listen(opts.bind ?? { ip: '0.0.0.0', port: GOSSIP_PORT }))
     const m = new Membership(opts, transport)
     if (m.advertise.ip === '0.0.0.0' || m.advertise.ip === '::') {
       await transport.shutdown()

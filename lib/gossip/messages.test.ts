@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { isDeepStrictEqual } from 'node:util'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import {
   type Alive,
   bytesToIp,

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import {
   type Decoded,
   type DecodedMap,

@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /**
  * The msgpack dialect of hashicorp/go-msgpack with a zero-valued MsgpackHandle,

@@ -2,7 +2,7 @@ import dgram from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import type { Address, PacketHandler, StreamHandler, Transport } from './transport.js'
 
 export class TransportError extends SwarmdError {}

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { crc32 } from 'node:zlib'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { makeCompound } from './compound.js'
 import { Keyring } from './keyring.js'
 import { encodeAlive, encodePing, MsgType } from './messages.js'

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import type { Keyring } from './keyring.js'
 import { lzwDecode, lzwEncode } from './lzw.js'
 import { decodeCompress, encodeCompress, MsgType } from './messages.js'

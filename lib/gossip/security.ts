@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type CipherGCMTypes, type KeyObject } from 'node:crypto'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { Keyring } from './keyring.js'
 
 /**

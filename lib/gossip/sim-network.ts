@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import type { VirtualClock } from './virtual-clock.js'
 import type { Address, PacketHandler, StreamHandler, Transport } from './transport.js'
 

@@ -1,8 +1,9 @@
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { ApiError } from '../errors.js'
+import { SwarmError } from '../types/errors.js'
+import { swarmError } from '../test-helpers.test-helper.js'
 import { labelReader, matches, parseConstraints } from './constraint.js'
-import type { SchedNode } from './scheduler.js'
+import type { SchedNode } from './sched-node.js'
 
 const node = (over: Partial<SchedNode> = {}): SchedNode => ({
   id: 'n1abc',
@@ -21,7 +22,7 @@ const node = (over: Partial<SchedNode> = {}): SchedNode => ({
 const ok = (expr: string, n: SchedNode = node()): boolean => matches(parseConstraints([expr]), n)
 
 function rejects(t: Test, expr: string, message: string): void {
-  t.throws(() => parseConstraints([expr]), { status: 400, message }, expr)
+  t.throws(() => parseConstraints([expr]), swarmError('invalid_argument', message), expr)
 }
 
 t.test('syntax errors carry swarmkit texts prefixed with the bad expression', async (t) => {
@@ -33,17 +34,14 @@ t.test('syntax errors carry swarmkit texts prefixed with the bad expression', as
   // "==" is looked for first, so the rest of the expression becomes the value.
   rejects(t, 'node.role==a!=b', `invalid constraint "node.role==a!=b": value 'a!=b' is invalid`)
   const err = t.throws(() => parseConstraints(['node.id==a', 'bogus']))
-  t.ok(err instanceof ApiError)
+  t.ok(err instanceof SwarmError)
 })
 
 t.test('unknown keys and malformed addresses are rejected up front', async (t) => {
-  t.throws(() => parseConstraints(['node.label.zone==a']), {
-    status: 400,
-    message: /^invalid constraint "node\.label\.zone==a": invalid constraint key 'node\.label\.zone'/,
-  })
+  t.throws(() => parseConstraints(['node.label.zone==a']), swarmError('invalid_argument', /^invalid constraint "node\.label\.zone==a": invalid constraint key 'node\.label\.zone'/))
   t.throws(
     () => parseConstraints(['node.labels.==a']),
-    { status: 400, message: /invalid constraint key 'node\.labels\.'/ },
+    swarmError('invalid_argument', /invalid constraint key 'node\.labels\.'/),
     'a label prefix without a name',
   )
   rejects(t, 'node.ip==10.0.0', `invalid constraint "node.ip==10.0.0": '10.0.0' is not an IP address or CIDR subnet`)

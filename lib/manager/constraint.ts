@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net'
-import { ApiError } from '../errors.js'
-import type { SchedNode } from './scheduler.js'
+import { SwarmError } from '../types/errors.js'
+import type { SchedNode } from './sched-node.js'
 
 /**
  * Placement constraints (`docker service create --constraint key==value`),
@@ -77,8 +77,8 @@ function parseOne(expr: string): Constraint {
   throw invalid(expr, `constraint expected one operator from ${OPERATORS.join(', ')}`)
 }
 
-function invalid(expr: string, why: string): ApiError {
-  return new ApiError(400, `invalid constraint "${expr}": ${why}`)
+function invalid(expr: string, why: string): SwarmError {
+  return new SwarmError('E_INVALID_CONSTRAINT', `invalid constraint "${expr}": ${why}`)
 }
 
 /** Returns [isEngineLabel, labelName] when `key` names a label (prefix case-insensitive, name case-sensitive). */

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino'
-import type { LogLine, LogOptions } from '../agent/executor.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
-import type { DownMessage, Routing, UpMessage } from './session-messages.js'
+import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { Store } from './store.js'
-import { isTerminal, type Service, type Task, type TaskStatus } from './types.js'
+import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
+import { type Service } from '../types/service.js'
 
 interface AssignmentView {
   routing: Routing
@@ -50,6 +51,14 @@ export class Dispatcher {
     })
     this.push(nodeId)
     return msg => this.receive(nodeId, msg as UpMessage)
+  }
+
+  /** Ends a node's session (the node was removed): nothing more is pushed to it. */
+  async detach(nodeId: string): Promise<void> {
+    const s = this.sessions.get(nodeId)
+    this.sessions.delete(nodeId)
+    this.sent.delete(nodeId)
+    await s?.close()
   }
 
   connected(nodeId: string): boolean {

@@ -3,10 +3,14 @@ import fc from 'fast-check'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ApiError } from '../errors.js'
-import { loopbackAddr, loopbackSubnet, networkObject, Networks, overlaps, parsePrefix, type Prefix } from './networks.js'
+import { SwarmError, type ErrorKind } from '../types/errors.js'
+import { networkObject } from '../api/network-object.js'
+import { overlaps, parsePrefix, type Prefix } from './ipv4.js'
+import { loopbackAddr, loopbackSubnet } from './network-allocator.js'
+import { Networks } from './networks.js'
 import { Store } from './store.js'
-import type { Service, Task } from './types.js'
+import type { Service } from '../types/service.js'
+import type { Task } from '../types/task.js'
 
 /** A store in a temp dir; `reopen` closes it and opens it again, as after a restart. */
 async function open(t: Test): Promise<{ store: Store; n: Networks; reopen: () => Promise<Networks> }> {
@@ -28,15 +32,15 @@ const overlay = (Name: string, extra: Record<string, unknown> = {}): Record<stri
 const withSubnet = (Name: string, Subnet: string, Gateway?: string): Record<string, unknown> =>
   overlay(Name, { IPAM: { Driver: 'default', Config: [{ Subnet, ...(Gateway ? { Gateway } : {}) }], Options: {} } })
 
-/** Rejects with an ApiError of this status and exact message. */
-async function rejects(t: Test, p: Promise<unknown>, status: number, message: string): Promise<void> {
+/** Rejects with a SwarmError of this kind (the API answers each kind with one status) and exact message. */
+async function rejects(t: Test, p: Promise<unknown>, kind: ErrorKind, message: string): Promise<void> {
   const e = await p.then(
     () => undefined,
     (err: unknown) => err,
   )
-  t.ok(e instanceof ApiError, `rejects: ${message}`)
-  t.equal((e as ApiError).status, status)
-  t.equal((e as ApiError).message, message)
+  t.ok(e instanceof SwarmError, `rejects: ${message}`)
+  t.equal((e as SwarmError).kind, kind)
+  t.equal((e as SwarmError).message, message)
 }
 
 function service(id: string, extra: Partial<Service['Spec']> = {}, networks: string[] = []): Service {
@@ -99,24 +103,24 @@ t.test('subnets: given ones are checked like dockerd, overlaps refused, auto all
   t.equal(n.get('auto1').Subnet, '10.0.1.0/24')
   t.equal(n.get('auto2').Subnet, '10.0.4.0/24', 'the /23 is skipped whole')
   const overlap = 'invalid pool request: Pool overlaps with other one on this address space'
-  await rejects(t, n.create(withSubnet('x', '10.0.3.0/24')), 403, overlap)
-  await rejects(t, n.create(withSubnet('x', '10.0.0.0/16')), 403, overlap)
-  await rejects(t, n.create(withSubnet('x', '10.0.0.128/25')), 403, overlap)
-  await rejects(t, n.create(withSubnet('x', '10.0.0.1/24')), 400, 'invalid network config:\ninvalid subnet 10.0.0.1/24: it should be 10.0.0.0/24')
-  await rejects(t, n.create(withSubnet('x', 'foo')), 400, 'invalid network config:\ninvalid subnet foo: invalid CIDR block notation')
-  await rejects(t, n.create(withSubnet('x', '10.010.0.0/16')), 400, 'invalid network config:\ninvalid subnet 10.010.0.0/16: invalid CIDR block notation')
-  await rejects(t, n.create(withSubnet('x', '10.5.0.0/24', '10.9.9.1')), 400, "invalid network config:\ninvalid gateway 10.9.9.1: parent subnet 10.5.0.0/24 doesn't contain this address")
+  await rejects(t, n.create(withSubnet('x', '10.0.3.0/24')), 'permission_denied', overlap)
+  await rejects(t, n.create(withSubnet('x', '10.0.0.0/16')), 'permission_denied', overlap)
+  await rejects(t, n.create(withSubnet('x', '10.0.0.128/25')), 'permission_denied', overlap)
+  await rejects(t, n.create(withSubnet('x', '10.0.0.1/24')), 'invalid_argument', 'invalid network config:\ninvalid subnet 10.0.0.1/24: it should be 10.0.0.0/24')
+  await rejects(t, n.create(withSubnet('x', 'foo')), 'invalid_argument', 'invalid network config:\ninvalid subnet foo: invalid CIDR block notation')
+  await rejects(t, n.create(withSubnet('x', '10.010.0.0/16')), 'invalid_argument', 'invalid network config:\ninvalid subnet 10.010.0.0/16: invalid CIDR block notation')
+  await rejects(t, n.create(withSubnet('x', '10.5.0.0/24', '10.9.9.1')), 'invalid_argument', "invalid network config:\ninvalid gateway 10.9.9.1: parent subnet 10.5.0.0/24 doesn't contain this address")
   await rejects(
     t,
     n.create(withSubnet('x', '10.5.0.1/24', 'nope')),
-    400,
+    'invalid_argument',
     'invalid network config:\n* invalid subnet 10.5.0.1/24: it should be 10.5.0.0/24\n* invalid gateway nope: invalid address',
   )
-  await rejects(t, n.create(withSubnet('x', 'fd00::/64')), 400, 'swarmd overlay networks are IPv4 only: IPv6 is not supported')
+  await rejects(t, n.create(withSubnet('x', 'fd00::/64')), 'invalid_argument', 'swarmd overlay networks are IPv4 only: IPv6 is not supported')
   await rejects(
     t,
     n.create(overlay('x', { IPAM: { Config: [{ Subnet: '10.7.0.0/24' }, { Subnet: '10.8.0.0/24' }] } })),
-    400,
+    'invalid_argument',
     'swarmd overlay networks take one subnet: give --subnet once',
   )
   t.notOk(n.find('x'), 'nothing refused was stored')
@@ -127,23 +131,23 @@ t.test('subnets: given ones are checked like dockerd, overlaps refused, auto all
 t.test('names, drivers and options: dockerd and swarmkit texts', async t => {
   const { n } = await open(t)
   await n.create(overlay('web'))
-  await rejects(t, n.create(overlay('web')), 409, 'network with name web already exists')
-  await rejects(t, n.create(overlay('bridge')), 403, 'operation is not permitted on predefined bridge network ')
-  await rejects(t, n.create(overlay('host')), 403, 'operation is not permitted on predefined host network ')
-  await rejects(t, n.create(overlay('  ')), 400, 'invalid name: name is empty')
-  await rejects(t, n.create({ Driver: 'overlay' }), 400, 'invalid name: name is empty')
-  await rejects(t, n.create(overlay('my net')), 400, 'rpc error: code = InvalidArgument desc = name must be valid as a DNS name component')
-  await rejects(t, n.create(overlay('-web')), 400, 'rpc error: code = InvalidArgument desc = name must be valid as a DNS name component')
-  await rejects(t, n.create(overlay('a'.repeat(64))), 400, 'rpc error: code = InvalidArgument desc = name must be 63 characters or fewer')
-  await rejects(t, n.create({ Name: 'b1', Driver: 'bridge' }), 400, 'swarmd supports only the overlay driver: create the network with "-d overlay" ("bridge" networks are not available)')
-  await rejects(t, n.create(overlay('s1', { Scope: 'local' })), 403, 'cannot downgrade network scope for overlay networks')
-  await rejects(t, n.create(overlay('s1', { EnableIPv4: false })), 400, 'IPv4 cannot be disabled in a Swarm scoped network')
-  await rejects(t, n.create(overlay('s1', { Labels: { 'com.docker.swarm.predefined': 'true' } })), 403, 'rpc error: code = PermissionDenied desc = label com.docker.swarm.predefined is for internally created predefined networks and cannot be applied by users')
-  await rejects(t, n.create(overlay('s1', { IPAM: { Driver: 'infoblox', Config: [] } })), 400, 'rpc error: code = InvalidArgument desc = error during lookup of plugin infoblox')
-  await rejects(t, n.create(overlay('s1', { Options: { 'com.docker.network.driver.overlay.vxlanid_list': '5000' } })), 400, 'swarmd allocates VXLAN IDs itself: the option com.docker.network.driver.overlay.vxlanid_list is not supported')
-  await rejects(t, n.create(overlay('s1', { ConfigOnly: true })), 400, 'swarmd does not support config-only networks (--config-only, --config-from)')
-  await rejects(t, n.create({ Name: 7 }), 400, 'invalid JSON: json: cannot unmarshal number into Go struct field CreateRequest.Name of type string')
-  await rejects(t, n.create(overlay('s1', { Attachable: 'yes' })), 400, 'invalid JSON: json: cannot unmarshal string into Go struct field CreateRequest.Attachable of type bool')
+  await rejects(t, n.create(overlay('web')), 'conflict', 'network with name web already exists')
+  await rejects(t, n.create(overlay('bridge')), 'permission_denied', 'operation is not permitted on predefined bridge network ')
+  await rejects(t, n.create(overlay('host')), 'permission_denied', 'operation is not permitted on predefined host network ')
+  await rejects(t, n.create(overlay('  ')), 'invalid_argument', 'invalid name: name is empty')
+  await rejects(t, n.create({ Driver: 'overlay' }), 'invalid_argument', 'invalid name: name is empty')
+  await rejects(t, n.create(overlay('my net')), 'invalid_argument', 'rpc error: code = InvalidArgument desc = name must be valid as a DNS name component')
+  await rejects(t, n.create(overlay('-web')), 'invalid_argument', 'rpc error: code = InvalidArgument desc = name must be valid as a DNS name component')
+  await rejects(t, n.create(overlay('a'.repeat(64))), 'invalid_argument', 'rpc error: code = InvalidArgument desc = name must be 63 characters or fewer')
+  await rejects(t, n.create({ Name: 'b1', Driver: 'bridge' }), 'invalid_argument', 'swarmd supports only the overlay driver: create the network with "-d overlay" ("bridge" networks are not available)')
+  await rejects(t, n.create(overlay('s1', { Scope: 'local' })), 'permission_denied', 'cannot downgrade network scope for overlay networks')
+  await rejects(t, n.create(overlay('s1', { EnableIPv4: false })), 'invalid_argument', 'IPv4 cannot be disabled in a Swarm scoped network')
+  await rejects(t, n.create(overlay('s1', { Labels: { 'com.docker.swarm.predefined': 'true' } })), 'permission_denied', 'rpc error: code = PermissionDenied desc = label com.docker.swarm.predefined is for internally created predefined networks and cannot be applied by users')
+  await rejects(t, n.create(overlay('s1', { IPAM: { Driver: 'infoblox', Config: [] } })), 'invalid_argument', 'rpc error: code = InvalidArgument desc = error during lookup of plugin infoblox')
+  await rejects(t, n.create(overlay('s1', { Options: { 'com.docker.network.driver.overlay.vxlanid_list': '5000' } })), 'invalid_argument', 'swarmd allocates VXLAN IDs itself: the option com.docker.network.driver.overlay.vxlanid_list is not supported')
+  await rejects(t, n.create(overlay('s1', { ConfigOnly: true })), 'invalid_argument', 'swarmd does not support config-only networks (--config-only, --config-from)')
+  await rejects(t, n.create({ Name: 7 }), 'invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field CreateRequest.Name of type string')
+  await rejects(t, n.create(overlay('s1', { Attachable: 'yes' })), 'invalid_argument', 'invalid JSON: json: cannot unmarshal string into Go struct field CreateRequest.Attachable of type bool')
   await n.create({ Name: 'web_2-x', Driver: '', Scope: 'swarm', Attachable: true, Internal: true, Labels: { team: 'a' }, Options: { 'com.docker.network.driver.mtu': '1400' } })
   t.match(networkObject(n.get('web_2-x')), { Attachable: true, Internal: true, Labels: { team: 'a' }, Options: { 'com.docker.network.driver.mtu': '1400' } })
 })
@@ -158,20 +162,20 @@ t.test('get: by ID, name or unique prefix', async t => {
   // A prefix that only one ID has.
   const unique = ids.map(id => [...Array(id.length).keys()].map(i => id.slice(0, i + 1)).find(p => ids.filter(x => x.startsWith(p)).length === 1)!)
   t.equal(n.get(unique[2]!).Name, 'n-c')
-  await rejects(t, Promise.resolve().then(() => n.get('zzzz-none')), 404, 'network zzzz-none not found')
+  await rejects(t, Promise.resolve().then(() => n.get('zzzz-none')), 'not_found', 'network zzzz-none not found')
   // Two IDs sharing a prefix make it ambiguous.
   const twin = { ...n.get('n-h'), ID: ids[7]!.slice(0, 3) + 'z'.repeat(22), Name: 'twin', Vni: 9999, Subnet: '10.99.0.0/24' }
   await store.commit([{ op: 'put', table: 'networks', id: twin.ID, value: twin }])
-  await rejects(t, Promise.resolve().then(() => n.get(ids[7]!.slice(0, 3))), 400, `network ${ids[7]!.slice(0, 3)} is ambiguous (2 matches found based on ID prefix)`)
+  await rejects(t, Promise.resolve().then(() => n.get(ids[7]!.slice(0, 3))), 'invalid_argument', `network ${ids[7]!.slice(0, 3)} is ambiguous (2 matches found based on ID prefix)`)
   t.equal(n.find(''), undefined)
 })
 
 t.test('ingress: one only, not attachable, overlay only, removable once no service publishes', async t => {
   const { store, n } = await open(t)
   const ing = await n.ensureIngress()
-  await rejects(t, n.create(overlay('ing2', { Ingress: true })), 409, `rpc error: code = AlreadyExists desc = ingress network (${ing.ID}) is already present`)
-  await rejects(t, n.create(overlay('ing2', { Ingress: true, Attachable: true })), 400, 'rpc error: code = InvalidArgument desc = ingress network cannot be attachable')
-  await rejects(t, n.create({ Name: 'ing2', Driver: 'macvlan', Ingress: true }), 403, 'Ingress network can only be global scope network')
+  await rejects(t, n.create(overlay('ing2', { Ingress: true })), 'conflict', `rpc error: code = AlreadyExists desc = ingress network (${ing.ID}) is already present`)
+  await rejects(t, n.create(overlay('ing2', { Ingress: true, Attachable: true })), 'invalid_argument', 'rpc error: code = InvalidArgument desc = ingress network cannot be attachable')
+  await rejects(t, n.create({ Name: 'ing2', Driver: 'macvlan', Ingress: true }), 'permission_denied', 'Ingress network can only be global scope network')
   const pub = service('pubsvc', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }] } })
   const hostOnly = service('hostsvc', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }] } })
   await store.commit([
@@ -182,7 +186,7 @@ t.test('ingress: one only, not attachable, overlay only, removable once no servi
     n.users(ing).map(s => s.ID),
     ['pubsvc'],
   )
-  await rejects(t, n.remove('ingress'), 400, 'rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service pubsvc depends on it')
+  await rejects(t, n.remove('ingress'), 'failed_precondition', 'rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service pubsvc depends on it')
   await store.commit([{ op: 'delete', table: 'services', id: pub.ID }])
   await n.remove('ingress')
   t.equal(n.ingress(), undefined)
@@ -197,7 +201,7 @@ t.test('rm refused while a service or a live task uses the network', async t => 
   const { Id } = await n.create(overlay('backend'))
   const svc = service('svc1', {}, [Id])
   await store.commit([{ op: 'put', table: 'services', id: svc.ID, value: svc }])
-  await rejects(t, n.remove('backend'), 400, `rpc error: code = FailedPrecondition desc = network ${Id} is in use by service svc1`)
+  await rejects(t, n.remove('backend'), 'failed_precondition', `rpc error: code = FailedPrecondition desc = network ${Id} is in use by service svc1`)
   await store.commit([{ op: 'delete', table: 'services', id: svc.ID }])
   const t0 = new Date().toISOString()
   const task = (id: string, state: Task['Status']['State'], desired: Task['DesiredState']): Task => ({
@@ -215,10 +219,10 @@ t.test('rm refused while a service or a live task uses the network', async t => 
     { op: 'put', table: 'tasks', id: 'dead', value: task('dead', 'failed', 'shutdown') },
     { op: 'put', table: 'tasks', id: 'live', value: task('live', 'running', 'running') },
   ])
-  await rejects(t, n.remove(Id.slice(0, 12)), 400, `rpc error: code = FailedPrecondition desc = network ${Id} is in use by task live`)
+  await rejects(t, n.remove(Id.slice(0, 12)), 'failed_precondition', `rpc error: code = FailedPrecondition desc = network ${Id} is in use by task live`)
   await store.commit([{ op: 'delete', table: 'tasks', id: 'live' }])
   await n.remove(Id)
-  await rejects(t, n.remove('backend'), 404, 'network backend not found')
+  await rejects(t, n.remove('backend'), 'not_found', 'network backend not found')
 })
 
 t.test('VIPs: one per (service, network), lowest free host, a loopback twin, released and persisted', async t => {
@@ -258,7 +262,7 @@ t.test('VIPs: one per (service, network), lowest free host, a loopback twin, rel
   const got: string[] = []
   for (let i = 0; i < 5; i++) got.push((await again.allocateVip(`s${i}`, 'tiny')).Addr)
   t.same(got, ['10.20.0.2/29', '10.20.0.3/29', '10.20.0.4/29', '10.20.0.5/29', '10.20.0.6/29'])
-  await rejects(t, again.allocateVip('s9', 'tiny'), 500, 'could not find an available IP while allocating VIP')
+  await rejects(t, again.allocateVip('s9', 'tiny'), 'resource_exhausted', 'could not find an available IP while allocating VIP')
   // Removing the network takes its VIPs along.
   await again.remove('tiny')
   t.same(again.vips('s0'), [])

@@ -1,6 +1,8 @@
 import { parseConstraints } from './constraint.js'
-import { Scheduler, type HostPort, type SchedNode, type TaskGroupSpec } from './scheduler.js'
-import type { Service, Task } from './types.js'
+import type { SchedNode } from './sched-node.js'
+import { Scheduler, type HostPort, type TaskGroupSpec } from './scheduler.js'
+import type { Service } from '../types/service.js'
+import type { Task } from '../types/task.js'
 
 /** One orchestrator pass's view for placement: the scheduler loaded with the nodes and the tasks they hold. */
 export interface Planner {

@@ -2,7 +2,8 @@ import { deepStrictEqual } from 'node:assert/strict'
 import fc from 'fast-check'
 import t from 'tap'
 import { parseConstraints } from './constraint.js'
-import { type Batch, type SchedNode, type ScheduleResult, Scheduler } from './scheduler.js'
+import type { SchedNode } from './sched-node.js'
+import { type Batch, type ScheduleResult, Scheduler } from './scheduler.js'
 
 const GB = 2 ** 30
 

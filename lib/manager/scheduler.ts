@@ -1,4 +1,5 @@
 import { type Constraint, labelReader, matches } from './constraint.js'
+import type { Reservations, SchedNode } from './sched-node.js'
 
 /**
  * Task placement with swarmkit's semantics (manager/scheduler): the filter
@@ -16,25 +17,6 @@ import { type Constraint, labelReader, matches } from './constraint.js'
  * heap operation per task. Placement preferences apply the same water-filling
  * to the label values at each level, as swarmkit's decision tree does.
  */
-
-export interface SchedNode {
-  id: string
-  hostname: string
-  role: 'manager' | 'worker'
-  /** IP address the node is reached at (NodeStatus.Addr). */
-  addr: string
-  ready: boolean
-  availability: 'active' | 'pause' | 'drain'
-  labels: Record<string, string>
-  engineLabels: Record<string, string>
-  platform: { os: string; arch: string }
-  resources: Reservations
-}
-
-export interface Reservations {
-  nanoCPUs: number
-  memoryBytes: number
-}
 
 export interface HostPort {
   protocol: 'tcp' | 'udp' | 'sctp'

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { E_SECRET_KEY_MISMATCH, E_SECRET_NODE_KEY, E_SECRET_TAMPERED, SecretBox } from './secret-box.js'
 
 const nodeKey = () => generateKeyPairSync('ed25519').privateKey

@@ -1,6 +1,6 @@
 import { hkdfSync, type KeyObject, randomBytes } from 'node:crypto'
 import nacl from 'tweetnacl'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /**
  * Seals secrets at rest (NaCl secretbox: XSalsa20-Poly1305). Secrets are

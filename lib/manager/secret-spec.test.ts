@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { ApiError } from '../errors.js'
+import { SwarmError, type ErrorKind } from '../types/errors.js'
+import { swarmError } from '../test-helpers.test-helper.js'
 import { goBase64Error, isValidSecretName, MAX_SECRET_SIZE, validateSecretSpec } from './secret-spec.js'
 
 const RPC = 'rpc error: code = InvalidArgument desc = '
@@ -16,31 +17,31 @@ t.test('accepts a valid spec and decodes the data', async t => {
   t.equal(validateSecretSpec({ Name: 'a'.repeat(64), Data: b64(Buffer.alloc(MAX_SECRET_SIZE - 1)) }).Data.length, MAX_SECRET_SIZE - 1)
 })
 
-const cases: [string, unknown, number, string][] = [
-  ['empty body', undefined, 400, `${RPC}name must be provided`],
-  ['null body', null, 400, `${RPC}name must be provided`],
-  ['array body', [], 400, 'invalid JSON: json: cannot unmarshal array into Go value of type swarm.SecretSpec'],
-  ['string body', 'x', 400, 'invalid JSON: json: cannot unmarshal string into Go value of type swarm.SecretSpec'],
-  ['number name', { Name: 1 }, 400, 'invalid JSON: json: cannot unmarshal number into Go struct field SecretSpec.Name of type string'],
-  ['array labels', { Name: 'x', Labels: [] }, 400, 'invalid JSON: json: cannot unmarshal array into Go struct field SecretSpec.Labels of type map[string]string'],
-  ['bool label value', { Name: 'x', Labels: { a: true } }, 400, 'invalid JSON: json: cannot unmarshal bool into Go struct field SecretSpec.Labels of type string'],
-  ['object data', { Name: 'x', Data: {} }, 400, 'invalid JSON: json: cannot unmarshal object into Go struct field SecretSpec.Data of type []uint8'],
-  ['unpadded data', { Name: 'x', Data: 'aGVsbG8' }, 400, 'invalid JSON: illegal base64 data at input byte 4'],
-  ['bad base64 char', { Name: 'x', Data: 'ab$d' }, 400, 'invalid JSON: illegal base64 data at input byte 2'],
-  ['empty name', { Name: '', Data: b64('x') }, 400, `${RPC}name must be provided`],
-  ['name with space', { Name: 'a b', Data: b64('x') }, 400, BAD_NAME],
-  ['name starting with a dot', { Name: '.a', Data: b64('x') }, 400, BAD_NAME],
-  ['name ending with a dash', { Name: 'a-', Data: b64('x') }, 400, BAD_NAME],
-  ['name of 65 chars', { Name: 'a'.repeat(65), Data: b64('x') }, 400, BAD_NAME],
-  ['no data', { Name: 'x' }, 400, BAD_SIZE],
-  ['empty data', { Name: 'x', Data: '' }, 400, BAD_SIZE],
-  ['500 KiB of data', { Name: 'x', Data: b64(Buffer.alloc(MAX_SECRET_SIZE)) }, 400, BAD_SIZE],
-  ['a driver', { Name: 'x', Data: b64('x'), Driver: { Name: 'vault' } }, 400, 'secret drivers are not supported'],
+const cases: [string, unknown, ErrorKind, string][] = [
+  ['empty body', undefined, 'invalid_argument', `${RPC}name must be provided`],
+  ['null body', null, 'invalid_argument', `${RPC}name must be provided`],
+  ['array body', [], 'invalid_argument', 'invalid JSON: json: cannot unmarshal array into Go value of type swarm.SecretSpec'],
+  ['string body', 'x', 'invalid_argument', 'invalid JSON: json: cannot unmarshal string into Go value of type swarm.SecretSpec'],
+  ['number name', { Name: 1 }, 'invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field SecretSpec.Name of type string'],
+  ['array labels', { Name: 'x', Labels: [] }, 'invalid_argument', 'invalid JSON: json: cannot unmarshal array into Go struct field SecretSpec.Labels of type map[string]string'],
+  ['bool label value', { Name: 'x', Labels: { a: true } }, 'invalid_argument', 'invalid JSON: json: cannot unmarshal bool into Go struct field SecretSpec.Labels of type string'],
+  ['object data', { Name: 'x', Data: {} }, 'invalid_argument', 'invalid JSON: json: cannot unmarshal object into Go struct field SecretSpec.Data of type []uint8'],
+  ['unpadded data', { Name: 'x', Data: 'aGVsbG8' }, 'invalid_argument', 'invalid JSON: illegal base64 data at input byte 4'],
+  ['bad base64 char', { Name: 'x', Data: 'ab$d' }, 'invalid_argument', 'invalid JSON: illegal base64 data at input byte 2'],
+  ['empty name', { Name: '', Data: b64('x') }, 'invalid_argument', `${RPC}name must be provided`],
+  ['name with space', { Name: 'a b', Data: b64('x') }, 'invalid_argument', BAD_NAME],
+  ['name starting with a dot', { Name: '.a', Data: b64('x') }, 'invalid_argument', BAD_NAME],
+  ['name ending with a dash', { Name: 'a-', Data: b64('x') }, 'invalid_argument', BAD_NAME],
+  ['name of 65 chars', { Name: 'a'.repeat(65), Data: b64('x') }, 'invalid_argument', BAD_NAME],
+  ['no data', { Name: 'x' }, 'invalid_argument', BAD_SIZE],
+  ['empty data', { Name: 'x', Data: '' }, 'invalid_argument', BAD_SIZE],
+  ['500 KiB of data', { Name: 'x', Data: b64(Buffer.alloc(MAX_SECRET_SIZE)) }, 'invalid_argument', BAD_SIZE],
+  ['a driver', { Name: 'x', Data: b64('x'), Driver: { Name: 'vault' } }, 'invalid_argument', 'secret drivers are not supported'],
 ]
 
 t.test('rejects with Docker\'s texts', async t => {
-  for (const [what, body, status, message] of cases) {
-    t.throws(() => validateSecretSpec(body), new ApiError(status, message), what)
+  for (const [what, body, kind, message] of cases) {
+    t.throws(() => validateSecretSpec(body), swarmError(kind, message), what)
   }
 })
 
@@ -59,17 +60,17 @@ t.test('every canonical encoding is valid and decodes back', async t => {
       return goBase64Error(Buffer.from(text)) === undefined && validateSecretSpec({ Name: 's', Data: text }).Data.equals(Buffer.from(bytes))
     }),
   )
-  t.throws(() => validateSecretSpec({ Name: 's', Data: '' }), new ApiError(400, BAD_SIZE))
+  t.throws(() => validateSecretSpec({ Name: 's', Data: '' }), swarmError('invalid_argument', BAD_SIZE))
 })
 
-t.test('arbitrary JSON never throws anything but a 400 ApiError', async t => {
+t.test('arbitrary JSON never throws anything but an invalid-argument SwarmError', async t => {
   fc.assert(
     fc.property(fc.jsonValue(), fc.jsonValue(), fc.jsonValue(), (body, name, data) => {
       for (const b of [body, { Name: name, Data: data }, { Name: 'n', Data: data, Labels: name }]) {
         try {
           validateSecretSpec(b)
         } catch (e) {
-          if (!(e instanceof ApiError) || e.status !== 400) throw e
+          if (!(e instanceof SwarmError) || e.kind !== 'invalid_argument') throw e
         }
       }
     }),

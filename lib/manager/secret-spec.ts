@@ -1,4 +1,4 @@
-import { ApiError } from '../errors.js'
+import { SwarmError } from '../types/errors.js'
 
 /**
  * Validates the body of POST /secrets/create the way dockerd and swarmkit
@@ -18,8 +18,8 @@ export interface SecretCreate {
 /** api/validation.MaxSecretSize: 500 KiB, exclusive. */
 export const MAX_SECRET_SIZE = 500 * 1024
 
-const rpc = (desc: string) => new ApiError(400, `rpc error: code = InvalidArgument desc = ${desc}`)
-const invalidJSON = (what: string) => new ApiError(400, `invalid JSON: ${what}`)
+const rpc = (desc: string) => new SwarmError('E_INVALID_SECRET', `rpc error: code = InvalidArgument desc = ${desc}`)
+const invalidJSON = (what: string) => new SwarmError('E_INVALID_SECRET', `invalid JSON: ${what}`)
 
 export function validateSecretSpec(body: unknown): SecretCreate {
   if (body !== null && body !== undefined && (typeof body !== 'object' || Array.isArray(body))) {
@@ -34,7 +34,7 @@ export function validateSecretSpec(body: unknown): SecretCreate {
   if (!isValidSecretName(name)) {
     throw rpc('invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end character must be [a-zA-Z0-9]')
   }
-  if (fields.Driver !== undefined && fields.Driver !== null) throw new ApiError(400, 'secret drivers are not supported')
+  if (fields.Driver !== undefined && fields.Driver !== null) throw new SwarmError('E_UNSUPPORTED', 'secret drivers are not supported')
   if (data.length < 1 || data.length >= MAX_SECRET_SIZE) {
     throw rpc(`secret data must be larger than 0 and less than ${MAX_SECRET_SIZE} bytes`)
   }
@@ -56,7 +56,7 @@ function goFields(obj: Record<string, unknown>, names: readonly string[]): Recor
   return out
 }
 
-function typeError(value: unknown, field: string, goType: string): ApiError {
+function typeError(value: unknown, field: string, goType: string): SwarmError {
   return invalidJSON(`json: cannot unmarshal ${jsonKind(value)} into Go struct field SecretSpec.${field} of type ${goType}`)
 }
 

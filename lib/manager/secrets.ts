@@ -1,10 +1,12 @@
 import type { KeyObject } from 'node:crypto'
-import { ApiError } from '../errors.js'
-import { newId } from './orchestrator.js'
-import { SecretBox } from './secret-box.js'
+import { SwarmError } from '../types/errors.js'
+import { newId } from './ids.js'
+import { newDataKey, openDataKey } from './data-key.js'
+import type { SecretBox } from './secret-box.js'
 import { validateSecretSpec } from './secret-spec.js'
 import type { Store } from './store.js'
-import type { Secret, Service } from './types.js'
+import type { Secret } from '../types/secret.js'
+import type { Service } from '../types/service.js'
 
 interface SecretRecord {
   secret: Secret
@@ -27,11 +29,10 @@ export class Secrets {
   ) {}
 
   private async dataKey(): Promise<SecretBox> {
+    this.box ??= openDataKey(this.store, this.nodeKey)
     if (this.box) return this.box
-    const sealedKey = this.store.get<string>('keys', 'secrets')
-    if (sealedKey) return (this.box = SecretBox.open(this.nodeKey, sealedKey))
-    const { box, sealedKey: fresh } = SecretBox.create(this.nodeKey)
-    await this.store.commit([{ op: 'put', table: 'keys', id: 'secrets', value: fresh }])
+    const { box, mutation } = newDataKey(this.nodeKey)
+    await this.store.commit([mutation])
     return (this.box = box)
   }
 
@@ -47,14 +48,14 @@ export class Secrets {
 
   get(ref: string): Secret {
     const s = this.find(ref)
-    if (!s) throw new ApiError(404, `secret ${ref} not found`)
+    if (!s) throw new SwarmError('E_SECRET_NOT_FOUND', `secret ${ref} not found`)
     return s
   }
 
   async create(body: unknown): Promise<string> {
     const spec = validateSecretSpec(body)
     if (this.list().some(s => s.Spec.Name === spec.Name)) {
-      throw new ApiError(409, `rpc error: code = AlreadyExists desc = secret ${spec.Name} already exists`)
+      throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = secret ${spec.Name} already exists`)
     }
     const box = await this.dataKey()
     const t = new Date().toISOString()
@@ -70,7 +71,7 @@ export class Secrets {
       .filter(svc => svc.Spec.TaskTemplate.ContainerSpec.Secrets?.some(r => r.SecretID === s.ID))
       .map(svc => svc.Spec.Name)
     if (users.length) {
-      throw new ApiError(400, `rpc error: code = InvalidArgument desc = secret '${s.Spec.Name}' is in use by the following service${users.length > 1 ? 's' : ''}: ${users.join(', ')}`)
+      throw new SwarmError('E_IN_USE', `rpc error: code = InvalidArgument desc = secret '${s.Spec.Name}' is in use by the following service${users.length > 1 ? 's' : ''}: ${users.join(', ')}`)
     }
     await this.store.commit([{ op: 'delete', table: 'secrets', id: s.ID }])
   }
@@ -79,9 +80,8 @@ export class Secrets {
   values(ids: string[]): Record<string, string> {
     const out: Record<string, string> = {}
     if (ids.length === 0) return out
-    const sealedKey = this.store.get<string>('keys', 'secrets')
-    if (!sealedKey) return out
-    this.box ??= SecretBox.open(this.nodeKey, sealedKey)
+    this.box ??= openDataKey(this.store, this.nodeKey)
+    if (!this.box) return out
     for (const id of ids) {
       const r = this.store.get<SecretRecord>('secrets', id)
       if (r) out[id] = this.box.open(r.sealed).toString('base64')

@@ -1,9 +1,10 @@
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
 import t from 'tap'
-import { ApiError } from '../errors.js'
+import { SwarmError, type ErrorKind } from '../types/errors.js'
+import { swarmError } from '../test-helpers.test-helper.js'
 import { applyDefaults, checkPortConflicts, effective, randomName, type SpecContext, validateServiceSpec } from './service-spec.js'
-import type { ServiceSpec } from './types.js'
+import type { ServiceSpec } from '../types/service.js'
 
 const RPC = 'rpc error: code = InvalidArgument desc = '
 const JSON_ERR = 'invalid JSON: json: cannot unmarshal '
@@ -31,87 +32,87 @@ function body(parts: { top?: Json; task?: Json; container?: Json } = {}): Json {
 const ports = (...p: Json[]) => body({ top: { EndpointSpec: { Ports: p } } })
 const secrets = (...s: Json[]) => body({ container: { Secrets: s } })
 
-const cases: [string, unknown, number, string][] = [
+const cases: [string, unknown, ErrorKind, string][] = [
   // dockerd's JSON decoding
-  ['a number body', 5, 400, `${JSON_ERR}number into Go value of type swarm.serviceWithLegacy`],
-  ['an array body', [], 400, `${JSON_ERR}array into Go value of type swarm.serviceWithLegacy`],
-  ['a number name', body({ top: { Name: 5 } }), 400, `${JSON_ERR}number into Go struct field serviceWithLegacy.Name of type string`],
-  ['a non-string label', body({ top: { Labels: { a: 1 } } }), 400, `${JSON_ERR}number into Go struct field serviceWithLegacy.Labels of type string`],
-  ['negative replicas', body({ top: { Mode: { Replicated: { Replicas: -1 } } } }), 400, `${JSON_ERR}number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
-  ['fractional replicas', body({ top: { Mode: { Replicated: { Replicas: 1.5 } } } }), 400, `${JSON_ERR}number 1.5 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
-  ['string replicas', body({ top: { Mode: { Replicated: { Replicas: '3' } } } }), 400, `${JSON_ERR}string into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
-  ['a bool global mode', body({ top: { Mode: { Global: true } } }), 400, `${JSON_ERR}bool into Go struct field ServiceMode.Mode.Global of type swarm.GlobalService`],
-  ['a string container spec', { TaskTemplate: { ContainerSpec: 'nginx' } }, 400, `${JSON_ERR}string into Go struct field TaskSpec.TaskTemplate.ContainerSpec of type swarm.ContainerSpec`],
-  ['a string env', body({ container: { Env: 'A=1' } }), 400, `${JSON_ERR}string into Go struct field ContainerSpec.TaskTemplate.ContainerSpec.Env of type []string`],
-  ['a number in the command', body({ container: { Command: ['sh', 1] } }), 400, `${JSON_ERR}number into Go struct field ContainerSpec.TaskTemplate.ContainerSpec.Command of type string`],
-  ['a string restart delay', body({ task: { RestartPolicy: { Delay: '5s' } } }), 400, `${JSON_ERR}string into Go struct field RestartPolicy.TaskTemplate.RestartPolicy.Delay of type time.Duration`],
-  ['negative max attempts', body({ task: { RestartPolicy: { MaxAttempts: -1 } } }), 400, `${JSON_ERR}number -1 into Go struct field RestartPolicy.TaskTemplate.RestartPolicy.MaxAttempts of type uint64`],
-  ['negative parallelism', body({ top: { UpdateConfig: { Parallelism: -1 } } }), 400, `${JSON_ERR}number -1 into Go struct field UpdateConfig.UpdateConfig.Parallelism of type uint64`],
-  ['a string failure ratio', body({ top: { RollbackConfig: { MaxFailureRatio: '0.5' } } }), 400, `${JSON_ERR}string into Go struct field UpdateConfig.RollbackConfig.MaxFailureRatio of type float32`],
-  ['a string target port', ports({ TargetPort: '80' }), 400, `${JSON_ERR}string into Go struct field PortConfig.EndpointSpec.Ports.TargetPort of type uint32`],
-  ['a negative published port', ports({ TargetPort: 80, PublishedPort: -1 }), 400, `${JSON_ERR}number -1 into Go struct field PortConfig.EndpointSpec.Ports.PublishedPort of type uint32`],
-  ['an object for ports', body({ top: { EndpointSpec: { Ports: {} } } }), 400, `${JSON_ERR}object into Go struct field EndpointSpec.EndpointSpec.Ports of type []swarm.PortConfig`],
-  ['a string file mode', secrets({ SecretName: 'db', File: { Name: 'db', Mode: '0444' } }), 400, `${JSON_ERR}string into Go struct field SecretReferenceFileTarget.TaskTemplate.ContainerSpec.Secrets.File.Mode of type fs.FileMode`],
-  ['a negative CPU limit type', body({ task: { Resources: { Limits: { NanoCPUs: 0.5 } } } }), 400, `${JSON_ERR}number 0.5 into Go struct field Limit.TaskTemplate.Resources.Limits.NanoCPUs of type int64`],
+  ['a number body', 5, 'invalid_argument', `${JSON_ERR}number into Go value of type swarm.serviceWithLegacy`],
+  ['an array body', [], 'invalid_argument', `${JSON_ERR}array into Go value of type swarm.serviceWithLegacy`],
+  ['a number name', body({ top: { Name: 5 } }), 'invalid_argument', `${JSON_ERR}number into Go struct field serviceWithLegacy.Name of type string`],
+  ['a non-string label', body({ top: { Labels: { a: 1 } } }), 'invalid_argument', `${JSON_ERR}number into Go struct field serviceWithLegacy.Labels of type string`],
+  ['negative replicas', body({ top: { Mode: { Replicated: { Replicas: -1 } } } }), 'invalid_argument', `${JSON_ERR}number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
+  ['fractional replicas', body({ top: { Mode: { Replicated: { Replicas: 1.5 } } } }), 'invalid_argument', `${JSON_ERR}number 1.5 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
+  ['string replicas', body({ top: { Mode: { Replicated: { Replicas: '3' } } } }), 'invalid_argument', `${JSON_ERR}string into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64`],
+  ['a bool global mode', body({ top: { Mode: { Global: true } } }), 'invalid_argument', `${JSON_ERR}bool into Go struct field ServiceMode.Mode.Global of type swarm.GlobalService`],
+  ['a string container spec', { TaskTemplate: { ContainerSpec: 'nginx' } }, 'invalid_argument', `${JSON_ERR}string into Go struct field TaskSpec.TaskTemplate.ContainerSpec of type swarm.ContainerSpec`],
+  ['a string env', body({ container: { Env: 'A=1' } }), 'invalid_argument', `${JSON_ERR}string into Go struct field ContainerSpec.TaskTemplate.ContainerSpec.Env of type []string`],
+  ['a number in the command', body({ container: { Command: ['sh', 1] } }), 'invalid_argument', `${JSON_ERR}number into Go struct field ContainerSpec.TaskTemplate.ContainerSpec.Command of type string`],
+  ['a string restart delay', body({ task: { RestartPolicy: { Delay: '5s' } } }), 'invalid_argument', `${JSON_ERR}string into Go struct field RestartPolicy.TaskTemplate.RestartPolicy.Delay of type time.Duration`],
+  ['negative max attempts', body({ task: { RestartPolicy: { MaxAttempts: -1 } } }), 'invalid_argument', `${JSON_ERR}number -1 into Go struct field RestartPolicy.TaskTemplate.RestartPolicy.MaxAttempts of type uint64`],
+  ['negative parallelism', body({ top: { UpdateConfig: { Parallelism: -1 } } }), 'invalid_argument', `${JSON_ERR}number -1 into Go struct field UpdateConfig.UpdateConfig.Parallelism of type uint64`],
+  ['a string failure ratio', body({ top: { RollbackConfig: { MaxFailureRatio: '0.5' } } }), 'invalid_argument', `${JSON_ERR}string into Go struct field UpdateConfig.RollbackConfig.MaxFailureRatio of type float32`],
+  ['a string target port', ports({ TargetPort: '80' }), 'invalid_argument', `${JSON_ERR}string into Go struct field PortConfig.EndpointSpec.Ports.TargetPort of type uint32`],
+  ['a negative published port', ports({ TargetPort: 80, PublishedPort: -1 }), 'invalid_argument', `${JSON_ERR}number -1 into Go struct field PortConfig.EndpointSpec.Ports.PublishedPort of type uint32`],
+  ['an object for ports', body({ top: { EndpointSpec: { Ports: {} } } }), 'invalid_argument', `${JSON_ERR}object into Go struct field EndpointSpec.EndpointSpec.Ports of type []swarm.PortConfig`],
+  ['a string file mode', secrets({ SecretName: 'db', File: { Name: 'db', Mode: '0444' } }), 'invalid_argument', `${JSON_ERR}string into Go struct field SecretReferenceFileTarget.TaskTemplate.ContainerSpec.Secrets.File.Mode of type fs.FileMode`],
+  ['a negative CPU limit type', body({ task: { Resources: { Limits: { NanoCPUs: 0.5 } } } }), 'invalid_argument', `${JSON_ERR}number 0.5 into Go struct field Limit.TaskTemplate.Resources.Limits.NanoCPUs of type int64`],
 
   // dockerd's conversion for swarmkit
-  ['no body', undefined, 400, 'mismatched Runtime and *Spec fields'],
-  ['no container spec', { Name: 'web', TaskTemplate: {} }, 400, 'mismatched Runtime and *Spec fields'],
-  ['the plugin runtime', body({ task: { Runtime: 'plugin' } }), 400, 'mismatched Runtime and *Spec fields'],
-  ['an unknown runtime', body({ task: { Runtime: 'attachment' } }), 400, 'unsupported runtime'],
-  ['an unknown restart condition', body({ task: { RestartPolicy: { Condition: 'always' } } }), 400, 'invalid RestartCondition: "always"'],
-  ['an unknown failure action', body({ top: { UpdateConfig: { FailureAction: 'stop' } } }), 400, 'unrecognized update failure action stop'],
-  ['an unknown rollback failure action', body({ top: { RollbackConfig: { FailureAction: 'stop' } } }), 400, 'unrecognized update failure action stop'],
-  ['an unknown update order', body({ top: { UpdateConfig: { Order: 'random' } } }), 400, 'unrecognized update order random'],
-  ['an unknown resolution mode', body({ top: { EndpointSpec: { Mode: 'VIP' } } }), 400, 'invalid resolution mode: "VIP"'],
-  ['an unknown protocol', ports({ TargetPort: 80, Protocol: 'icmp' }), 400, 'invalid protocol: "icmp"'],
-  ['an unknown publish mode', ports({ TargetPort: 80, PublishMode: 'local' }), 400, 'invalid publish mode: "local"'],
-  ['target port 0', ports({ PublishedPort: 8080 }), 400, `${RPC}EndpointSpec: invalid target port 0: must be between 1 and 65535`],
-  ['target port 65536', ports({ TargetPort: 65536 }), 400, `${RPC}EndpointSpec: invalid target port 65536: must be between 1 and 65535`],
-  ['published port 65536', ports({ TargetPort: 80, PublishedPort: 65536 }), 400, `${RPC}EndpointSpec: invalid published port 65536: must be between 0 and 65535`],
-  ['both modes', body({ top: { Mode: { Replicated: { Replicas: 1 }, Global: {} } } }), 400, 'must specify only one service mode'],
-  ['a job', body({ top: { Mode: { ReplicatedJob: {} } } }), 400, 'job services (ReplicatedJob, GlobalJob) are not supported'],
-  ['an unknown network', body({ task: { Networks: [{ Target: 'nope' }] } }), 404, 'network nope not found'],
+  ['no body', undefined, 'invalid_argument', 'mismatched Runtime and *Spec fields'],
+  ['no container spec', { Name: 'web', TaskTemplate: {} }, 'invalid_argument', 'mismatched Runtime and *Spec fields'],
+  ['the plugin runtime', body({ task: { Runtime: 'plugin' } }), 'invalid_argument', 'mismatched Runtime and *Spec fields'],
+  ['an unknown runtime', body({ task: { Runtime: 'attachment' } }), 'invalid_argument', 'unsupported runtime'],
+  ['an unknown restart condition', body({ task: { RestartPolicy: { Condition: 'always' } } }), 'invalid_argument', 'invalid RestartCondition: "always"'],
+  ['an unknown failure action', body({ top: { UpdateConfig: { FailureAction: 'stop' } } }), 'invalid_argument', 'unrecognized update failure action stop'],
+  ['an unknown rollback failure action', body({ top: { RollbackConfig: { FailureAction: 'stop' } } }), 'invalid_argument', 'unrecognized update failure action stop'],
+  ['an unknown update order', body({ top: { UpdateConfig: { Order: 'random' } } }), 'invalid_argument', 'unrecognized update order random'],
+  ['an unknown resolution mode', body({ top: { EndpointSpec: { Mode: 'VIP' } } }), 'invalid_argument', 'invalid resolution mode: "VIP"'],
+  ['an unknown protocol', ports({ TargetPort: 80, Protocol: 'icmp' }), 'invalid_argument', 'invalid protocol: "icmp"'],
+  ['an unknown publish mode', ports({ TargetPort: 80, PublishMode: 'local' }), 'invalid_argument', 'invalid publish mode: "local"'],
+  ['target port 0', ports({ PublishedPort: 8080 }), 'invalid_argument', `${RPC}EndpointSpec: invalid target port 0: must be between 1 and 65535`],
+  ['target port 65536', ports({ TargetPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid target port 65536: must be between 1 and 65535`],
+  ['published port 65536', ports({ TargetPort: 80, PublishedPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid published port 65536: must be between 0 and 65535`],
+  ['both modes', body({ top: { Mode: { Replicated: { Replicas: 1 }, Global: {} } } }), 'invalid_argument', 'must specify only one service mode'],
+  ['a job', body({ top: { Mode: { ReplicatedJob: {} } } }), 'invalid_argument', 'job services (ReplicatedJob, GlobalJob) are not supported'],
+  ['an unknown network', body({ task: { Networks: [{ Target: 'nope' }] } }), 'not_found', 'network nope not found'],
 
   // swarmkit's controlapi
-  ['a name with a space', body({ top: { Name: 'web server' } }), 400, `${RPC}name must be valid as a DNS name component`],
-  ['a name with a dot', body({ top: { Name: 'web.1' } }), 400, `${RPC}name must be valid as a DNS name component`],
-  ['a name starting with a dash', body({ top: { Name: '-web' } }), 400, `${RPC}name must be valid as a DNS name component`],
-  ['a name ending with an underscore', body({ top: { Name: 'web_' } }), 400, `${RPC}name must be valid as a DNS name component`],
-  ['a 64-char name', body({ top: { Name: 'a'.repeat(64) } }), 400, `${RPC}name must be 63 characters or fewer`],
-  ['a tiny CPU limit', body({ task: { Resources: { Limits: { NanoCPUs: 1000 } } } }), 400, `${RPC}invalid cpu value 1e-06: Must be at least 0.001`],
-  ['a tiny CPU reservation', body({ task: { Resources: { Reservations: { NanoCPUs: 500000 } } } }), 400, `${RPC}invalid cpu value 0.0005: Must be at least 0.001`],
-  ['a tiny memory limit', body({ task: { Resources: { Limits: { MemoryBytes: 1024 } } } }), 400, `${RPC}invalid memory value 1024: Must be at least 4MiB`],
-  ['a negative restart delay', body({ task: { RestartPolicy: { Delay: -1 } } }), 400, `${RPC}TaskSpec: restart-delay cannot be negative`],
-  ['a negative restart window', body({ task: { RestartPolicy: { Window: -1 } } }), 400, `${RPC}TaskSpec: restart-window cannot be negative`],
-  ['a secret reference without ID or name', secrets({}), 400, `${RPC}malformed secret reference`],
-  ['an empty target file name', secrets({ SecretName: 'db', File: { Name: '' } }), 400, `${RPC}malformed file secret reference, invalid target file name provided`],
-  ['two secrets on one target', secrets({ SecretName: 'db' }, { SecretName: 'api', File: { Name: 'db' } }), 400, `${RPC}secret references 'db' and 'api' have a conflicting target: 'db'`],
-  ['no image', body({ container: { Image: '' } }), 400, `${RPC}ContainerSpec: image reference must be provided`],
-  ['an upper-case image', body({ container: { Image: 'Nginx' } }), 400, `${RPC}ContainerSpec: "Nginx" is not a valid repository/tag`],
-  ['an empty tag', body({ container: { Image: 'nginx:' } }), 400, `${RPC}ContainerSpec: "nginx:" is not a valid repository/tag`],
-  ['a short digest', body({ container: { Image: 'nginx@sha256:abc' } }), 400, `${RPC}ContainerSpec: "nginx@sha256:abc" is not a valid repository/tag`],
-  ['a 64-hex image', body({ container: { Image: 'a'.repeat(64) } }), 400, `${RPC}ContainerSpec: "${'a'.repeat(64)}" is not a valid repository/tag`],
-  ['a negative update delay', body({ top: { UpdateConfig: { Delay: -1 } } }), 400, `${RPC}TaskSpec: update-delay cannot be negative`],
-  ['a negative update monitor', body({ top: { UpdateConfig: { Monitor: -1 } } }), 400, `${RPC}TaskSpec: update-monitor cannot be negative`],
-  ['an update failure ratio above 1', body({ top: { UpdateConfig: { MaxFailureRatio: 1.5 } } }), 400, `${RPC}TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1`],
-  ['a negative update failure ratio', body({ top: { UpdateConfig: { MaxFailureRatio: -0.1 } } }), 400, `${RPC}TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1`],
-  ['a negative rollback delay', body({ top: { RollbackConfig: { Delay: -1 } } }), 400, `${RPC}TaskSpec: rollback-delay cannot be negative`],
-  ['a negative rollback monitor', body({ top: { RollbackConfig: { Monitor: -5 } } }), 400, `${RPC}TaskSpec: rollback-monitor cannot be negative`],
-  ['a rollback failure ratio above 1', body({ top: { RollbackConfig: { MaxFailureRatio: 2 } } }), 400, `${RPC}TaskSpec: rollback-maxfailureratio cannot be less than 0 or bigger than 1`],
-  ['an ingress port with dnsrr', body({ top: { EndpointSpec: { Mode: 'dnsrr', Ports: [{ TargetPort: 80 }] } } }), 400, `${RPC}EndpointSpec: port published with ingress mode can't be used with dnsrr mode`],
-  ['a duplicate published port', ports({ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 81, PublishedPort: 8080, Protocol: 'tcp' }), 400, `${RPC}EndpointSpec: duplicate published ports provided`],
-  ['a missing secret', secrets({ SecretName: 'nope' }), 400, `${RPC}secret not found: nope`],
-  ['two missing secrets', secrets({ SecretName: 'nope' }, { SecretName: 'db' }, { SecretID: 'gone' }), 400, `${RPC}secrets not found: nope, gone`],
-  ['a secret whose ID and name disagree', secrets({ SecretID: 'sec1id', SecretName: 'api' }), 400, `${RPC}secret not found: api`],
+  ['a name with a space', body({ top: { Name: 'web server' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
+  ['a name with a dot', body({ top: { Name: 'web.1' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
+  ['a name starting with a dash', body({ top: { Name: '-web' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
+  ['a name ending with an underscore', body({ top: { Name: 'web_' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
+  ['a 64-char name', body({ top: { Name: 'a'.repeat(64) } }), 'invalid_argument', `${RPC}name must be 63 characters or fewer`],
+  ['a tiny CPU limit', body({ task: { Resources: { Limits: { NanoCPUs: 1000 } } } }), 'invalid_argument', `${RPC}invalid cpu value 1e-06: Must be at least 0.001`],
+  ['a tiny CPU reservation', body({ task: { Resources: { Reservations: { NanoCPUs: 500000 } } } }), 'invalid_argument', `${RPC}invalid cpu value 0.0005: Must be at least 0.001`],
+  ['a tiny memory limit', body({ task: { Resources: { Limits: { MemoryBytes: 1024 } } } }), 'invalid_argument', `${RPC}invalid memory value 1024: Must be at least 4MiB`],
+  ['a negative restart delay', body({ task: { RestartPolicy: { Delay: -1 } } }), 'invalid_argument', `${RPC}TaskSpec: restart-delay cannot be negative`],
+  ['a negative restart window', body({ task: { RestartPolicy: { Window: -1 } } }), 'invalid_argument', `${RPC}TaskSpec: restart-window cannot be negative`],
+  ['a secret reference without ID or name', secrets({}), 'invalid_argument', `${RPC}malformed secret reference`],
+  ['an empty target file name', secrets({ SecretName: 'db', File: { Name: '' } }), 'invalid_argument', `${RPC}malformed file secret reference, invalid target file name provided`],
+  ['two secrets on one target', secrets({ SecretName: 'db' }, { SecretName: 'api', File: { Name: 'db' } }), 'invalid_argument', `${RPC}secret references 'db' and 'api' have a conflicting target: 'db'`],
+  ['no image', body({ container: { Image: '' } }), 'invalid_argument', `${RPC}ContainerSpec: image reference must be provided`],
+  ['an upper-case image', body({ container: { Image: 'Nginx' } }), 'invalid_argument', `${RPC}ContainerSpec: "Nginx" is not a valid repository/tag`],
+  ['an empty tag', body({ container: { Image: 'nginx:' } }), 'invalid_argument', `${RPC}ContainerSpec: "nginx:" is not a valid repository/tag`],
+  ['a short digest', body({ container: { Image: 'nginx@sha256:abc' } }), 'invalid_argument', `${RPC}ContainerSpec: "nginx@sha256:abc" is not a valid repository/tag`],
+  ['a 64-hex image', body({ container: { Image: 'a'.repeat(64) } }), 'invalid_argument', `${RPC}ContainerSpec: "${'a'.repeat(64)}" is not a valid repository/tag`],
+  ['a negative update delay', body({ top: { UpdateConfig: { Delay: -1 } } }), 'invalid_argument', `${RPC}TaskSpec: update-delay cannot be negative`],
+  ['a negative update monitor', body({ top: { UpdateConfig: { Monitor: -1 } } }), 'invalid_argument', `${RPC}TaskSpec: update-monitor cannot be negative`],
+  ['an update failure ratio above 1', body({ top: { UpdateConfig: { MaxFailureRatio: 1.5 } } }), 'invalid_argument', `${RPC}TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1`],
+  ['a negative update failure ratio', body({ top: { UpdateConfig: { MaxFailureRatio: -0.1 } } }), 'invalid_argument', `${RPC}TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1`],
+  ['a negative rollback delay', body({ top: { RollbackConfig: { Delay: -1 } } }), 'invalid_argument', `${RPC}TaskSpec: rollback-delay cannot be negative`],
+  ['a negative rollback monitor', body({ top: { RollbackConfig: { Monitor: -5 } } }), 'invalid_argument', `${RPC}TaskSpec: rollback-monitor cannot be negative`],
+  ['a rollback failure ratio above 1', body({ top: { RollbackConfig: { MaxFailureRatio: 2 } } }), 'invalid_argument', `${RPC}TaskSpec: rollback-maxfailureratio cannot be less than 0 or bigger than 1`],
+  ['an ingress port with dnsrr', body({ top: { EndpointSpec: { Mode: 'dnsrr', Ports: [{ TargetPort: 80 }] } } }), 'invalid_argument', `${RPC}EndpointSpec: port published with ingress mode can't be used with dnsrr mode`],
+  ['a duplicate published port', ports({ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 81, PublishedPort: 8080, Protocol: 'tcp' }), 'invalid_argument', `${RPC}EndpointSpec: duplicate published ports provided`],
+  ['a missing secret', secrets({ SecretName: 'nope' }), 'invalid_argument', `${RPC}secret not found: nope`],
+  ['two missing secrets', secrets({ SecretName: 'nope' }, { SecretName: 'db' }, { SecretID: 'gone' }), 'invalid_argument', `${RPC}secrets not found: nope, gone`],
+  ['a secret whose ID and name disagree', secrets({ SecretID: 'sec1id', SecretName: 'api' }), 'invalid_argument', `${RPC}secret not found: api`],
 ]
 
 t.test('rejects bad specs with Docker\'s texts', async t => {
-  for (const [what, b, status, message] of cases) t.throws(() => validate(b), new ApiError(status, message), what)
+  for (const [what, b, kind, message] of cases) t.throws(() => validate(b), swarmError(kind, message), what)
 })
 
 t.test('placement constraints go through the constraint parser', async t => {
-  t.throws(() => validate(body({ task: { Placement: { Constraints: ['node.role=manager'] } } })), { status: 400, message: /node\.role=manager/ })
+  t.throws(() => validate(body({ task: { Placement: { Constraints: ['node.role=manager'] } } })), swarmError('invalid_argument', /node\.role=manager/))
   t.ok(validate(body({ task: { Placement: { Constraints: ['node.role==manager'] } } })))
 })
 
@@ -256,11 +257,11 @@ t.test('port conflicts with other services', async t => {
   const mine = (...p: Json[]) => validate(ports(...p))
   const others = [svc('id1', 'one', [{ TargetPort: 80, PublishedPort: 8080 }]), svc('id2', 'two', [{ TargetPort: 80, PublishedPort: 9090, PublishMode: 'host' }])]
   const ingressTaken = `${RPC}port '8080' is already in use by service 'one' (id1) as an ingress port`
-  t.throws(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 8080 }), others), new ApiError(400, ingressTaken))
-  t.throws(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 8080, PublishMode: 'host' }), others), new ApiError(400, ingressTaken), 'host mode clashes with ingress')
+  t.throws(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 8080 }), others), swarmError('invalid_argument', ingressTaken))
+  t.throws(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 8080, PublishMode: 'host' }), others), swarmError('invalid_argument', ingressTaken), 'host mode clashes with ingress')
   t.throws(
     () => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 9090 }), others),
-    new ApiError(400, `${RPC}port '9090' is already in use by service 'two' (id2) as a host-published port`),
+    swarmError('invalid_argument', `${RPC}port '9090' is already in use by service 'two' (id2) as a host-published port`),
   )
   t.doesNotThrow(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 9090, PublishMode: 'host' }), others), 'host ports only clash with ingress')
   t.doesNotThrow(() => checkPortConflicts(mine({ TargetPort: 81, PublishedPort: 8080, Protocol: 'udp' }), others), 'another protocol')
@@ -269,7 +270,7 @@ t.test('port conflicts with other services', async t => {
   const dynamic = [svc('id3', 'three', [{ TargetPort: 80 }], [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 30000, PublishMode: 'ingress' }])]
   t.throws(
     () => checkPortConflicts(mine({ TargetPort: 80, PublishedPort: 30000 }), dynamic),
-    new ApiError(400, `${RPC}port '30000' is already in use by service 'three' (id3) as an ingress port`),
+    swarmError('invalid_argument', `${RPC}port '30000' is already in use by service 'three' (id3) as an ingress port`),
     'allocated ports count',
   )
 })
@@ -342,17 +343,17 @@ function specBody(junk: boolean): fc.Arbitrary<unknown> {
   )
 }
 
-/** Runs validation; returns the stored spec, or undefined for a 400/404 ApiError; rethrows anything else. */
+/** Runs validation; returns the stored spec, or undefined for an invalid-argument or not-found SwarmError; rethrows anything else. */
 function attempt(b: unknown): ServiceSpec | undefined {
   try {
     return validate(b)
   } catch (e) {
-    if (e instanceof ApiError && (e.status === 400 || e.status === 404)) return undefined
+    if (e instanceof SwarmError && (e.kind === 'invalid_argument' || e.kind === 'not_found')) return undefined
     throw e
   }
 }
 
-t.test('arbitrary JSON never throws anything but an ApiError', async t => {
+t.test('arbitrary JSON never throws anything but a SwarmError', async t => {
   fc.assert(fc.property(anyJson, b => void attempt(b)))
   fc.assert(fc.property(specBody(true), b => void attempt(b)), { numRuns: 1000 })
   fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), b => void attempt({ TaskTemplate: { ContainerSpec: { Image: 'x' } }, ...(typeof b === 'object' && b && !Array.isArray(b) ? b : {}) })))
@@ -377,9 +378,9 @@ t.test('a stored spec sent back (as docker service update does) is accepted unch
 t.test('validation is fast even on hostile names and images', async t => {
   const start = performance.now()
   for (const n of ['a'.repeat(5000) + '!', 'a-'.repeat(3000) + '!']) {
-    t.throws(() => validate(body({ top: { Name: n } })), ApiError)
-    t.throws(() => validate(body({ container: { Image: n } })), ApiError)
+    t.throws(() => validate(body({ top: { Name: n } })), SwarmError)
+    t.throws(() => validate(body({ container: { Image: n } })), SwarmError)
   }
-  t.throws(() => validate(body({ container: { Image: `${'a.'.repeat(400)}/${'b-'.repeat(100)}!` } })), ApiError)
+  t.throws(() => validate(body({ container: { Image: `${'a.'.repeat(400)}/${'b-'.repeat(100)}!` } })), SwarmError)
   t.ok(performance.now() - start < 200, 'well under 200 ms')
 })

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
-import { ApiError } from '../errors.js'
+import { SwarmError } from '../types/errors.js'
 import { parseConstraints } from './constraint.js'
-import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortConfig, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig } from './types.js'
+import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortConfig, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * Checks the body of POST /services/create and /services/{id}/update as
@@ -30,8 +30,8 @@ export interface SpecContext {
 }
 
 const SECOND = 1e9
-const rpc = (desc: string) => new ApiError(400, `rpc error: code = InvalidArgument desc = ${desc}`)
-const invalid = (message: string) => new ApiError(400, message)
+const rpc = (desc: string) => new SwarmError('E_INVALID_SPEC', `rpc error: code = InvalidArgument desc = ${desc}`)
+const invalid = (message: string) => new SwarmError('E_INVALID_SPEC', message)
 // Go's %q for the strings users type.
 const q = (s: string) => JSON.stringify(s)
 
@@ -221,7 +221,7 @@ function zero(schema: Schema): unknown {
 function resolveNetwork(n: Partial<NetworkAttachmentConfig>, ctx: SpecContext): NetworkAttachmentConfig {
   const target = n.Target ?? ''
   const found = ctx.networkByRef(target)
-  if (!found) throw new ApiError(404, `network ${target} not found`)
+  if (!found) throw new SwarmError('E_NETWORK_NOT_FOUND', `network ${target} not found`)
   return { Target: found.ID, ...(n.Aliases?.length ? { Aliases: n.Aliases } : {}) }
 }
 

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { generateKeyPair } from '../control/identity.js'
-import { ApiError } from '../errors.js'
+import { swarmError } from '../test-helpers.test-helper.js'
 import { Networks } from './networks.js'
 import { Secrets } from './secrets.js'
 import { parseFilters, Services } from './services.js'
 import { Store } from './store.js'
-import type { Task, TaskState } from './types.js'
+import type { Task, TaskState } from '../types/task.js'
 
 async function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
@@ -36,7 +36,6 @@ function body(name: string, o: { top?: Json; container?: Json; task?: Json; port
   }
 }
 
-const apiError = (status: number, message: string) => ({ constructor: ApiError, status, message })
 
 t.test('create: an ID, defaults, published ports from 30000, kicks the orchestrator', async t => {
   const { services, kicks } = await setup(t)
@@ -60,9 +59,9 @@ t.test('create: an ID, defaults, published ports from 30000, kicks the orchestra
     { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 0, PublishMode: 'host' },
   ])
 
-  await t.rejects(services.create(body('web')), apiError(409, 'rpc error: code = AlreadyExists desc = service web already exists'))
-  await t.rejects(services.create(body('web2', { ports: [{ TargetPort: 1, PublishedPort: 30000 }] })), { status: 400, message: /port '30000' is already in use by service 'web'/ })
-  t.throws(() => services.get('nope'), apiError(404, 'service nope not found'))
+  await t.rejects(services.create(body('web')), swarmError('conflict', 'rpc error: code = AlreadyExists desc = service web already exists'))
+  await t.rejects(services.create(body('web2', { ports: [{ TargetPort: 1, PublishedPort: 30000 }] })), swarmError('invalid_argument', /port '30000' is already in use by service 'web'/))
+  t.throws(() => services.get('nope'), swarmError('not_found', 'service nope not found'))
   t.equal(services.find(''), undefined)
   t.equal(services.list().length, 2)
 })
@@ -74,13 +73,13 @@ t.test('an ambiguous ID prefix', async t => {
   for (let i = 0; i < 37; i++) ids.push(await services.create(body(`s${i}`)))
   const first = ids.map(i => i[0]!).find((c, i, all) => all.indexOf(c) !== i)!
   const n = ids.filter(i => i[0] === first).length
-  t.throws(() => services.find(first), apiError(400, `service ${first} is ambiguous (${n} matches found)`))
+  t.throws(() => services.find(first), swarmError('invalid_argument', `service ${first} is ambiguous (${n} matches found)`))
 })
 
 t.test('update: versions, rolling updates, kept ports, refused changes', async t => {
   const { services, kicks } = await setup(t)
   const id = await services.create(body('web', { ports: [{ TargetPort: 80 }] }))
-  await t.rejects(services.update(id, 5, body('web'), false), apiError(500, 'rpc error: code = Unknown desc = update out of sequence'))
+  await t.rejects(services.update(id, 5, body('web'), false), swarmError('unknown', 'rpc error: code = Unknown desc = update out of sequence'))
 
   // Replicas only: no rolling update.
   await services.update(id, 1, body('web', { ports: [{ TargetPort: 80 }], top: { Mode: { Replicated: { Replicas: 3 } } } }), false)
@@ -101,16 +100,16 @@ t.test('update: versions, rolling updates, kept ports, refused changes', async t
   t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000)
   t.equal(kicks(), 3)
 
-  await t.rejects(services.update(id, 3, body('web2'), false), apiError(400, 'rpc error: code = Unimplemented desc = renaming services is not supported'))
-  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), apiError(400, 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
-  await t.rejects(services.update('nope', 1, body('nope'), false), apiError(404, 'service nope not found'))
+  await t.rejects(services.update(id, 3, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
+  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
   t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
 })
 
 t.test('rollback swaps back to the previous spec', async t => {
   const { services } = await setup(t)
   const id = await services.create(body('web'))
-  await t.rejects(services.update(id, 1, undefined, true), apiError(500, `rpc error: code = FailedPrecondition desc = service ${id} does not have a previous spec`))
+  await t.rejects(services.update(id, 1, undefined, true), swarmError('unknown', `rpc error: code = FailedPrecondition desc = service ${id} does not have a previous spec`))
   await services.update(id, 1, body('web', { container: { Image: 'busybox:2' } }), false)
   await services.update(id, 2, undefined, true)
   const s = services.get(id)
@@ -159,7 +158,7 @@ t.test('VIPs: ingress for published ports, one per --network, none for dnsrr; re
 
   await t.rejects(
     services.create(body('bad', { task: { Networks: [{ Target: 'ingress' }] } })),
-    apiError(400, 'rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "ingress"'),
+    swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "ingress"'),
   )
 })
 
@@ -173,7 +172,7 @@ t.test('publishing without an ingress network is refused', async t => {
   const services = new Services({ store, secrets: new Secrets(store, generateKeyPair().privateKey), networks: new Networks(store), kick: () => undefined })
   await t.rejects(
     services.create(body('web', { ports: [{ TargetPort: 80 }] })),
-    apiError(400, 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
+    swarmError('failed_precondition', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
   )
 })
 
@@ -221,7 +220,7 @@ t.test('tasks(): Docker filters', async t => {
   t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2', 'bbb2'], "'ready' counts as running")
   t.same(f({ 'desired-state': ['shutdown'] }).sort(), ['bbb1', 'ccc1'], "'remove' counts as shutdown")
   t.same(f({ 'desired-state': ['accepted'] }), ['ccc2'])
-  t.throws(() => f({ 'desired-state': ['running', 'complete'] }), apiError(400, "Invalid filter 'desired-state=complete'"))
+  t.throws(() => f({ 'desired-state': ['running', 'complete'] }), swarmError('invalid_argument', "Invalid filter 'desired-state=complete'"))
   t.same(f({ id: ['aaa'] }).sort(), ['aaa1', 'aaa2'])
   t.same(f({ id: ['ccc2', 'bbb1'] }).sort(), ['bbb1', 'ccc2'])
   t.same(f({ name: ['web.1'] }).sort(), ['aaa2', 'bbb1'])
@@ -239,11 +238,11 @@ t.test('parseFilters: both Docker formats and the errors', async t => {
     ['node', ['n1', 'n2']],
   ]))
   t.same(parseFilters('{"id":[1]}'), new Map([['id', ['1']]]))
-  t.throws(() => parseFilters('{'), { constructor: ApiError, status: 400, message: /^invalid filter: / })
-  t.throws(() => parseFilters('[1]'), apiError(400, 'invalid filter: it must be a JSON object'))
-  t.throws(() => parseFilters('null'), apiError(400, 'invalid filter: it must be a JSON object'))
-  t.throws(() => parseFilters('{"name":"web"}'), apiError(400, "invalid filter 'name'"))
-  t.throws(() => parseFilters('{"name":null}'), apiError(400, "invalid filter 'name'"))
+  t.throws(() => parseFilters('{'), swarmError('invalid_argument', /^invalid filter: /))
+  t.throws(() => parseFilters('[1]'), swarmError('invalid_argument', 'invalid filter: it must be a JSON object'))
+  t.throws(() => parseFilters('null'), swarmError('invalid_argument', 'invalid filter: it must be a JSON object'))
+  t.throws(() => parseFilters('{"name":"web"}'), swarmError('invalid_argument', "invalid filter 'name'"))
+  t.throws(() => parseFilters('{"name":null}'), swarmError('invalid_argument', "invalid filter 'name'"))
 })
 
 t.test('status(): running, desired and completed counts', async t => {
@@ -271,20 +270,20 @@ t.test('secrets: sealed in the store, refused removal while used, values for the
   t.same(secrets.values(['x']), {}, 'no data key yet: nothing')
   const id = await secrets.create({ Name: 'db', Data: data, Labels: { a: 'b' } })
   const id2 = await secrets.create({ Name: 'api', Data: Buffer.from('other').toString('base64') })
-  await t.rejects(secrets.create({ Name: 'db', Data: data }), apiError(409, 'rpc error: code = AlreadyExists desc = secret db already exists'))
+  await t.rejects(secrets.create({ Name: 'db', Data: data }), swarmError('conflict', 'rpc error: code = AlreadyExists desc = secret db already exists'))
   t.match(secrets.get('db'), { ID: id, Spec: { Name: 'db', Labels: { a: 'b' } } })
   t.equal(secrets.find(id)?.Spec.Name, 'db')
   t.equal(secrets.find(id2.slice(0, 8))?.Spec.Name, 'api')
   t.equal(secrets.find(''), undefined)
-  t.throws(() => secrets.get('nope'), apiError(404, 'secret nope not found'))
+  t.throws(() => secrets.get('nope'), swarmError('not_found', 'secret nope not found'))
   t.same(secrets.values([]), {})
   t.same(secrets.values([id, 'unknown']), { [id]: data })
   t.notOk(JSON.stringify(secrets.list()).includes(data), 'the API objects carry no value')
 
   await services.create(body('web', { container: { Secrets: [{ SecretName: 'db', SecretID: id }] } }))
-  await t.rejects(secrets.remove('db'), apiError(400, "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following service: web"))
+  await t.rejects(secrets.remove('db'), swarmError('failed_precondition', "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following service: web"))
   await services.create(body('web2', { container: { Secrets: [{ SecretName: 'db', SecretID: id }] } }))
-  await t.rejects(secrets.remove(id), apiError(400, "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following services: web, web2"))
+  await t.rejects(secrets.remove(id), swarmError('failed_precondition', "rpc error: code = InvalidArgument desc = secret 'db' is in use by the following services: web, web2"))
   await secrets.remove(id2)
   t.equal(secrets.find('api'), undefined)
 

@@ -1,10 +1,11 @@
-import { ApiError } from '../errors.js'
-import { newId } from './orchestrator.js'
+import { SwarmError } from '../types/errors.js'
+import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { needsIngress, type Networks } from './networks.js'
 import type { Secrets } from './secrets.js'
 import type { Store } from './store.js'
-import { type PortConfig, type Service, type ServiceSpec, type Task } from './types.js'
+import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
+import { type Task } from '../types/task.js'
 
 /** Swarm's range for published ports the user left to the manager. */
 const DYNAMIC_PORTS = { first: 30000, last: 32767 }
@@ -17,13 +18,13 @@ export function parseFilters(raw: string | null): Map<string, string[]> {
   try {
     f = JSON.parse(raw)
   } catch (e) {
-    throw new ApiError(400, `invalid filter: ${(e as Error).message}`)
+    throw new SwarmError('E_INVALID_FILTER', `invalid filter: ${(e as Error).message}`)
   }
-  if (!f || typeof f !== 'object' || Array.isArray(f)) throw new ApiError(400, 'invalid filter: it must be a JSON object')
+  if (!f || typeof f !== 'object' || Array.isArray(f)) throw new SwarmError('E_INVALID_FILTER', 'invalid filter: it must be a JSON object')
   for (const [k, v] of Object.entries(f)) {
     if (Array.isArray(v)) out.set(k, v.map(String))
     else if (v && typeof v === 'object') out.set(k, Object.keys(v).filter(x => (v as Record<string, unknown>)[x]))
-    else throw new ApiError(400, `invalid filter '${k}'`)
+    else throw new SwarmError('E_INVALID_FILTER', `invalid filter '${k}'`)
   }
   return out
 }
@@ -54,13 +55,13 @@ export class Services {
     const exact = all.find(s => s.ID === ref) ?? all.find(s => s.Spec.Name === ref)
     if (exact) return exact
     const prefix = ref ? all.filter(s => s.ID.startsWith(ref)) : []
-    if (prefix.length > 1) throw new ApiError(400, `service ${ref} is ambiguous (${prefix.length} matches found)`)
+    if (prefix.length > 1) throw new SwarmError('E_AMBIGUOUS', `service ${ref} is ambiguous (${prefix.length} matches found)`)
     return prefix[0]
   }
 
   get(ref: string): Service {
     const s = this.find(ref)
-    if (!s) throw new ApiError(404, `service ${ref} not found`)
+    if (!s) throw new SwarmError('E_SERVICE_NOT_FOUND', `service ${ref} not found`)
     return s
   }
 
@@ -71,7 +72,7 @@ export class Services {
     })
     for (const n of spec.TaskTemplate.Networks ?? []) {
       const net = this.d.networks.find(n.Target)
-      if (net?.Ingress) throw new ApiError(400, `rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "${net.Name}"`)
+      if (net?.Ingress) throw new SwarmError('E_INVALID_SPEC', `rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network "${net.Name}"`)
     }
     checkPortConflicts(spec, this.list().filter(s => s.ID !== self?.ID))
     return spec
@@ -86,7 +87,7 @@ export class Services {
     const nets: string[] = []
     if (needsIngress(svc)) {
       const ingress = this.d.networks.ingress()
-      if (!ingress) throw new ApiError(400, 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present')
+      if (!ingress) throw new SwarmError('E_NO_INGRESS', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present')
       nets.push(ingress.ID)
     }
     for (const n of svc.Spec.TaskTemplate.Networks ?? []) nets.push(this.d.networks.get(n.Target).ID)
@@ -108,13 +109,13 @@ export class Services {
           return { ...q, PublishedPort: port }
         }
       }
-      throw new ApiError(500, 'no free published port left in 30000-32767')
+      throw new SwarmError('E_PORTS_EXHAUSTED', 'no free published port left in 30000-32767')
     })
   }
 
   async create(body: unknown): Promise<string> {
     const spec = this.validate(body)
-    if (this.list().some(s => s.Spec.Name === spec.Name)) throw new ApiError(409, `rpc error: code = AlreadyExists desc = service ${spec.Name} already exists`)
+    if (this.list().some(s => s.Spec.Name === spec.Name)) throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = service ${spec.Name} already exists`)
     const t = new Date().toISOString()
     const svc: Service = {
       ID: newId(),
@@ -137,14 +138,14 @@ export class Services {
    */
   async update(ref: string, version: number, body: unknown, rollback: boolean): Promise<void> {
     const cur = this.get(ref)
-    if (version !== cur.Version.Index) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence')
+    if (version !== cur.Version.Index) throw new SwarmError('E_OUT_OF_SEQUENCE', 'rpc error: code = Unknown desc = update out of sequence')
     let spec: ServiceSpec
     if (rollback) {
-      if (!cur.PreviousSpec) throw new ApiError(500, `rpc error: code = FailedPrecondition desc = service ${cur.ID} does not have a previous spec`)
+      if (!cur.PreviousSpec) throw new SwarmError('E_NO_PREVIOUS_SPEC', `rpc error: code = FailedPrecondition desc = service ${cur.ID} does not have a previous spec`)
       spec = cur.PreviousSpec
     } else spec = this.validate(body, cur)
-    if (spec.Name !== cur.Spec.Name) throw new ApiError(400, 'rpc error: code = Unimplemented desc = renaming services is not supported')
-    if (!!spec.Mode.Global !== !!cur.Spec.Mode.Global) throw new ApiError(400, 'rpc error: code = Unimplemented desc = service mode change is not allowed')
+    if (spec.Name !== cur.Spec.Name) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = renaming services is not supported')
+    if (!!spec.Mode.Global !== !!cur.Spec.Mode.Global) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = service mode change is not allowed')
     const t = new Date().toISOString()
     const templateChanged = JSON.stringify(spec.TaskTemplate) !== JSON.stringify(cur.Spec.TaskTemplate)
     const next: Service = {
@@ -186,7 +187,7 @@ export class Services {
     }
     const desired = filters.get('desired-state')
     if (desired?.length) {
-      for (const d of desired) if (!['running', 'shutdown', 'accepted'].includes(d)) throw new ApiError(400, `Invalid filter 'desired-state=${d}'`)
+      for (const d of desired) if (!['running', 'shutdown', 'accepted'].includes(d)) throw new SwarmError('E_INVALID_FILTER', `Invalid filter 'desired-state=${d}'`)
       tasks = tasks.filter(t => desired.includes(t.DesiredState === 'ready' ? 'running' : t.DesiredState) || (desired.includes('shutdown') && t.DesiredState === 'remove'))
     }
     const ids = filters.get('id')

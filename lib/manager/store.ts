@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { readLog, WriteAheadLog } from './wal.js'
 
 export class StoreError extends SwarmdError {}

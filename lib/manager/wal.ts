@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, ftruncateSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 export class WalError extends SwarmdError {}
 

@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { type Endpoint, endpointKey, type Protocol } from './types.js'
 
 /**

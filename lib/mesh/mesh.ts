@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import type { Delegate, Membership, MemberEvent } from '../gossip/membership.js'
 import { Balancer, type BalancerTarget, type BalancingStrategy } from './balancer.js'
 import { decodeDelta, decodeFullState, encodeDeltas, encodeFullState, EndpointTable, type TableUpdate } from './endpoint-table.js'
@@ -10,6 +10,7 @@ import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.j
 import type { SealKeyring } from './seal.js'
 import { Tunnel, type IncomingDatagram, type IncomingStream, type PeerAddress } from './tunnel.js'
 import { endpointKey, type Endpoint, type Protocol, type Vni } from './types.js'
+import { DATA_PATH_PORT } from '../types/defaults.js'
 
 export class MeshError extends SwarmdError {}
 
@@ -111,7 +112,7 @@ export class Mesh {
   }
 
   static async create(opts: MeshOptions): Promise<Mesh> {
-    const o = { port: 4789, idleTimeoutMs: 0, keepAliveMs: 30_000, drainMs: 2_000, ...opts }
+    const o = { port: DATA_PATH_PORT, idleTimeoutMs: 0, keepAliveMs: 30_000, drainMs: 2_000, ...opts }
     let mesh!: Mesh
     const tunnel = await Tunnel.listen({
       host: o.host,

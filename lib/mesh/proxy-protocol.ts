@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 
 /**
  * The PROXY protocol (haproxy's doc/proxy-protocol.txt), versions 1 (text)

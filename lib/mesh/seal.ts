@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { ReplayWindow } from './replay-window.js'
 import { FRAME_HEADER_LEN, FrameFlag, writeFrameHeader, type Frame, type FrameHeader } from './tunnel-frame.js'
 

@@ -1,4 +1,4 @@
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import type { Vni } from './types.js'
 import { VXLAN_HEADER_LEN, readVxlanVni, writeVxlanHeader } from './vxlan.js'
 

@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
 import { Duplex } from 'node:stream'
-import { SwarmdError } from '../errors.js'
+import { SwarmdError } from '../types/errors.js'
 import { Sealer, openFrame, type SealKeyring } from './seal.js'
 import {
   FRAME_HEADER_LEN,

@@ -1,7 +1,7 @@
 /**
- * The swarm objects as the Docker Engine API shapes them (ServiceSpec, Task,
- * Secret). The manager stores them in these shapes, so the API returns what
- * it stored and the docker CLI reads it as it reads Docker's.
+ * Services as the Docker Engine API shapes them (ServiceSpec and Service).
+ * The manager stores them in these shapes, so the API returns what it stored
+ * and the docker CLI reads it as it reads Docker's.
  */
 
 /** Go durations travel as nanoseconds in the API. */
@@ -107,53 +107,4 @@ export interface Service {
   PreviousSpec?: ServiceSpec
   Endpoint: { Spec: EndpointSpec; Ports?: PortConfig[]; VirtualIPs?: { NetworkID: string; Addr: string }[] }
   UpdateStatus?: { State: UpdateState; StartedAt?: string; CompletedAt?: string; Message: string }
-}
-
-/** Swarm's task states; their order is the numeric one of api/types.proto (a state only moves forward). */
-export const TASK_STATES = ['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running', 'complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'] as const
-export type TaskState = (typeof TASK_STATES)[number]
-
-export const stateRank = (s: TaskState): number => TASK_STATES.indexOf(s)
-/** A task past running: it will not run again. */
-export const isTerminal = (s: TaskState): boolean => stateRank(s) > stateRank('running')
-
-export interface PortStatus {
-  Protocol: 'tcp' | 'udp' | 'sctp'
-  TargetPort: number
-  PublishedPort: number
-  PublishMode: 'ingress' | 'host'
-}
-
-export interface TaskStatus {
-  Timestamp: string
-  State: TaskState
-  Message: string
-  Err?: string
-  ContainerStatus?: { ContainerID?: string; PID?: number; ExitCode?: number }
-  PortStatus?: { Ports?: PortStatus[] }
-}
-
-export interface Task {
-  ID: string
-  Version: Version
-  CreatedAt: string
-  UpdatedAt: string
-  Labels: Record<string, string>
-  Spec: TaskSpec
-  /** Which service spec version the task runs (detects dirty slots in an update). */
-  SpecVersion?: Version
-  ServiceID: string
-  /** Replicated services number their tasks 1..N; global ones have no slot. */
-  Slot?: number
-  NodeID?: string
-  Status: TaskStatus
-  DesiredState: TaskState
-}
-
-export interface Secret {
-  ID: string
-  Version: Version
-  CreatedAt: string
-  UpdatedAt: string
-  Spec: { Name: string; Labels?: Record<string, string> }
 }

@@ -3,37 +3,25 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { newId, Orchestrator, type NodeInfo } from './orchestrator.js'
-import { planner } from './placement.js'
-import { Store } from './store.js'
-import type { Service, ServiceSpec, Task, TaskState } from './types.js'
+import { VirtualClock } from '../../gossip/virtual-clock.js'
+import { newId } from '../ids.js'
+import { planner } from '../placement.js'
+import { Store } from '../store.js'
+import type { Service, ServiceSpec } from '../../types/service.js'
+import type { Task, TaskState } from '../../types/task.js'
+import { node } from './fixtures.test-helper.js'
+import { Orchestrator, type NodeInfo } from './orchestrator.js'
 
 const S = 1e9
-
-function node(id: string, extra: Partial<NodeInfo> = {}): NodeInfo {
-  return {
-    id,
-    hostname: `host-${id}`,
-    role: 'worker',
-    addr: '127.0.0.1',
-    ready: true,
-    availability: 'active',
-    labels: {},
-    engineLabels: {},
-    platform: { os: 'linux', arch: 'x86_64' },
-    resources: { nanoCPUs: 4e9, memoryBytes: 8 << 30 },
-    ...extra,
-  }
-}
 
 /** An orchestrator on a real store, with a clock and nodes the test moves. */
 async function setup(t: Test, nodes: NodeInfo[]) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-orch-'))
   const store = await Store.open(dir)
-  let now = Date.parse('2026-01-01T00:00:00Z')
-  const o = new Orchestrator({ store, clock: { now: () => now }, nodes: () => nodes, planner, changed: () => undefined, log: pino({ level: 'silent' }) })
+  const clock = new VirtualClock(Date.parse('2026-01-01T00:00:00Z'))
+  const o = new Orchestrator({ store, clock, nodes: () => nodes, planner, changed: () => undefined, log: pino({ level: 'silent' }) })
   t.teardown(async () => {
-    o.close()
+    await o.close()
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
@@ -44,8 +32,8 @@ async function setup(t: Test, nodes: NodeInfo[]) {
     const s: Service = {
       ID: newId(),
       Version: { Index: 1 },
-      CreatedAt: new Date(now).toISOString(),
-      UpdatedAt: new Date(now).toISOString(),
+      CreatedAt: new Date(clock.now()).toISOString(),
+      UpdatedAt: new Date(clock.now()).toISOString(),
       Spec: { Name: 'web', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: replicas ?? 1 } }, ...rest },
       Endpoint: { Spec: {} },
     }
@@ -57,14 +45,14 @@ async function setup(t: Test, nodes: NodeInfo[]) {
     const cur = store.get<Service>('services', s.ID)!
     const spec = structuredClone(cur.Spec)
     change(spec)
-    const next: Service = { ...cur, Version: { Index: cur.Version.Index + 1 }, Spec: spec, PreviousSpec: cur.Spec, UpdateStatus: { State: 'updating', StartedAt: new Date(now).toISOString(), Message: 'update in progress' } }
+    const next: Service = { ...cur, Version: { Index: cur.Version.Index + 1 }, Spec: spec, PreviousSpec: cur.Spec, UpdateStatus: { State: 'updating', StartedAt: new Date(clock.now()).toISOString(), Message: 'update in progress' } }
     await store.commit([{ op: 'put', table: 'services', id: s.ID, value: next }])
     await o.kick()
     return next
   }
   /** What an agent would report: the task reached `state` now. */
   const report = async (task: Task, state: TaskState, err?: string): Promise<void> => {
-    await o.report(task.NodeID!, [{ id: task.ID, status: { Timestamp: new Date(now).toISOString(), State: state, Message: state, ...(err ? { Err: err } : {}) } }])
+    await o.report(task.NodeID!, [{ id: task.ID, status: { Timestamp: new Date(clock.now()).toISOString(), State: state, Message: state, ...(err ? { Err: err } : {}) } }])
     await o.kick()
   }
   /** Every assigned task that is wanted starts running; every one that is not wanted stops. */
@@ -75,7 +63,7 @@ async function setup(t: Test, nodes: NodeInfo[]) {
     }
   }
   const advance = async (ms: number): Promise<void> => {
-    now += ms
+    await clock.advance(ms)
     await o.kick()
   }
   return { store, o, tasks, live, service, update, report, agentsRun, advance }

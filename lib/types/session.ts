@@ -1,17 +1,21 @@
-import type { LogLine, LogOptions } from '../agent/executor.js'
-import type { PortConfig, Task, TaskStatus } from './types.js'
-
 /**
- * What travels over a node's session with the manager. Down: the node's
- * assignments (every task placed on it that is not yet known to be over,
- * with the secrets they use) and log requests. Up: task status and log lines.
+ * What travels over a node's session with the manager (the dispatcher's
+ * messages). Down: the node's assignments (every task placed on it that is
+ * not yet known to be over, with the secrets they use) and log requests.
+ * Up: task status and log lines.
  */
-/** What every node's mesh needs: the networks (with their keys, when encrypted) and each service's ports and VIPs. */
+import type { LogLine, LogOptions } from './logs.js'
+import type { PortConfig } from './service.js'
+import type { Task, TaskStatus } from './task.js'
+
+/** What every node's mesh needs: the networks (with their keys, when encrypted), each service's ports and VIPs, and the swarm's nodes. */
 export interface Routing {
   /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
   dataPathPort: number
   networks: { id: string; vni: number; ingress: boolean; keys?: { tag: number; key: string }[] }[]
   services: { id: string; name: string; labels: Record<string, string>; ports: PortConfig[]; vips: { network: string; loopback: string }[] }[]
+  /** The IDs of the swarm's nodes: the only peers a node's data plane accepts. */
+  nodes?: string[]
 }
 
 export type DownMessage =

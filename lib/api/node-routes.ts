@@ -1,0 +1,61 @@
+import { arch, cpus, totalmem } from 'node:os'
+import type { Manager } from '../manager/manager.js'
+import type { SwarmNode } from '../node/node.js'
+import type { Availability, NodeRecord, NodeSpec } from '../types/node.js'
+import { VERSION } from '../types/version.js'
+import { ApiError } from './api-error.js'
+import type { ApiServer } from './http.js'
+import { versionParam } from './params.js'
+
+const ARCH = arch() === 'x64' ? 'x86_64' : arch()
+
+/** Docker's Node object. */
+export function nodeObject(m: Manager, self: string, n: NodeRecord): Record<string, unknown> {
+  const state = m.nodes.state(n.id)
+  return {
+    ID: n.id,
+    Version: { Index: n.version },
+    CreatedAt: n.createdAt,
+    UpdatedAt: n.updatedAt,
+    Spec: { Name: n.spec.Name ?? '', Labels: n.spec.Labels, Role: n.spec.Role, Availability: n.spec.Availability },
+    Description: {
+      Hostname: n.hostname,
+      Platform: { Architecture: ARCH, OS: 'linux' },
+      Resources: { NanoCPUs: cpus().length * 1e9, MemoryBytes: totalmem() },
+      Engine: { EngineVersion: VERSION, Labels: {}, Plugins: [] },
+      TLSInfo: {},
+    },
+    Status: { State: state, Message: state === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
+    ...(n.spec.Role === 'manager' && n.managerAddr ? { ManagerStatus: { Leader: n.id === self, Reachability: 'reachable', Addr: n.managerAddr } } : {}),
+  }
+}
+
+const AVAILABILITY: readonly Availability[] = ['active', 'pause', 'drain']
+
+function nodeSpec(body: unknown): NodeSpec {
+  const b = (body ?? {}) as Record<string, unknown>
+  if (typeof b !== 'object') throw new ApiError(400, 'the request body must be a NodeSpec object')
+  const role = b.Role ?? 'worker'
+  if (role !== 'manager' && role !== 'worker') throw new ApiError(400, `invalid Role "${String(role)}": it must be "manager" or "worker"`)
+  const availability = b.Availability ?? 'active'
+  if (!AVAILABILITY.includes(availability as Availability)) throw new ApiError(400, `invalid Availability "${String(availability)}": it must be "active", "pause" or "drain"`)
+  const labels = (b.Labels ?? {}) as Record<string, unknown>
+  if (typeof labels !== 'object' || Object.values(labels).some(v => typeof v !== 'string')) throw new ApiError(400, 'invalid Labels: it must map strings to strings')
+  return { ...(typeof b.Name === 'string' ? { Name: b.Name } : {}), Labels: labels as Record<string, string>, Role: role, Availability: availability as Availability }
+}
+
+const forced = (q: URLSearchParams): boolean => q.get('force') === 'true' || q.get('force') === '1'
+
+/** /nodes: list, inspect (ID, ID prefix or hostname), update, remove. */
+export function mountNodeRoutes(api: ApiServer, node: SwarmNode): void {
+  const obj = (n: NodeRecord): Record<string, unknown> => nodeObject(node.manager(), node.nodeId, n)
+  api
+    .route('GET', '/nodes', () => node.manager().nodes.list().map(obj))
+    .route('GET', '/nodes/:id', req => obj(node.manager().nodes.get(req.params.id!)))
+    .route('DELETE', '/nodes/:id', async req => {
+      await node.manager().removeNode(req.params.id!, forced(req.query))
+    })
+    .route('POST', '/nodes/:id/update', async req => {
+      await node.manager().updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
+    })
+}

@@ -1,0 +1,73 @@
+import { arch, cpus, hostname as osHostname, release, totalmem } from 'node:os'
+import type { SwarmNode } from '../node/node.js'
+import { VERSION } from '../types/version.js'
+import { API_VERSION, type ApiServer } from './http.js'
+import { clusterInfo } from './swarm-routes.js'
+
+const ARCH = arch() === 'x64' ? 'x86_64' : arch()
+
+/** /_ping, /version and /info: what the docker CLI asks first. */
+export function mountSystemRoutes(api: ApiServer, node: SwarmNode, hostname: string): void {
+  api
+    .route('GET', '/_ping', () => 'OK')
+    .route('GET', '/version', () => ({
+      Platform: { Name: 'swarmd' },
+      Version: VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: '1.24',
+      Os: 'linux',
+      Arch: arch() === 'x64' ? 'amd64' : arch(),
+      KernelVersion: release(),
+      GoVersion: process.version,
+      GitCommit: '',
+      BuildTime: '',
+      Components: [{ Name: 'swarmd', Version: VERSION, Details: { ApiVersion: API_VERSION } }],
+    }))
+    .route('GET', '/info', () => ({
+      ID: node.nodeId,
+      Name: hostname || osHostname(),
+      ServerVersion: VERSION,
+      OperatingSystem: 'swarmd',
+      OSType: 'linux',
+      Architecture: ARCH,
+      NCPU: cpus().length,
+      MemTotal: totalmem(),
+      KernelVersion: release(),
+      Containers: 0,
+      Images: 0,
+      Driver: 'none',
+      Swarm: swarmInfo(node),
+    }))
+}
+
+/** The Swarm block of /info: a manager's view, a worker's, or a node in no swarm. */
+function swarmInfo(node: SwarmNode): Record<string, unknown> {
+  const c = node.cluster
+  const w = node.worker
+  if (c) {
+    const nodes = node.manager().nodes.list()
+    const me = nodes.find(n => n.id === node.nodeId)
+    return {
+      NodeID: node.nodeId,
+      NodeAddr: me?.addr ?? '',
+      LocalNodeState: 'active',
+      ControlAvailable: true,
+      Error: '',
+      RemoteManagers: nodes.filter(n => n.managerAddr).map(n => ({ NodeID: n.id, Addr: n.managerAddr })),
+      Nodes: nodes.length,
+      Managers: nodes.filter(n => n.spec.Role === 'manager').length,
+      Cluster: clusterInfo(c),
+    }
+  }
+  if (w) {
+    return {
+      NodeID: node.nodeId,
+      NodeAddr: w.advertiseAddr.split(':')[0],
+      LocalNodeState: 'active',
+      ControlAvailable: false,
+      Error: '',
+      RemoteManagers: [{ NodeID: '', Addr: w.managerAddr }],
+    }
+  }
+  return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null }
+}

@@ -1,0 +1,220 @@
+import { randomBytes, type KeyObject } from 'node:crypto'
+import type { Logger } from 'pino'
+import { ClusterCA, needsRenewal, type NodeCertificate } from '../control/ca.js'
+import type { ControlNode } from '../control/control-node.js'
+import { base36, publicKeyFromRaw } from '../control/identity.js'
+import { serveJoin } from '../control/join-protocol.js'
+import { newJoinToken, parseJoinToken } from '../control/join-token.js'
+import { serveRpc } from '../control/rpc.js'
+import { CERT_TTL_MS, CONTROL_PORT, DATA_PATH_PORT, GOSSIP_PORT, HEARTBEAT_MS, KEY_ROTATION_MS } from '../types/defaults.js'
+import { ALREADY_IN_SWARM, SwarmError } from '../types/errors.js'
+import { splitAddr } from '../types/addr.js'
+import type { ClusterRecord, InitRequest, NodeRecord, NodeRole } from '../types/node.js'
+import { newDataKey, openDataKey } from './data-key.js'
+import type { SecretBox } from './secret-box.js'
+import type { Nodes } from './nodes.js'
+import type { Store } from './store.js'
+
+const now = (): string => new Date().toISOString()
+const newGossipKey = (): string => randomBytes(16).toString('base64')
+
+/** How the cluster's timings are set: what a test may shorten. */
+export interface ClusterTimings {
+  /** Swarm rotates the gossip keys every 12 h. */
+  gossipKeyRotationMs: number
+  /** Nodes check in this often; the answer carries the current gossip keys. */
+  heartbeatMs: number
+}
+
+export const DEFAULT_TIMINGS: ClusterTimings = { gossipKeyRotationMs: KEY_ROTATION_MS, heartbeatMs: HEARTBEAT_MS }
+
+/**
+ * The cluster of a manager (swarmkit's CA server and key manager, and the
+ * control API's swarm half): the cluster record with its CA, whose private
+ * key is sealed at rest under the manager's data key; the join tokens; node
+ * certificates; the gossip keys and their rotation; and what it serves on
+ * the control plane: joins, and the RPCs nodes make (check-in, renewal).
+ */
+export class Cluster {
+  private caCache: { sealed: string; ca: ClusterCA } | undefined
+  private box: SecretBox | undefined
+
+  constructor(
+    private readonly d: {
+      store: Store
+      /** The manager's node key: it opens the data key that seals the CA key. */
+      nodeKey: KeyObject
+      timings: ClusterTimings
+      log: Logger
+    },
+  ) {}
+
+  /**
+   * `swarm init`: a new cluster with its CA, tokens and gossip keys, this node
+   * its first manager, in one commit. Checks the request as Docker does.
+   */
+  static async bootstrap(store: Store, o: { nodeKey: KeyObject; nodePublicKey: KeyObject; nodeId: string; hostname: string; req: InitRequest }): Promise<ClusterRecord> {
+    const req = o.req
+    const listen = splitAddr(req.ListenAddr || `0.0.0.0:${CONTROL_PORT}`, CONTROL_PORT)
+    const advertise = splitAddr(req.AdvertiseAddr || (listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host), listen.port)
+    const dataPathPort = req.DataPathPort || DATA_PATH_PORT
+    if (!Number.isInteger(dataPathPort) || dataPathPort < 1024 || dataPathPort > 49151) {
+      throw new SwarmError('E_INVALID_ARGUMENT', `invalid DataPathPort ${req.DataPathPort}: it must be within 1024 - 49151`)
+    }
+    const expiryNs = req.Spec?.CAConfig?.NodeCertExpiry
+    if (expiryNs !== undefined && (!Number.isFinite(expiryNs) || expiryNs < 1e9)) {
+      throw new SwarmError('E_INVALID_ARGUMENT', `invalid CAConfig.NodeCertExpiry ${expiryNs}: it must be at least 1s (in nanoseconds)`)
+    }
+    if (store.get('cluster', 'default')) throw new SwarmError('E_ALREADY_IN_SWARM', ALREADY_IN_SWARM)
+    const certTtlMs = expiryNs ? Math.floor(expiryNs / 1e6) : CERT_TTL_MS
+    const ca = ClusterCA.create()
+    const dek = openDataKey(store, o.nodeKey) ? undefined : newDataKey(o.nodeKey)
+    const box = dek?.box ?? openDataKey(store, o.nodeKey)!
+    const selfCert = ca.issue({ nodePublicKey: o.nodePublicKey, role: 'manager', now: Date.now(), ttlMs: certTtlMs })
+    const t = now()
+    const cluster: ClusterRecord = {
+      id: base36(randomBytes(16), 25),
+      version: 1,
+      createdAt: t,
+      updatedAt: t,
+      caKey: box.seal(Buffer.from(ca.export())),
+      tokens: { worker: newJoinToken(ca.digest), manager: newJoinToken(ca.digest) },
+      gossipKeys: [0, 1, 2].map(newGossipKey),
+      listenAddr: `${listen.host}:${listen.port}`,
+      advertiseAddr: `${advertise.host}:${advertise.port}`,
+      dataPathPort,
+      certTtlMs,
+    }
+    const node: NodeRecord = {
+      id: o.nodeId,
+      version: 1,
+      createdAt: t,
+      updatedAt: t,
+      spec: { Labels: {}, Role: 'manager', Availability: 'active' },
+      hostname: o.hostname,
+      addr: advertise.host,
+      managerAddr: cluster.advertiseAddr,
+    }
+    await store.commit([
+      ...(dek ? [dek.mutation] : []),
+      { op: 'put', table: 'cluster', id: 'default', value: cluster },
+      { op: 'put', table: 'nodes', id: node.id, value: node },
+      { op: 'put', table: 'certs', id: 'self', value: selfCert },
+    ])
+    return cluster
+  }
+
+  record(): ClusterRecord {
+    const c = this.d.store.get<ClusterRecord>('cluster', 'default')
+    if (!c) throw new SwarmError('E_INTERNAL', 'the cluster record is missing from the store')
+    return c
+  }
+
+  /** The cluster CA, unsealed and parsed once: every join, check-in and renewal uses it. */
+  ca(): ClusterCA {
+    const sealed = this.record().caKey
+    if (this.caCache?.sealed !== sealed) {
+      this.box ??= openDataKey(this.d.store, this.d.nodeKey)
+      if (!this.box) throw new SwarmError('E_INTERNAL', 'the data key that seals the CA key is missing from the store')
+      this.caCache = { sealed, ca: ClusterCA.load(this.box.open(sealed).toString()) }
+    }
+    return this.caCache.ca
+  }
+
+  selfCert(): NodeCertificate {
+    return this.d.store.get<NodeCertificate>('certs', 'self')!
+  }
+
+  certTtlMs(): number {
+    return this.record().certTtlMs ?? CERT_TTL_MS
+  }
+
+  issueCert(publicKey: KeyObject, role: NodeRole): NodeCertificate {
+    return this.ca().issue({ nodePublicKey: publicKey, role, now: Date.now(), ttlMs: this.certTtlMs() })
+  }
+
+  /** This manager's own certificate, renewed at two thirds of its life. */
+  async renewSelf(): Promise<void> {
+    const own = this.selfCert()
+    if (!own || !needsRenewal(own.body, Date.now())) return
+    const cert = this.issueCert(publicKeyFromRaw(Buffer.from(own.body.publicKey, 'base64')), 'manager')
+    await this.d.store.commit([{ op: 'put', table: 'certs', id: 'self', value: cert }])
+    this.d.log.info('certificate renewed')
+  }
+
+  /** Nodes check in often enough that no key rotation or certificate expiry can outpace them. */
+  heartbeatMs(): number {
+    const ttl = this.d.store.get<ClusterRecord>('cluster', 'default')?.certTtlMs ?? CERT_TTL_MS
+    return Math.min(this.d.timings.heartbeatMs, Math.floor(this.d.timings.gossipKeyRotationMs / 3), Math.floor(ttl / 6))
+  }
+
+  async rotateTokens(version: number, worker: boolean, manager: boolean): Promise<void> {
+    const c = this.record()
+    if (version !== c.version) throw new SwarmError('E_OUT_OF_SEQUENCE', 'update out of sequence')
+    const digest = this.ca().digest
+    const tokens = { worker: worker ? newJoinToken(digest) : c.tokens.worker, manager: manager ? newJoinToken(digest) : c.tokens.manager }
+    await this.d.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, tokens, version: c.version + 1, updatedAt: now() } }])
+  }
+
+  /** Swarm's rotation: drop the oldest of three keys, add a new one; the middle one encrypts. Returns the new keys. */
+  async rotateGossipKeys(): Promise<string[]> {
+    const c = this.record()
+    const gossipKeys = [...c.gossipKeys.slice(1), newGossipKey()]
+    await this.d.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, gossipKeys, updatedAt: now() } }])
+    this.d.log.info('gossip keys rotated')
+    return gossipKeys
+  }
+
+  /** Where this manager gossips: the first contact a joining node is given. */
+  gossipAddr(): string {
+    return `${splitAddr(this.record().advertiseAddr, CONTROL_PORT).host}:${GOSSIP_PORT}`
+  }
+
+  /**
+   * Serves joins and the nodes' RPCs on the control plane. Every RPC's
+   * authority is the role the caller has in the store now, never more than
+   * its certificate says: a demoted node's manager certificate calls as a
+   * worker, a removed node's calls nothing.
+   */
+  async serve(control: ControlNode, o: { nodes: Nodes; onCheckIn: (nodeId: string) => void }): Promise<void> {
+    const { nodes } = o
+    await serveJoin(control, {
+      ca: () => this.ca(),
+      certTtlMs: () => this.certTtlMs(),
+      managerCert: () => this.selfCert(),
+      secrets: () => {
+        const t = this.record().tokens
+        return { worker: parseJoinToken(t.worker).secret, manager: parseJoinToken(t.manager).secret }
+      },
+      admit: async a => {
+        const host = splitAddr(a.advertiseAddr, GOSSIP_PORT).host
+        const node = await nodes.admit({ nodeId: a.nodeId, role: a.role, hostname: a.hostname, addr: host, ...(a.role === 'manager' ? { managerAddr: `${host}:${CONTROL_PORT}` } : {}) })
+        this.d.log.info({ nodeId: node.id, role: a.role, hostname: a.hostname }, 'node joined')
+        return { clusterId: this.record().id, gossipKeys: this.record().gossipKeys, gossipAddr: this.gossipAddr() }
+      },
+      onRefused: (why, peer) => this.d.log.warn({ why, peer: peer.publicKey.toString('base64') }, 'join refused'),
+    })
+    await serveRpc(control, {
+      caPublicKey: () => this.ca().publicKey,
+      selfCert: () => this.selfCert(),
+      role: id => nodes.role(id),
+      onRefused: why => this.d.log.warn({ why }, 'control call refused'),
+      methods: {
+        heartbeat: {
+          roles: ['worker', 'manager'],
+          run: (_params, caller) => {
+            nodes.seen(caller.nodeId)
+            o.onCheckIn(caller.nodeId)
+            return { gossipKeys: this.record().gossipKeys, periodMs: this.heartbeatMs() }
+          },
+        },
+        // A new certificate for the caller's key, with the role its node has now (promote / demote take effect here).
+        renew: {
+          roles: ['worker', 'manager'],
+          run: (_params, caller) => this.issueCert(publicKeyFromRaw(Buffer.from(caller.publicKey, 'base64')), nodes.role(caller.nodeId)!),
+        },
+        'nodes.list': { roles: ['manager'], run: () => nodes.list() },
+      },
+    })
+  }
+}

@@ -1,0 +1,113 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import t, { type Test } from 'tap'
+import { ControlNode } from '../control/control-node.js'
+import { generateKeyPair, nodeIdFor } from '../control/identity.js'
+import type { Session } from '../control/session.js'
+import { VirtualClock } from '../gossip/virtual-clock.js'
+import type { ClusterRecord } from '../types/node.js'
+import type { NetworkRecord } from '../types/network.js'
+import type { DownMessage } from '../types/session.js'
+import { Cluster, DEFAULT_TIMINGS } from './cluster.js'
+import { Manager } from './manager.js'
+import { Store } from './store.js'
+import { freePort } from '../test-helpers.test-helper.js'
+
+const HOST = '127.0.0.243'
+const HB = DEFAULT_TIMINGS.heartbeatMs
+
+
+/** A session in memory: what the dispatcher pushes, and whether it was closed. */
+function memorySession(): Session & { got: DownMessage[]; isClosed: () => boolean } {
+  let done!: () => void
+  let closed = false
+  const got: DownMessage[] = []
+  return {
+    got,
+    send: m => got.push(m as DownMessage),
+    closed: new Promise<void>(r => (done = r)),
+    close: async () => {
+      closed = true
+      done()
+    },
+    isClosed: () => closed,
+  }
+}
+
+/** A manager on a real store and a real control node, on virtual time. */
+async function setup(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-manager-'))
+  const store = await Store.open(dir)
+  const keys = generateKeyPair()
+  const nodeId = nodeIdFor(keys.publicKey)
+  const port = await freePort(HOST)
+  await Cluster.bootstrap(store, { nodeKey: keys.privateKey, nodePublicKey: keys.publicKey, nodeId, hostname: 'mgr', req: { ListenAddr: `${HOST}:${port}`, AdvertiseAddr: HOST } })
+  const control = await ControlNode.create({ privateKey: keys.privateKey, listen: { ip: HOST, port } })
+  const clock = new VirtualClock(Date.now())
+  const applied: string[][] = []
+  const m = new Manager({
+    store,
+    nodeId,
+    nodeKey: keys.privateKey,
+    control,
+    clock,
+    timings: DEFAULT_TIMINGS,
+    liveness: { inGossip: () => true },
+    runsTasks: false,
+    selfUp: () => true,
+    applyGossipKeys: k => applied.push(k),
+    onCheckIn: () => undefined,
+    log: pino({ level: 'silent' }),
+  })
+  await m.start()
+  t.teardown(async () => {
+    await m.close()
+    await control.stop()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  /** Virtual time moves on, and the periodic work it woke (which writes to the store) finishes. */
+  const advance = async (ms: number): Promise<void> => {
+    for (let left = ms; left > 0; left -= HB) {
+      await clock.advance(Math.min(HB, left))
+      await new Promise(r => setTimeout(r, 200))
+    }
+  }
+  return { store, m, advance, applied }
+}
+
+t.test('node rm: the session closes at once, nothing more is pushed, and the keys it holds go out of use', async t => {
+  const h = await setup(t)
+  await h.m.networks.create({ Name: 'secure', Driver: 'overlay', Options: { encrypted: '' } })
+  await h.m.nodes.admit({ nodeId: 'w1', role: 'worker', hostname: 'w1', addr: '10.0.0.2' })
+  const s = memorySession()
+  h.m.dispatcher.attach('w1', s)
+  t.ok(h.m.dispatcher.connected('w1'))
+  const assigned = s.got.filter(x => x.t === 'assign')
+  t.equal(assigned.length, 1, 'attached: it got its assignments')
+  const held = { gossip: h.store.get<ClusterRecord>('cluster', 'default')!.gossipKeys, network: h.m.networks.get('secure').Keys!.map(k => k.key) }
+
+  await h.m.removeNode('w1', true)
+  t.ok(s.isClosed(), 'its session is closed')
+  t.notOk(h.m.dispatcher.connected('w1'))
+  await h.m.services.create({ Name: 'after', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: 1 } } })
+  await h.m.orchestrator.kick()
+  t.equal(s.got.length, 1, 'nothing pushed after the removal')
+
+  const now = (): { gossip: string[]; network: string[] } => ({ gossip: h.store.get<ClusterRecord>('cluster', 'default')!.gossipKeys, network: h.store.get<NetworkRecord>('networks', h.m.networks.get('secure').ID)!.Keys!.map(k => k.key) })
+  const overlap = (a: string[], b: string[]): number => a.filter(k => b.includes(k)).length
+  t.equal(overlap(now().gossip, held.gossip), 2, 'one rotation at once')
+  t.equal(overlap(now().network, held.network), 2)
+  t.same(h.applied.at(-1), now().gossip, 'this node uses the new gossip keys')
+  await h.advance(HB)
+  t.equal(overlap(now().gossip, held.gossip), 2, 'the next waits two heartbeats, so every node has the new key before it encrypts')
+  await h.advance(HB)
+  t.equal(overlap(now().gossip, held.gossip), 1)
+  await h.advance(2 * HB)
+  t.same([overlap(now().gossip, held.gossip), overlap(now().network, held.network)], [0, 0], 'after three rotations it holds no key in use')
+  const rotations = h.applied.length
+  await h.advance(10 * HB)
+  t.equal(h.applied.length, rotations, 'and then they stop')
+})

@@ -1,0 +1,116 @@
+import type { Logger } from 'pino'
+import type { Clock, TimerHandle } from '../../gossip/clock.js'
+import { TASK_HISTORY } from '../../types/defaults.js'
+import type { Service } from '../../types/service.js'
+import { stateRank, type Task, type TaskStatus } from '../../types/task.js'
+import type { Planner } from '../placement.js'
+import type { Mutation, Store } from '../store.js'
+import { assignPending } from './assign.js'
+import { reapOrphans } from './orphans.js'
+import { isLive, iso, Pass, type NodeInfo } from './pass.js'
+import { reconcileSlots } from './slots.js'
+import { advanceUpdate } from './update.js'
+
+export type { NodeInfo } from './pass.js'
+
+/**
+ * The manager's reconciliation loop: it turns services into tasks and keeps
+ * them so. Each pass reads the store and the node view, runs each concern
+ * (orphans, slots with the restart policy, the rolling update, history,
+ * placement) over one Pass, and writes the decisions back in one commit;
+ * it never touches sockets. Its timers (restart delays, an update's delay
+ * and monitor) go through the injected clock.
+ */
+export class Orchestrator {
+  private running: Promise<void> | undefined
+  private again = false
+  private wake: TimerHandle | undefined
+  private closed = false
+
+  constructor(
+    private readonly d: {
+      store: Store
+      /** Wall time: tasks' and services' timestamps come from it. */
+      clock: Clock
+      nodes: () => NodeInfo[]
+      /** The scheduler for one pass, loaded with the nodes and the tasks that hold them. */
+      planner: (nodes: NodeInfo[], live: Task[], services: Service[]) => Planner
+      /** Called after a pass committed changes (the dispatcher pushes assignments). */
+      changed: () => void
+      /** Ended tasks kept per slot (swarm's task history limit). */
+      taskHistory?: () => number
+      log: Logger
+    },
+  ) {}
+
+  /** Runs a pass now, or right after the one in progress. */
+  kick(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false
+          await this.pass()
+        } while (this.again && !this.closed)
+      } catch (e) {
+        this.d.log.error({ err: e }, 'orchestrator pass failed')
+      } finally {
+        this.running = undefined
+      }
+    })()
+    return this.running
+  }
+
+  /** No more passes; resolves once the pass in flight (if any) has committed. */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.wake) this.d.clock.clearTimeout(this.wake)
+    this.wake = undefined
+    await this.running
+  }
+
+  /** Observed states from a node's agent: only that node's tasks, and only forward. */
+  async report(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
+    const muts: Mutation[] = []
+    for (const u of updates) {
+      const t = this.d.store.get<Task>('tasks', u.id)
+      if (!t || t.NodeID !== nodeId || !u.status || stateRank(u.status.State) < 0) continue
+      if (stateRank(u.status.State) < stateRank(t.Status.State)) continue
+      if (u.status.State === t.Status.State && JSON.stringify(u.status) === JSON.stringify(t.Status)) continue
+      muts.push({ op: 'put', table: 'tasks', id: t.ID, value: { ...t, Status: u.status, Version: { Index: t.Version.Index + 1 }, UpdatedAt: iso(this.d.clock.now()) } })
+    }
+    if (muts.length === 0) return
+    await this.d.store.commit(muts)
+    void this.kick()
+  }
+
+  private at(when: number): void {
+    if (this.closed) return
+    const delay = Math.max(0, when - this.d.clock.now())
+    if (this.wake) this.d.clock.clearTimeout(this.wake)
+    this.wake = this.d.clock.setTimeout(() => {
+      this.wake = undefined
+      void this.kick()
+    }, delay + 5)
+  }
+
+  private async pass(): Promise<void> {
+    const nodes = this.d.nodes()
+    const services = this.d.store.list<Service>('services')
+    const tasks = this.d.store.list<Task>('tasks')
+    const p = new Pass(this.d.clock.now(), nodes, services, tasks, this.d.planner(nodes, tasks.filter(t => t.NodeID && isLive(t)), services))
+    const history = this.d.taskHistory?.() ?? TASK_HISTORY
+    reapOrphans(p)
+    for (const svc of services) advanceUpdate(p, svc, reconcileSlots(p, svc, history))
+    assignPending(p, this.d.planner)
+    if (p.muts.size > 0) {
+      await this.d.store.commit([...p.muts.values()])
+      this.d.changed()
+    }
+    if (p.nextWake < Infinity) this.at(p.nextWake)
+  }
+}

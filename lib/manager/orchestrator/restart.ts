@@ -1,0 +1,25 @@
+import type { RestartPolicy, TaskSpec } from '../../types/service.js'
+import type { Task } from '../../types/task.js'
+import { ms, sameSpec } from './pass.js'
+
+/** Whether an empty slot gets a new task: now, never (the policy says no), or at a later time (the restart delay). */
+export type RestartDecision = { now: true } | { never: true } | { at: number }
+
+/**
+ * Swarm's restart policy for a slot whose last task ended by itself:
+ * condition (none, on-failure, any), max attempts within the window (the
+ * slot's tasks of the current spec count as attempts), and the delay after
+ * the task ended. A task that did not end by itself (it was stopped, its
+ * node went down) is replaced at once.
+ */
+export function restartDecision(last: Task, slot: Task[], template: TaskSpec, rp: Required<RestartPolicy>, now: number): RestartDecision {
+  if (!['failed', 'complete', 'rejected'].includes(last.Status.State)) return { now: true }
+  if (rp.Condition === 'none' || (rp.Condition === 'on-failure' && last.Status.State === 'complete')) return { never: true }
+  if (rp.MaxAttempts > 0) {
+    const window = ms(rp.Window)
+    const attempts = slot.filter(t => sameSpec(t.Spec, template) && (window === 0 || Date.parse(t.CreatedAt) >= now - window)).length
+    if (attempts > rp.MaxAttempts) return { never: true }
+  }
+  const due = Date.parse(last.Status.Timestamp) + ms(rp.Delay)
+  return now < due ? { at: due } : { now: true }
+}

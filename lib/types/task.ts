@@ -1,0 +1,43 @@
+/** Tasks as the Docker Engine API shapes them. */
+import type { TaskSpec, Version } from './service.js'
+
+/** Swarm's task states; their order is the numeric one of api/types.proto (a state only moves forward). */
+export const TASK_STATES = ['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running', 'complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'] as const
+export type TaskState = (typeof TASK_STATES)[number]
+
+export const stateRank = (s: TaskState): number => TASK_STATES.indexOf(s)
+/** A task past running: it will not run again. */
+export const isTerminal = (s: TaskState): boolean => stateRank(s) > stateRank('running')
+
+export interface PortStatus {
+  Protocol: 'tcp' | 'udp' | 'sctp'
+  TargetPort: number
+  PublishedPort: number
+  PublishMode: 'ingress' | 'host'
+}
+
+export interface TaskStatus {
+  Timestamp: string
+  State: TaskState
+  Message: string
+  Err?: string
+  ContainerStatus?: { ContainerID?: string; PID?: number; ExitCode?: number }
+  PortStatus?: { Ports?: PortStatus[] }
+}
+
+export interface Task {
+  ID: string
+  Version: Version
+  CreatedAt: string
+  UpdatedAt: string
+  Labels: Record<string, string>
+  Spec: TaskSpec
+  /** Which service spec version the task runs (detects dirty slots in an update). */
+  SpecVersion?: Version
+  ServiceID: string
+  /** Replicated services number their tasks 1..N; global ones have no slot. */
+  Slot?: number
+  NodeID?: string
+  Status: TaskStatus
+  DesiredState: TaskState
+}
