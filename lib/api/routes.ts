@@ -2,7 +2,7 @@ import { arch, cpus, hostname as osHostname, release, totalmem } from 'node:os'
 import { ApiError } from '../errors.js'
 import type { Availability, ClusterRecord, JoinRequest, NodeRecord, NodeSpec, SwarmManager } from '../manager/swarm.js'
 import { VERSION } from '../version.js'
-import { API_VERSION, type ApiServer } from './http.js'
+import { API_VERSION, objectBody, type ApiServer } from './http.js'
 import { mountNetworkRoutes } from './network-routes.js'
 import { mountServiceRoutes } from './service-routes.js'
 
@@ -67,8 +67,7 @@ function versionParam(q: URLSearchParams): number {
 const AVAILABILITY: readonly Availability[] = ['active', 'pause', 'drain']
 
 function nodeSpec(body: unknown): NodeSpec {
-  const b = (body ?? {}) as Record<string, unknown>
-  if (typeof b !== 'object') throw new ApiError(400, 'the request body must be a NodeSpec object')
+  const b = objectBody(body, 'swarm.NodeSpec')
   const role = b.Role ?? 'worker'
   if (role !== 'manager' && role !== 'worker') throw new ApiError(400, `invalid Role "${String(role)}": it must be "manager" or "worker"`)
   const availability = b.Availability ?? 'active'
@@ -137,9 +136,9 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
             : { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       }
     })
-    .route('POST', '/swarm/init', req => m.init((req.body ?? {}) as Record<string, never>))
+    .route('POST', '/swarm/init', req => m.init(objectBody(req.body, 'swarm.InitRequest')))
     .route('POST', '/swarm/join', async req => {
-      const b = (req.body ?? {}) as Record<string, unknown>
+      const b = objectBody(req.body, 'swarm.JoinRequest')
       if (!Array.isArray(b.RemoteAddrs) || b.RemoteAddrs.some(a => typeof a !== 'string')) throw new ApiError(400, 'RemoteAddrs must be a list of manager addresses')
       if (typeof b.JoinToken !== 'string') throw new ApiError(400, 'JoinToken must be a string')
       await m.join(b as JoinRequest)
@@ -149,6 +148,7 @@ export function mountRoutes(api: ApiServer, m: SwarmManager, hostname: string): 
       return { ...clusterInfo(c), JoinTokens: { Worker: c.tokens.worker, Manager: c.tokens.manager } }
     })
     .route('POST', '/swarm/update', async req => {
+      objectBody(req.body, 'swarm.Spec')
       await m.rotateTokens(versionParam(req.query), req.query.get('rotateWorkerToken') === 'true', req.query.get('rotateManagerToken') === 'true')
     })
     .route('POST', '/swarm/leave', async req => {

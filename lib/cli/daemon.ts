@@ -83,7 +83,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
     meshIdleTimeoutMs: f.meshIdleTimeout,
     meshBalancing: f.meshBalancing,
   })
-  const api = new ApiServer()
+  const api = new ApiServer({ logger: log.child({ layer: 'api' }) })
   mountRoutes(api, manager, f.hostname)
   await api.listen(sock)
   log.info({ socket: sock, dataDir: f.dataDir, nodeId: manager.nodeId, executor: f.executor }, 'swarmd is running')
