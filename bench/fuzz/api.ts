@@ -26,7 +26,8 @@ import { pino } from 'pino'
 import { ApiServer } from '../../lib/api/http.js'
 import { mountRoutes } from '../../lib/api/routes.js'
 import { SwarmManager } from '../../lib/manager/swarm.js'
-import { mutate, type Mutation } from '../../lib/test-helpers.test-helper.js'
+import { mutate } from '../../lib/test-helpers.test-helper.js'
+import { byteEdit, feed, type PlaneOptions, type PlaneResult } from './plane.js'
 
 /** The objects a fresh target holds, so requests can name real ones. */
 export interface Seeds {
@@ -422,9 +423,6 @@ export function routeRequest(endpoints: { method: string; path: string }[], s: S
   })
 }
 
-/** One byte-level edit: overwrite, insert, delete, or cut the rest. */
-const byteEdit: fc.Arbitrary<Mutation> = fc.record({ op: fc.constantFrom('set', 'insert', 'delete', 'cut'), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) })
-
 /** The valid request of each route (real IDs, a valid body), for byte-level mutation. */
 export function validRequests(endpoints: { method: string; path: string }[], s: Seeds): Buffer[] {
   return endpoints.map(ep => {
@@ -461,40 +459,26 @@ export async function probe(target: ApiTarget, input: Uint8Array): Promise<Verdi
 }
 
 /**
- * The fuzz bench's plane: `inputs` inputs (a third each raw bytes, mutated
- * valid requests, fuzzed route requests) or until `deadlineMs` (a Date.now()
- * time; a smaller number is taken as a budget from the call). `drops`
- * counts answers by status ('closed' for no answer); `crashes` counts
- * findings: an uncaught exception or unhandled rejection, an internal
- * error, or an answer that is no well-formed HTTP response.
+ * The fuzz bench's plane, on a target of its own (127.0.0.172): a third
+ * each raw bytes, mutated valid requests, fuzzed route requests. `drops`
+ * counts answers by status ('closed' for none); a finding is an internal
+ * error or an answer that is no well-formed HTTP response.
  */
 export const plane = {
   name: 'api',
-  async run(o: { inputs: number; deadlineMs: number }): Promise<{ inputs: number; drops: Record<string, number>; crashes: number }> {
-    const deadline = o.deadlineMs < 1e12 ? Date.now() + o.deadlineMs : o.deadlineMs
-    let crashes = 0
-    const onCrash = (): void => void crashes++
-    process.on('uncaughtException', onCrash)
-    process.on('unhandledRejection', onCrash)
+  async run(o: PlaneOptions): Promise<PlaneResult> {
     const target = await startApiTarget({ ip: '127.0.0.172' })
     const drops: Record<string, number> = {}
-    let inputs = 0
     try {
       const gen = fc.oneof(rawBytes, mutatedRequest(validRequests(target.api.endpoints, target.seeds)), routeRequest(target.api.endpoints, target.seeds).map(r => r.bytes))
-      while (inputs < o.inputs && Date.now() < deadline) {
-        for (const input of fc.sample(gen, Math.min(100, o.inputs - inputs))) {
-          if (Date.now() >= deadline) break
-          const v = await probe(target, input)
-          inputs++
-          if (!v.ok) crashes++
-          else for (const s of v.statuses) drops[String(s)] = (drops[String(s)] ?? 0) + 1
-        }
-      }
+      const r = await feed(o, gen, 100, async input => {
+        const v = await probe(target, input)
+        if (v.ok) for (const s of v.statuses) drops[String(s)] = (drops[String(s)] ?? 0) + 1
+        return v.ok
+      })
+      return { ...r, drops }
     } finally {
       await target.close()
-      process.off('uncaughtException', onCrash)
-      process.off('unhandledRejection', onCrash)
     }
-    return { inputs, drops, crashes }
   },
 }
