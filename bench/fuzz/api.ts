@@ -27,7 +27,7 @@ import { ApiServer } from '../../lib/api/http.js'
 import { mountRoutes } from '../../lib/api/routes.js'
 import { SwarmManager } from '../../lib/manager/swarm.js'
 import { mutate } from '../../lib/test-helpers.test-helper.js'
-import { byteEdit, feed, type PlaneOptions, type PlaneResult } from './plane.js'
+import { byteEdit, feed, type PlaneOptions, type PlaneResult } from './feed.js'
 
 /** The objects a fresh target holds, so requests can name real ones. */
 export interface Seeds {
@@ -471,10 +471,11 @@ export const plane = {
     const drops: Record<string, number> = {}
     try {
       const gen = fc.oneof(rawBytes, mutatedRequest(validRequests(target.api.endpoints, target.seeds)), routeRequest(target.api.endpoints, target.seeds).map(r => r.bytes))
-      const r = await feed(o, gen, 100, async input => {
+      const r = await feed('api', o, gen, 100, async input => {
         const v = await probe(target, input)
-        if (v.ok) for (const s of v.statuses) drops[String(s)] = (drops[String(s)] ?? 0) + 1
-        return v.ok
+        if (!v.ok) return `${v.why}, on ${JSON.stringify(Buffer.from(input).toString('latin1').slice(0, 300))}`
+        for (const s of v.statuses) drops[String(s)] = (drops[String(s)] ?? 0) + 1
+        return undefined
       })
       return { ...r, drops }
     } finally {

@@ -1,13 +1,14 @@
 /**
- * What a plane of the fuzz bench is (each other module of bench/fuzz/
- * exports one as `plane`), and the loop they share.
+ * The fast-check loop the api and gossip planes of the fuzz bench share,
+ * and the shape of a plane's run (the one bench/fuzz.ts calls on each
+ * module of bench/fuzz/ that exports `plane`).
  */
 import fc from 'fast-check'
 import type { Mutation } from '../../lib/test-helpers.test-helper.js'
 
 export interface PlaneOptions {
   inputs: number
-  /** A Date.now() time; a smaller number is taken as a budget from the call. */
+  /** When to stop at the latest, as a Date.now() time. */
   deadlineMs: number
   /** The same seed gives the same inputs. */
   seed?: number
@@ -21,23 +22,30 @@ export interface PlaneResult {
   crashes: number
 }
 
+/** Findings shown per plane (on stderr), so one can be reproduced. */
+const SAMPLES = 5
+
 /**
  * Feeds samples of `gen` to `each`, `batch` at a time, until `o.inputs` ran
- * or the deadline passed. Exceptions and rejections nobody catches
- * meanwhile are counted instead of ending the process.
+ * or the deadline passed. `each` says what is wrong with the answer to an
+ * input, or nothing. Exceptions and rejections nobody catches meanwhile are
+ * findings too, counted instead of ending the process.
  */
-export async function feed<T>(o: PlaneOptions, gen: fc.Arbitrary<T>, batch: number, each: (input: T) => Promise<boolean>): Promise<{ inputs: number; crashes: number }> {
-  const deadline = o.deadlineMs < 1e12 ? Date.now() + o.deadlineMs : o.deadlineMs
+export async function feed<T>(name: string, o: PlaneOptions, gen: fc.Arbitrary<T>, batch: number, each: (input: T) => Promise<string | undefined>): Promise<{ inputs: number; crashes: number }> {
   let crashes = 0
   let inputs = 0
-  const onCrash = (): void => void crashes++
+  const finding = (why: string): void => {
+    if (crashes++ < SAMPLES) process.stderr.write(`fuzz ${name}: ${why}\n`)
+  }
+  const onCrash = (e: unknown): void => finding(`nobody caught ${(e as Error)?.stack ?? String(e)}`)
   process.on('uncaughtException', onCrash)
   process.on('unhandledRejection', onCrash)
   try {
-    while (inputs < o.inputs && Date.now() < deadline) {
+    while (inputs < o.inputs && Date.now() < o.deadlineMs) {
       for (const input of fc.sample(gen, { numRuns: Math.min(batch, o.inputs - inputs), ...(o.seed !== undefined ? { seed: o.seed + inputs } : {}) })) {
-        if (Date.now() >= deadline) break
-        if (!(await each(input))) crashes++
+        if (Date.now() >= o.deadlineMs) break
+        const why = await each(input)
+        if (why !== undefined) finding(why)
         inputs++
       }
     }
