@@ -4,7 +4,7 @@ import type { SwarmNode } from '../node/node.js'
 import type { Availability, NodeRecord, NodeSpec } from '../types/node.js'
 import { VERSION } from '../types/version.js'
 import { ApiError } from './api-error.js'
-import type { ApiServer } from './http.js'
+import { objectBody, type ApiServer } from './http.js'
 import { versionParam } from './params.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
@@ -33,8 +33,7 @@ export function nodeObject(m: Manager, self: string, n: NodeRecord): Record<stri
 const AVAILABILITY: readonly Availability[] = ['active', 'pause', 'drain']
 
 function nodeSpec(body: unknown): NodeSpec {
-  const b = (body ?? {}) as Record<string, unknown>
-  if (typeof b !== 'object') throw new ApiError(400, 'the request body must be a NodeSpec object')
+  const b = objectBody(body, 'swarm.NodeSpec')
   const role = b.Role ?? 'worker'
   if (role !== 'manager' && role !== 'worker') throw new ApiError(400, `invalid Role "${String(role)}": it must be "manager" or "worker"`)
   const availability = b.Availability ?? 'active'

@@ -2,7 +2,7 @@ import type { SwarmNode } from '../node/node.js'
 import { CERT_TTL_MS, HEARTBEAT_MS, TASK_HISTORY } from '../types/defaults.js'
 import type { ClusterRecord, JoinRequest } from '../types/node.js'
 import { ApiError } from './api-error.js'
-import type { ApiServer } from './http.js'
+import { objectBody, type ApiServer } from './http.js'
 import { versionParam } from './params.js'
 
 function clusterSpec(c: ClusterRecord): Record<string, unknown> {
@@ -37,9 +37,9 @@ export function clusterInfo(c: ClusterRecord): Record<string, unknown> {
 /** /swarm: init, join, leave, inspect, and update (token rotation). */
 export function mountSwarmRoutes(api: ApiServer, node: SwarmNode): void {
   api
-    .route('POST', '/swarm/init', req => node.init((req.body ?? {}) as Record<string, never>))
+    .route('POST', '/swarm/init', req => node.init(objectBody(req.body, 'swarm.InitRequest')))
     .route('POST', '/swarm/join', async req => {
-      const b = (req.body ?? {}) as Record<string, unknown>
+      const b = objectBody(req.body, 'swarm.JoinRequest')
       if (!Array.isArray(b.RemoteAddrs) || b.RemoteAddrs.some(a => typeof a !== 'string')) throw new ApiError(400, 'RemoteAddrs must be a list of manager addresses')
       if (typeof b.JoinToken !== 'string') throw new ApiError(400, 'JoinToken must be a string')
       await node.join(b as JoinRequest)
@@ -49,6 +49,7 @@ export function mountSwarmRoutes(api: ApiServer, node: SwarmNode): void {
       return { ...clusterInfo(c), JoinTokens: { Worker: c.tokens.worker, Manager: c.tokens.manager } }
     })
     .route('POST', '/swarm/update', async req => {
+      objectBody(req.body, 'swarm.Spec')
       await node.manager().cluster.rotateTokens(versionParam(req.query), req.query.get('rotateWorkerToken') === 'true', req.query.get('rotateManagerToken') === 'true')
     })
     .route('POST', '/swarm/leave', async req => {

@@ -9,8 +9,10 @@ import type { Executor } from '../agent/executor.js'
 import { ProcessExecutor } from '../agent/process-executor.js'
 import { ApiServer } from '../api/http.js'
 import { mountRoutes } from '../api/routes.js'
+import { restrictToOwner } from '../manager/owner-only.js'
 import { SwarmNode } from '../node/node.js'
 import { KEY_ROTATION_MS } from '../types/defaults.js'
+import { SwarmdError } from '../types/errors.js'
 
 /** Where the local API listens when -H is not given: /run for root, else the user's runtime dir. */
 export function defaultSocket(): string {
@@ -75,16 +77,25 @@ function executorFactory(f: DaemonFlags, log: Logger): (nodeId: string) => Execu
 export async function runDaemon(f: DaemonFlags): Promise<number> {
   const log = pino({ level: f.logLevel }, pino.destination(2))
   const sock = socketPath(f.host)
-  mkdirSync(f.dataDir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(sock), { recursive: true })
-  const node = await SwarmNode.open(f.dataDir, f.hostname, log, {
-    gossipKeyRotationMs: f.gossipKeyRotation,
-    executor: executorFactory(f, log),
-    ingressAddr: f.ingressAddr,
-    meshIdleTimeoutMs: f.meshIdleTimeout,
-    meshBalancing: f.meshBalancing,
-  })
-  const api = new ApiServer()
+  let node: SwarmNode
+  try {
+    // The node key and the store (CA key, join tokens, gossip keys) live here.
+    restrictToOwner(f.dataDir)
+    node = await SwarmNode.open(f.dataDir, f.hostname, log, {
+      gossipKeyRotationMs: f.gossipKeyRotation,
+      executor: executorFactory(f, log),
+      ingressAddr: f.ingressAddr,
+      meshIdleTimeoutMs: f.meshIdleTimeout,
+      meshBalancing: f.meshBalancing,
+    })
+  } catch (e) {
+    // A damaged store, a port in use: said once, plainly, and the daemon does not start.
+    if (!(e instanceof SwarmdError)) throw e
+    log.fatal({ code: e.code }, e.message)
+    return 1
+  }
+  const api = new ApiServer({ logger: log.child({ layer: 'api' }) })
   mountRoutes(api, node, f.hostname)
   await api.listen(sock)
   log.info({ socket: sock, dataDir: f.dataDir, nodeId: node.nodeId, executor: f.executor }, 'swarmd is running')

@@ -43,6 +43,7 @@ import { type DropReason, decompressMessage, openPacket, PacketError, packetOver
 import { TransmitLimitedQueue } from './queue.js'
 import { type MemberEventType, type NodeState, StateMachine } from './state.js'
 import { encodeStreamFrame, StreamReader } from './stream.js'
+import { checkAlive, checkDead, checkIndirectPing, checkSuspect, dropReason, pushStateProblem } from './validate.js'
 import type { Address, Transport } from './transport.js'
 import { GOSSIP_PORT } from '../types/defaults.js'
 
@@ -717,7 +718,13 @@ export class Membership extends EventEmitter {
     return { nodes, user, join: h.join }
   }
 
-  private mergeRemoteState(nodes: PushNodeState[], user: Buffer, join: boolean): void {
+  /** A push/pull's nodes, each malformed one dropped and counted, then memberlist's version check over the rest. */
+  private mergeRemoteState(remote: PushNodeState[], user: Buffer, join: boolean): void {
+    const nodes = remote.filter(n => {
+      const why = pushStateProblem(n)
+      if (why) this.drop(why)
+      return !why
+    })
     const err = this.state.verifyProtocol(nodes)
     if (err) throw new MembershipError('E_VERSION', err)
     this.state.mergeState(nodes)
@@ -734,7 +741,7 @@ export class Membership extends EventEmitter {
     try {
       this.handleCommand(openPacket(packet, this.sec), from, 0)
     } catch (e) {
-      this.drop(e instanceof PacketError ? e.reason : 'decode')
+      this.drop(dropReason(e))
       this.log.debug({ err: e, from }, 'dropped packet')
     }
   }
@@ -753,7 +760,8 @@ export class Membership extends EventEmitter {
           try {
             this.handleCommand(p, from, depth + 1)
           } catch (e) {
-            this.drop(e instanceof PacketError ? e.reason : 'decode')
+            this.drop(dropReason(e))
+            this.log.debug({ err: e, from }, 'dropped message')
           }
         }
         return
@@ -765,9 +773,12 @@ export class Membership extends EventEmitter {
       case MsgType.ping:
         this.handlePing(decodePing(struct()), from)
         return
-      case MsgType.indirectPing:
-        this.handleIndirectPing(decodeIndirectPing(struct()), from)
+      case MsgType.indirectPing: {
+        const ind = decodeIndirectPing(struct())
+        checkIndirectPing(ind)
+        this.handleIndirectPing(ind, from)
         return
+      }
       case MsgType.ack: {
         const ack: AckResp = decodeAck(struct())
         const h = this.ackHandlers.get(ack.seqNo)
@@ -781,19 +792,26 @@ export class Membership extends EventEmitter {
       case MsgType.nack:
         this.ackHandlers.get(decodeNack(struct()).seqNo)?.nack?.()
         return
-      case MsgType.suspect:
-        this.state.suspectNode(decodeSuspect(struct()))
+      case MsgType.suspect: {
+        const sus = decodeSuspect(struct())
+        checkSuspect(sus)
+        this.state.suspectNode(sus)
         return
+      }
       case MsgType.alive: {
         const a = decodeAlive(struct())
+        checkAlive(a, this.vsn)
         // Protocol 1 peers sent no port: memberlist assumes its own.
         if (a.port === 0) a.port = this.advertise.port
         this.state.aliveNode(a)
         return
       }
-      case MsgType.dead:
-        this.state.deadNode(decodeDead(struct()))
+      case MsgType.dead: {
+        const d = decodeDead(struct())
+        checkDead(d)
+        this.state.deadNode(d)
         return
+      }
       case MsgType.user:
         if (body.length > 0) this.delegate.notifyMsg?.(Buffer.from(body), from)
         this.emit('message', Buffer.from(body), from)
@@ -870,7 +888,7 @@ export class Membership extends EventEmitter {
           throw new PacketError('unknown_type', `received invalid msgType (${type})`)
       }
     } catch (e) {
-      this.drop(e instanceof PacketError ? e.reason : e instanceof MembershipError && e.code === 'E_VERSION' ? 'version' : 'decode')
+      this.drop(e instanceof MembershipError && e.code === 'E_VERSION' ? 'version' : dropReason(e))
       this.log.debug({ err: e, from }, 'dropped stream')
       if (!sock.destroyed) {
         await this.writeFrame(sock, encodeErr({ error: (e as Error).message }), false, label).catch(() => {})

@@ -159,7 +159,7 @@ function vsnBytes(v: Vsn): Buffer {
 function fieldVsn(m: DecodedMap): Vsn {
   const b = fieldBytes(m, 'Vsn')
   if (b.length === 0) return [0, 0, 0, 0, 0, 0]
-  if (b.length < 6) throw new MsgpackError('E_MSGPACK_FIELD', `Vsn of ${b.length} bytes`)
+  if (b.length < 6) throw new MsgpackError('E_BAD_VSN', `Vsn of ${b.length} bytes`)
   return [b[0]!, b[1]!, b[2]!, b[3]!, b[4]!, b[5]!]
 }
 

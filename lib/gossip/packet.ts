@@ -21,6 +21,14 @@ export type DropReason =
   | 'wrong_node'
   | 'version'
   | 'oversize'
+  /** A field of the wrong type or out of range (a string for an incarnation, a bool for a port). */
+  | 'invalid_field'
+  /** A message about a node with no name. */
+  | 'invalid_node'
+  /** An address missing where one is needed, or not 4 or 16 bytes. */
+  | 'invalid_addr'
+  /** Versions missing, or not a coherent [pmin, pmax, pcur, dmin, dmax, dcur]. */
+  | 'invalid_vsn'
 
 export class PacketError extends SwarmdError {
   constructor(

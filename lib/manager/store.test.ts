@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { Store } from './store.js'
+import { Store, StoreCorruptError } from './store.js'
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-store-'))
@@ -106,4 +106,133 @@ t.test('kill -9: every acknowledged commit survives', async t => {
   t.same(missing, [], `all ${acked.length} acknowledged commits are there (store holds ${r.list('t').length})`)
   t.ok(r.index >= acked.length)
   await r.close()
+})
+
+/** A store in `dir` with `n` commits in its log (no snapshot); the log's path. */
+async function logOf(dir: string, n: number): Promise<string> {
+  const s = await Store.open(dir)
+  for (let i = 0; i < n; i++) await s.commit([{ op: 'put', table: 't', id: String(i), value: { n: i, pad: 'x'.repeat(40) } }])
+  await s.close()
+  return join(dir, readdirSync(dir).find(f => f.endsWith('.log'))!)
+}
+
+function flipBit(path: string, at: number): Buffer {
+  const b = readFileSync(path)
+  b[at]! ^= 0x10
+  writeFileSync(path, b)
+  return b
+}
+
+/** Store.open must refuse with E_STORE_CORRUPT naming the file and byte, and leave every file as it was. */
+async function refuses(t: Test, dir: string, file: string, offset: number): Promise<void> {
+  const before = new Map(readdirSync(dir).map(f => [f, readFileSync(join(dir, f))]))
+  const e = await Store.open(dir).then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  t.ok(e instanceof StoreCorruptError, `refused: ${String(e)}`)
+  const c = e as StoreCorruptError
+  t.equal(c.code, 'E_STORE_CORRUPT')
+  t.same([c.file, c.offset], [file, offset])
+  t.match(c.message, `${file} at byte ${offset}: `)
+  t.match(c.message, /restore the data dir from a backup that holds a later snapshot/)
+  t.match(c.message, /--force-new-cluster/)
+  const after = new Map(readdirSync(dir).map(f => [f, readFileSync(join(dir, f))]))
+  t.same([...after.keys()].sort(), [...before.keys()].sort(), 'no file added or removed')
+  for (const [f, b] of before) t.ok(after.get(f)!.equals(b), `${f} unchanged`)
+}
+
+t.test('a flipped bit in the first record of the log stops the store, and nothing is cut', async t => {
+  const dir = tempDir(t)
+  const log = await logOf(dir, 5)
+  flipBit(log, 20)
+  await refuses(t, dir, log, 0)
+})
+
+t.test("a flipped bit in a record's length, or in a record amid others, stops the store at that record", async t => {
+  const dir = tempDir(t)
+  const log = await logOf(dir, 5)
+  const b = readFileSync(log)
+  const second = 8 + b.readUInt32BE(0)
+  flipBit(log, second + 1)
+  await refuses(t, dir, log, second)
+  flipBit(log, second + 1)
+  flipBit(log, 3)
+  await refuses(t, dir, log, 0)
+})
+
+t.test('only damage that ends the last log is a torn tail: cut off, the rest kept', async t => {
+  for (const [what, damage] of [
+    ['a bit flipped in the last record', (log: string, last: number) => flipBit(log, last + 12)],
+    ['the last record cut short', (log: string) => writeFileSync(log, readFileSync(log).subarray(0, -7))],
+    ['a header cut short', (log: string) => appendFileSync(log, Buffer.from([0, 0, 0]))],
+    ['a zero-filled tail', (log: string) => appendFileSync(log, Buffer.alloc(4096))],
+  ] as const) {
+    const dir = tempDir(t)
+    const log = await logOf(dir, 4)
+    const b = readFileSync(log)
+    let last = 0
+    for (let off = 0; off < b.length; off += 8 + b.readUInt32BE(off)) last = off
+    damage(log, last)
+    const s = await Store.open(dir)
+    const kept = what.startsWith('a bit') || what.startsWith('the last') ? 3 : 4
+    t.equal(s.index, kept, what)
+    t.equal(readFileSync(log).length, kept === 3 ? last : b.length, `${what}: cut back to the last good record`)
+    await s.commit([{ op: 'put', table: 't', id: 'after', value: 1 }])
+    await s.close()
+    const again = await Store.open(dir)
+    t.equal(again.get('t', 'after'), 1, `${what}: the log goes on after it`)
+    await again.close()
+  }
+})
+
+t.test('a flipped bit in the snapshot stops the store', async t => {
+  const dir = tempDir(t)
+  const s = await Store.open(dir, { snapshotEvery: 3 })
+  for (let i = 0; i < 4; i++) await s.commit([{ op: 'put', table: 't', id: String(i), value: i }])
+  await s.close()
+  const snap = join(dir, 'snapshot.json')
+  const b = readFileSync(snap)
+  // A digit of a value: still valid JSON, so only the checksum tells.
+  const at = b.indexOf('"2":2') + 4
+  flipBit(snap, at)
+  t.not(readFileSync(snap).toString().slice(8), b.toString().slice(8))
+  await refuses(t, dir, snap, 0)
+  writeFileSync(snap, b.subarray(0, b.length - 1))
+  await refuses(t, dir, snap, 0)
+})
+
+t.test('a snapshot in the older bare-JSON form is still read', async t => {
+  const dir = tempDir(t)
+  writeFileSync(join(dir, 'snapshot.json'), JSON.stringify({ index: 7, tables: { t: { a: 1 } } }))
+  const s = await Store.open(dir)
+  t.same([s.index, s.get('t', 'a')], [7, 1])
+  await s.close()
+  writeFileSync(join(dir, 'snapshot.json'), '{"index": 7, "tab')
+  await refuses(t, dir, join(dir, 'snapshot.json'), 0)
+})
+
+t.test('the store is its owner\'s alone: 0700 and 0600 whatever the umask and the modes found', async t => {
+  const parent = tempDir(t)
+  const dir = join(parent, 'state')
+  mkdirSync(dir, { mode: 0o755 })
+  chmodSync(dir, 0o755)
+  writeFileSync(join(dir, 'wal-000000000000.log'), '', { mode: 0o644 })
+  writeFileSync(join(dir, 'snapshot.json.tmp'), 'left by a crash', { mode: 0o666 })
+  chmodSync(join(dir, 'snapshot.json.tmp'), 0o666)
+  const old = process.umask(0)
+  t.teardown(() => process.umask(old))
+  const s = await Store.open(dir, { snapshotEvery: 2 })
+  for (let i = 0; i < 5; i++) await s.commit([{ op: 'put', table: 'ca', id: String(i), value: 'key' }])
+  await s.close()
+  const modes = Object.fromEntries([dir, ...readdirSync(dir).map(f => join(dir, f))].map(p => [p.slice(parent.length), (statSync(p).mode & 0o777).toString(8)]))
+  t.same(modes, { '/state': '700', '/state/snapshot.json': '600', '/state/wal-000000000004.log': '600' })
+  // A fresh dir under umask 0, and a snapshot written over a 0666 leftover.
+  const fresh = join(parent, 'fresh', 'state')
+  writeFileSync(join(dir, 'snapshot.json.tmp'), 'again', { mode: 0o666 })
+  const f = await Store.open(fresh, { snapshotEvery: 1 })
+  await f.commit([{ op: 'put', table: 'ca', id: 'k', value: 'v' }])
+  await f.close()
+  t.same((statSync(fresh).mode & 0o777).toString(8), '700')
+  for (const name of readdirSync(fresh)) t.equal((statSync(join(fresh, name)).mode & 0o777).toString(8), '600', name)
 })

@@ -1,9 +1,27 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SwarmdError } from '../types/errors.js'
-import { readLog, WriteAheadLog } from './wal.js'
+import { FILE_MODE, restrictToOwner } from './owner-only.js'
+import { encodeRecord, readLog, recordPayload, recordProblem, WalCorruptError, WriteAheadLog } from './wal.js'
 
 export class StoreError extends SwarmdError {}
+
+/** What an operator can do about a damaged store (swarmd keeps one manager, so no other holds the state). */
+const RECOVERY =
+  'swarmd will not start on it, and has changed nothing. Keep these files for inspection, then restore the data dir from a backup that holds a later snapshot; ' +
+  'once the swarm has several managers, --force-new-cluster on a healthy one rebuilds it.'
+
+/** The store's files are damaged in a way no crash explains: where, and what to do. */
+export class StoreCorruptError extends StoreError {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    problem: string,
+    options?: { cause?: unknown },
+  ) {
+    super('E_STORE_CORRUPT', `the manager's store is damaged: ${file} at byte ${offset}: ${problem}. ${RECOVERY}`, options)
+  }
+}
 
 /** One change to the store. Values must survive JSON. */
 export type Mutation = { op: 'put'; table: string; id: string; value: unknown } | { op: 'delete'; table: string; id: string }
@@ -18,7 +36,14 @@ interface Snapshot {
   tables: Record<string, Record<string, unknown>>
 }
 
+/**
+ * One record in the log's framing, so a flipped bit is found; a file that
+ * starts with `{` is the older bare JSON, read unchecked until the next
+ * snapshot replaces it.
+ */
 const SNAPSHOT = 'snapshot.json'
+/** A snapshot is one record, bounded only by the length field. */
+const MAX_SNAPSHOT = 0xffffffff
 const walName = (base: number): string => `wal-${String(base).padStart(12, '0')}.log`
 
 function fsyncPath(path: string): void {
@@ -28,6 +53,44 @@ function fsyncPath(path: string): void {
   } finally {
     closeSync(fd)
   }
+}
+
+function readSnapshot(dir: string): Snapshot {
+  const path = join(dir, SNAPSHOT)
+  let buf: Buffer
+  try {
+    buf = readFileSync(path)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { index: 0, tables: {} }
+    throw new StoreError('E_STORE_READ', `cannot read ${path}: ${(e as Error).message}`, { cause: e })
+  }
+  let text = buf
+  if (buf[0] !== 0x7b) {
+    const problem = recordProblem(buf, 0, MAX_SNAPSHOT) ?? (recordPayload(buf, 0).length + 8 !== buf.length ? 'bytes after the snapshot record' : undefined)
+    if (problem) throw new StoreCorruptError(path, 0, problem)
+    text = recordPayload(buf, 0)
+  }
+  let snap: Snapshot
+  try {
+    snap = JSON.parse(text.toString('utf8')) as Snapshot
+  } catch (e) {
+    throw new StoreCorruptError(path, 0, `a snapshot that is not JSON (${(e as Error).message})`, { cause: e })
+  }
+  if (!Number.isSafeInteger(snap?.index) || snap.index < 0 || typeof snap.tables !== 'object' || snap.tables === null) {
+    throw new StoreCorruptError(path, 0, 'a snapshot without its index and tables')
+  }
+  return snap
+}
+
+function parseEntry(file: string, offset: number, payload: Buffer): Entry {
+  let e: Entry
+  try {
+    e = JSON.parse(payload.toString('utf8')) as Entry
+  } catch (err) {
+    throw new StoreCorruptError(file, offset, `an entry that is not JSON (${(err as Error).message})`, { cause: err })
+  }
+  if (!Number.isSafeInteger(e?.index) || !Array.isArray(e.mutations)) throw new StoreCorruptError(file, offset, 'an entry without its index and mutations')
+  return e
 }
 
 /**
@@ -52,37 +115,42 @@ export class Store {
     private readonly snapshotEvery: number,
   ) {}
 
-  /** Opens (creating if needed) the store in `dir`: the snapshot, then every logged commit after it. */
+  /**
+   * Opens (creating if needed) the store in `dir`: the snapshot, then every
+   * logged commit after it. A torn last record of the log being appended to
+   * is cut off; any other damage throws StoreCorruptError (E_STORE_CORRUPT)
+   * before anything on disk is changed.
+   */
   static async open(dir: string, opts: { snapshotEvery?: number } = {}): Promise<Store> {
-    mkdirSync(dir, { recursive: true })
-    let snap: Snapshot = { index: 0, tables: {} }
-    try {
-      snap = JSON.parse(readFileSync(join(dir, SNAPSHOT), 'utf8')) as Snapshot
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StoreError('E_STORE_SNAPSHOT', `cannot read the snapshot in ${dir}: ${(e as Error).message}`, { cause: e })
-    }
+    restrictToOwner(dir)
+    const snap = readSnapshot(dir)
+    const current = walName(snap.index)
     const logs = readdirSync(dir)
       .filter(f => /^wal-\d+\.log$/.test(f))
       .sort()
-    const current = walName(snap.index)
+    // Logs older than the snapshot are fully contained in it; the newest is the one appended to.
+    const live = logs.filter(f => f >= current)
+    const entries: Entry[] = []
+    for (const [i, f] of live.entries()) {
+      const file = join(dir, f)
+      let records
+      try {
+        records = readLog(file, { tornTail: i === live.length - 1 ? 'cut' : 'refuse' })
+      } catch (e) {
+        if (e instanceof WalCorruptError) throw new StoreCorruptError(e.path, e.offset, e.problem, { cause: e })
+        throw e
+      }
+      for (const r of records) entries.push(parseEntry(file, r.offset, r.payload))
+    }
     const store = new Store(dir, await WriteAheadLog.open(join(dir, current)), opts.snapshotEvery ?? 10_000)
     for (const [table, rows] of Object.entries(snap.tables)) store.tables.set(table, new Map(Object.entries(rows)))
     store.lastIndex = snap.index
-    for (const f of logs) {
-      for (const rec of readLog(join(dir, f))) {
-        let e: Entry
-        try {
-          e = JSON.parse(rec.toString('utf8')) as Entry
-        } catch (err) {
-          throw new StoreError('E_STORE_CORRUPT', `unreadable entry in ${f}`, { cause: err })
-        }
-        if (e.index <= store.lastIndex) continue
-        store.applyAll(e.mutations)
-        store.lastIndex = e.index
-      }
+    for (const e of entries) {
+      if (e.index <= store.lastIndex) continue
+      store.applyAll(e.mutations)
+      store.lastIndex = e.index
     }
     store.nextIndex = store.lastIndex
-    // Logs older than the snapshot are fully contained in it.
     for (const f of logs) if (f < current) rmSync(join(dir, f), { force: true })
     return store
   }
@@ -153,8 +221,15 @@ export class Store {
     const snap: Snapshot = { index: this.lastIndex, tables: {} }
     for (const [name, rows] of this.tables) snap.tables[name] = Object.fromEntries(rows)
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`)
-    writeFileSync(tmp, JSON.stringify(snap))
-    fsyncPath(tmp)
+    const fd = openSync(tmp, 'w', FILE_MODE)
+    try {
+      // A leftover of a crash keeps its old mode through open: set it.
+      fchmodSync(fd, FILE_MODE)
+      writeFileSync(fd, encodeRecord(Buffer.from(JSON.stringify(snap)), MAX_SNAPSHOT))
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
     renameSync(tmp, join(this.dir, SNAPSHOT))
     fsyncPath(this.dir)
     const old = this.wal
