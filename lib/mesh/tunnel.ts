@@ -1,20 +1,19 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
 import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
-import { Duplex } from 'node:stream'
-import { SwarmdError } from '../errors.js'
+import type { Duplex } from 'node:stream'
+import { parsePeerKey, peerKey, type PeerAddress } from './peer-address.js'
 import { Sealer, openFrame, type SealKeyring } from './seal.js'
+import { CONN_HIGH_WATER, Conn } from './tunnel-conn.js'
+import { TunnelError } from './tunnel-error.js'
 import {
   FRAME_HEADER_LEN,
-  FrameDecoder,
   FrameError,
   FrameFlag,
   FrameType,
-  MAX_DATA_PAYLOAD,
   decodeDgramBody,
   decodeFrame,
   decodeOpenBody,
   decodeTextBody,
-  decodeU32Body,
   encodeDgramPrefix,
   encodeFrameHeader,
   encodeOpenBody,
@@ -22,8 +21,12 @@ import {
   encodeU32Body,
   type Frame,
 } from './tunnel-frame.js'
+import { TunnelStream } from './tunnel-stream.js'
 import type { Vni } from './types.js'
 import { isValidVni } from './vxlan.js'
+
+export type { PeerAddress } from './peer-address.js'
+export { TunnelError } from './tunnel-error.js'
 
 /**
  * The routing mesh's data plane between nodes (port 4789, TCP + UDP, no
@@ -37,11 +40,6 @@ import { isValidVni } from './vxlan.js'
  * Connection-level frames (HELLO, PING, PONG) use VNI 0, so VNI 0 is not a
  * network (swarm allocates VNIs from 4096).
  */
-
-export interface PeerAddress {
-  host: string
-  port: number
-}
 
 /** What the tunnel needs to know of a network: its keys if it is encrypted. */
 export interface TunnelNetwork {
@@ -115,41 +113,9 @@ export interface TunnelCounters {
   dropped: Record<DropReason, number>
 }
 
-/**
- * Codes: E_TUNNEL_OPEN_FAILED (`reason` is the remote's OPEN_FAIL reason),
- * E_TUNNEL_OPEN_TIMEOUT, E_TUNNEL_PEER_UNREACHABLE (the dial failed),
- * E_TUNNEL_PEER_LOST (the connection died or resetPeer), E_TUNNEL_RESET
- * (the peer reset the stream; `reason` is its RST reason),
- * E_TUNNEL_UNKNOWN_VNI, E_TUNNEL_TOO_LARGE, E_TUNNEL_CLOSED, E_TUNNEL_PROTOCOL.
- */
-export class TunnelError extends SwarmdError {
-  constructor(
-    code: string,
-    message: string,
-    readonly reason?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options)
-  }
-}
-
 const DEFAULT_WINDOW = 256 * 1024
-/** Bytes queued on a connection's socket before its streams wait for 'drain'. */
-const CONN_HIGH_WATER = 1024 * 1024
-const HANDSHAKE_TIMEOUT_MS = 10_000
-const KEEPALIVE_MS = 10_000
 const MAX_UDP_DATAGRAM = 65_507
 const EMPTY = Buffer.alloc(0)
-
-const peerKey = (p: PeerAddress): string => (isIPv6(p.host) ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)
-
-function parsePeerKey(s: string): PeerAddress | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
-  if (!m) return undefined
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return undefined
-  return { host: (m[1] ?? m[2])!, port }
-}
 
 export class Tunnel {
   readonly address: PeerAddress
@@ -573,336 +539,4 @@ export class Tunnel {
 
 function typeName(t: number): string {
   return Object.entries(FrameType).find(([, v]) => v === t)?.[0] ?? `type ${t}`
-}
-
-/** One TCP connection to a peer: framing, write coalescing, stream table. */
-class Conn {
-  readonly streams = new Map<number, TunnelStream>()
-  readonly sealer = new Sealer()
-  peerAddress: PeerAddress | undefined
-  readonly remote: string
-  /** No new streams go out on it; the dialer closes it when idle. */
-  retired = false
-  closed = false
-  private connected = false
-  private nextId: number
-  private corked = false
-  private readonly decoder = new FrameDecoder()
-  /** Streams waiting for the socket to drain. */
-  private readonly waiting = new Set<TunnelStream>()
-  private readonly pings = new Map<number, { start: bigint; resolve: (ms: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
-  private nextPing = 1
-  private handshake: NodeJS.Timeout | undefined
-
-  constructor(
-    private readonly tunnel: Tunnel,
-    readonly socket: Socket,
-    readonly dialed: boolean,
-    public peer: string | undefined,
-  ) {
-    this.nextId = dialed ? 1 : 2
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
-    this.peerAddress = peer !== undefined ? parsePeerKey(peer) : undefined
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, KEEPALIVE_MS)
-    if (dialed) socket.once('connect', () => (this.connected = true))
-    else {
-      this.connected = true
-      this.handshake = setTimeout(() => this.fail(new TunnelError('E_TUNNEL_PROTOCOL', `no HELLO from ${this.remote}`)), HANDSHAKE_TIMEOUT_MS)
-      this.handshake.unref()
-    }
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.decoder.push(chunk, (f) => {
-          if (!this.closed) tunnel.onFrame(this, f)
-        })
-      } catch (e) {
-        if (!(e instanceof FrameError)) throw e
-        tunnel.onFrameError(this, e)
-      }
-    })
-    socket.on('drain', () => {
-      const ws = [...this.waiting]
-      this.waiting.clear()
-      for (const s of ws) s.flush()
-    })
-    socket.on('error', (e) => this.fail(this.lossError(e)))
-    socket.on('close', () => this.fail(this.lossError(undefined)))
-  }
-
-  private lossError(cause: Error | undefined): TunnelError {
-    const who = this.peer ?? this.remote
-    return this.connected
-      ? new TunnelError('E_TUNNEL_PEER_LOST', `connection to ${who} lost${cause ? `: ${cause.message}` : ''}`, undefined, { cause })
-      : new TunnelError('E_TUNNEL_PEER_UNREACHABLE', `cannot reach ${who}${cause ? `: ${cause.message}` : ''}`, (cause as NodeJS.ErrnoException | undefined)?.code, { cause })
-  }
-
-  helloDone(): void {
-    clearTimeout(this.handshake)
-  }
-
-  allocateId(): number {
-    const id = this.nextId
-    this.nextId += 2
-    return id
-  }
-
-  get congested(): boolean {
-    return this.socket.writableLength >= CONN_HIGH_WATER
-  }
-
-  waitDrain(s: TunnelStream): void {
-    this.waiting.add(s)
-  }
-
-  /** Writes one frame, sealed under the network's primary key if it has keys. Writes in one tick leave in one writev. */
-  sendFrame(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void {
-    if (this.closed) return
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(this.uncork)
-    }
-    let size: number
-    if (network?.seal) {
-      const parts = this.sealer.seal(network.seal, { vni, type, streamId }, body)
-      size = 0
-      for (const p of parts) {
-        size += p.length
-        this.socket.write(p)
-      }
-    } else {
-      this.socket.write(encodeFrameHeader({ vni, type, flags: 0, keyId: 0, streamId, length: body.length }))
-      if (body.length > 0) this.socket.write(body)
-      size = FRAME_HEADER_LEN + body.length
-    }
-    this.tunnel.countOut(size)
-  }
-
-  private readonly uncork = (): void => {
-    this.corked = false
-    this.socket.uncork()
-  }
-
-  ping(timeoutMs: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new TunnelError('E_TUNNEL_PEER_LOST', 'connection closed'))
-      const id = this.nextPing++
-      const timer = setTimeout(() => {
-        this.pings.delete(id)
-        reject(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no PONG in ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pings.set(id, { start: process.hrtime.bigint(), resolve, reject, timer })
-      const body = Buffer.alloc(8)
-      body.writeUInt32BE(id, 0)
-      this.sendFrame(0, FrameType.PING, 0, body, undefined)
-    })
-  }
-
-  onPong(body: Buffer): void {
-    const id = body.readUInt32BE(0)
-    const p = this.pings.get(id)
-    if (!p) return this.tunnel.countDrop('unknown_stream')
-    this.pings.delete(id)
-    clearTimeout(p.timer)
-    p.resolve(Number(process.hrtime.bigint() - p.start) / 1e6)
-  }
-
-  /** Retire: no new streams; the dialer ends the connection once its streams are done. */
-  drain(): void {
-    this.retired = true
-    this.maybeEnd()
-  }
-
-  streamGone(s: TunnelStream): void {
-    if (this.streams.get(s.id) === s) this.streams.delete(s.id)
-    this.waiting.delete(s)
-    this.maybeEnd()
-  }
-
-  private maybeEnd(): void {
-    if (this.retired && this.dialed && this.streams.size === 0 && !this.closed) this.socket.end()
-  }
-
-  /** Ends the connection now: every stream and ping fails with `err`. */
-  fail(err: TunnelError): void {
-    if (this.closed) return
-    this.closed = true
-    clearTimeout(this.handshake)
-    this.tunnel.connClosed(this)
-    this.socket.destroy()
-    for (const s of [...this.streams.values()]) {
-      s.quiet = true
-      s.destroy(err)
-    }
-    this.streams.clear()
-    for (const p of this.pings.values()) {
-      clearTimeout(p.timer)
-      p.reject(err)
-    }
-    this.pings.clear()
-  }
-}
-
-/**
- * One multiplexed stream. The sender may have at most the receiver's window
- * of bytes unacknowledged; the receiver grants more (WINDOW) as its
- * consumer reads, so a slow reader stalls only its own stream, and memory
- * stays bounded by the window whatever the writer does.
- */
-class TunnelStream extends Duplex {
-  sendCredit = 0
-  opening: { resolve: () => void; reject: (e: Error) => void } | undefined
-  /** Set when the peer knows already (it reset us, or the connection is gone): destroy sends no RST. */
-  quiet = false
-  /** An incoming stream not yet accepted: nobody listens for its errors, so accept() throws them instead. */
-  unclaimed = false
-  unclaimedError: Error | undefined
-  private received = 0
-  private acked = 0
-  private finSent = false
-  private finReceived = false
-  private pending: { chunk: Buffer; off: number; cb: (e?: Error | null) => void } | undefined
-  private readonly threshold: number
-
-  constructor(
-    private readonly tunnel: Tunnel,
-    private readonly conn: Conn,
-    readonly id: number,
-    readonly vni: Vni,
-    readonly network: TunnelNetwork,
-    private readonly recvWindow: number,
-  ) {
-    super({ allowHalfOpen: true, readableHighWaterMark: recvWindow, writableHighWaterMark: MAX_DATA_PAYLOAD })
-    this.threshold = Math.max(1, Math.floor(recvWindow / 4))
-  }
-
-  /** @internal A frame for this stream, already unsealed. Throws FrameError on a bad body. */
-  onFrame(type: FrameType, body: Buffer): void {
-    if (this.destroyed) return
-    switch (type) {
-      case FrameType.OPEN_OK: {
-        const o = this.opening
-        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_OK for an open stream')
-        this.sendCredit = decodeU32Body(body)
-        this.opening = undefined
-        o.resolve()
-        return
-      }
-      case FrameType.OPEN_FAIL: {
-        const o = this.opening
-        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_FAIL for an open stream')
-        const reason = decodeTextBody(body)
-        this.quiet = true
-        this.destroy(new TunnelError('E_TUNNEL_OPEN_FAILED', `the peer refused the stream: ${reason}`, reason))
-        return
-      }
-      case FrameType.DATA:
-        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'DATA outside an open stream')
-        if (this.received + body.length > this.acked + this.recvWindow) {
-          this.tunnel.countDrop('flow_control')
-          this.destroy(new TunnelError('E_TUNNEL_PROTOCOL', 'the peer overran its flow-control window'))
-          return
-        }
-        this.received += body.length
-        this.push(body)
-        this.creditBack()
-        return
-      case FrameType.WINDOW:
-        this.sendCredit += decodeU32Body(body)
-        this.flush()
-        return
-      case FrameType.FIN:
-        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'FIN outside an open stream')
-        this.finReceived = true
-        this.push(null)
-        this.maybeDone()
-        return
-      case FrameType.RST: {
-        const reason = decodeTextBody(body)
-        this.quiet = true
-        this.destroy(new TunnelError('E_TUNNEL_RESET', `the peer reset the stream${reason ? `: ${reason}` : ''}`, reason))
-        return
-      }
-      default:
-        throw new FrameError('E_FRAME_BODY', `frame type ${type} on a stream`)
-    }
-  }
-
-  /** Grants the sender credit for what the consumer took, in batches, or at once when the sender may be stalled. */
-  private creditBack(): void {
-    if (this.finReceived || this.destroyed) return
-    const consumed = this.received - this.readableLength
-    const inc = consumed - this.acked
-    if (inc <= 0) return
-    if (inc >= this.threshold || this.received - this.acked >= this.recvWindow - this.threshold) {
-      this.acked = consumed
-      this.conn.sendFrame(this.vni, FrameType.WINDOW, this.id, encodeU32Body(inc), this.network)
-    }
-  }
-
-  /**
-   * Credit follows consumption, which happens in read() (paused reads, flow
-   * and pipe all call it) or in push() itself when a flowing stream hands a
-   * chunk straight to 'data' (see onFrame). _read() is no place for it: it
-   * runs before read() takes the bytes out of the buffer.
-   */
-  override read(size?: number): unknown {
-    const r: unknown = super.read(size)
-    this.creditBack()
-    return r
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.pending = { chunk, off: 0, cb }
-    this.flush()
-  }
-
-  /** @internal Sends as much of the pending write as credit and the socket allow. */
-  flush(): void {
-    const p = this.pending
-    if (!p || this.destroyed) return
-    while (p.off < p.chunk.length) {
-      if (this.conn.closed) return
-      if (this.conn.congested) return this.conn.waitDrain(this)
-      const n = Math.min(this.sendCredit, MAX_DATA_PAYLOAD, p.chunk.length - p.off)
-      if (n === 0) return
-      this.conn.sendFrame(this.vni, FrameType.DATA, this.id, p.chunk.subarray(p.off, p.off + n), this.network)
-      this.sendCredit -= n
-      p.off += n
-    }
-    this.pending = undefined
-    p.cb()
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    this.finSent = true
-    this.conn.sendFrame(this.vni, FrameType.FIN, this.id, EMPTY, this.network)
-    cb()
-    this.maybeDone()
-  }
-
-  private maybeDone(): void {
-    if (this.finSent && this.finReceived) this.conn.streamGone(this)
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.pending = undefined
-    const o = this.opening
-    this.opening = undefined
-    if (!this.quiet && !(this.finSent && this.finReceived) && !this.conn.closed) {
-      const reason = (err as NodeJS.ErrnoException | null)?.code ?? (err ? 'EIO' : 'ECANCELED')
-      this.conn.sendFrame(this.vni, FrameType.RST, this.id, encodeTextBody(reason.slice(0, 64)), this.network)
-    }
-    this.conn.streamGone(this)
-    if (o) {
-      o.reject(err ?? new TunnelError('E_TUNNEL_RESET', 'the stream was destroyed while opening'))
-      cb()
-    } else if (this.unclaimed) {
-      this.unclaimedError = err ?? undefined
-      cb()
-    } else cb(err)
-  }
 }
