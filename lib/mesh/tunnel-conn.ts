@@ -1,23 +1,33 @@
 import type { Socket } from 'node:net'
-import { FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, encodeFrameHeader } from './tunnel-frame.js'
-import { parsePeerKey, type PeerAddress } from './peer-address.js'
+import type { PeerAddress } from './peer-address.js'
 import { Sealer } from './seal.js'
+import type { AcceptorHandshake, DialerHandshake } from './tunnel-auth.js'
 import { TunnelError } from './tunnel-error.js'
+import { FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, encodeFrameHeader } from './tunnel-frame.js'
+import type { Slotted } from './tunnel-limits.js'
 import type { TunnelStream } from './tunnel-stream.js'
 import type { Tunnel, TunnelNetwork } from './tunnel.js'
 import type { Vni } from './types.js'
 
 /** Bytes queued on a connection's socket before its streams wait for 'drain'. */
 export const CONN_HIGH_WATER = 1024 * 1024
-const HANDSHAKE_TIMEOUT_MS = 10_000
 const KEEPALIVE_MS = 10_000
 
-/** One TCP connection to a peer: framing, write coalescing, stream table. */
-export class Conn {
+type QueuedFrame = [vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined]
+
+/** One TCP connection to a peer: its handshake, framing, write coalescing, stream table, idle timer. */
+export class Conn implements Slotted {
   readonly streams = new Map<number, TunnelStream>()
   readonly sealer = new Sealer()
+  /** The peer's name: the one it must prove (dialled), or the one it proved (inbound). */
+  peer: string | undefined
   peerAddress: PeerAddress | undefined
   readonly remote: string
+  readonly source: string
+  slot: Slotted['slot']
+  /** Until both sides proved their names, only the handshake goes in or out. */
+  authenticated = false
+  handshake: DialerHandshake | AcceptorHandshake | undefined
   /** No new streams go out on it; the dialer closes it when idle. */
   retired = false
   closed = false
@@ -29,25 +39,32 @@ export class Conn {
   private readonly waiting = new Set<TunnelStream>()
   private readonly pings = new Map<number, { start: bigint; resolve: (ms: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
   private nextPing = 1
-  private handshake: NodeJS.Timeout | undefined
+  /** What the dialer sends before the acceptor proved its name: it leaves once it has. */
+  private queued: QueuedFrame[] = []
+  private handshakeTimer: NodeJS.Timeout | undefined
+  private idleTimer: NodeJS.Timeout | undefined
+  private readonly idleMs: number
 
   constructor(
     private readonly tunnel: Tunnel,
     readonly socket: Socket,
     readonly dialed: boolean,
-    public peer: string | undefined,
+    o: { peer?: string; peerAddress?: PeerAddress; handshake: DialerHandshake | AcceptorHandshake; handshakeTimeoutMs: number; idleTimeoutMs: number },
   ) {
     this.nextId = dialed ? 1 : 2
+    this.peer = o.peer
+    this.peerAddress = o.peerAddress
+    this.handshake = o.handshake
+    // The dialer closes an idle connection; the acceptor waits longer, for a dialer that does not.
+    this.idleMs = dialed ? o.idleTimeoutMs : 2 * o.idleTimeoutMs
+    this.source = socket.remoteAddress ?? ''
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
-    this.peerAddress = peer !== undefined ? parsePeerKey(peer) : undefined
     socket.setNoDelay(true)
     socket.setKeepAlive(true, KEEPALIVE_MS)
     if (dialed) socket.once('connect', () => (this.connected = true))
-    else {
-      this.connected = true
-      this.handshake = setTimeout(() => this.fail(new TunnelError('E_TUNNEL_PROTOCOL', `no HELLO from ${this.remote}`)), HANDSHAKE_TIMEOUT_MS)
-      this.handshake.unref()
-    }
+    else this.connected = true
+    this.handshakeTimer = setTimeout(() => tunnel.handshakeExpired(this), o.handshakeTimeoutMs)
+    this.handshakeTimer.unref()
     socket.on('data', (chunk: Buffer) => {
       try {
         this.decoder.push(chunk, (f) => {
@@ -55,7 +72,7 @@ export class Conn {
         })
       } catch (e) {
         if (!(e instanceof FrameError)) throw e
-        tunnel.onFrameError(this, e)
+        if (!this.closed) tunnel.onFrameError(this, e)
       }
     })
     socket.on('drain', () => {
@@ -74,8 +91,28 @@ export class Conn {
       : new TunnelError('E_TUNNEL_PEER_UNREACHABLE', `cannot reach ${who}${cause ? `: ${cause.message}` : ''}`, (cause as NodeJS.ErrnoException | undefined)?.code, { cause })
   }
 
-  helloDone(): void {
-    clearTimeout(this.handshake)
+  /** Both sides proved their names: what waited goes out, the idle clock starts. */
+  opened(): void {
+    this.authenticated = true
+    this.handshake = undefined
+    clearTimeout(this.handshakeTimer)
+    const q = this.queued
+    this.queued = []
+    for (const f of q) this.write(...f)
+    this.armIdle()
+  }
+
+  addStream(s: TunnelStream): void {
+    this.streams.set(s.id, s)
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+  }
+
+  private armIdle(): void {
+    if (this.idleMs <= 0 || !this.authenticated || this.closed || this.streams.size > 0) return
+    clearTimeout(this.idleTimer)
+    this.idleTimer = setTimeout(() => this.tunnel.idleExpired(this), this.idleMs)
+    this.idleTimer.unref()
   }
 
   allocateId(): number {
@@ -92,8 +129,18 @@ export class Conn {
     this.waiting.add(s)
   }
 
-  /** Writes one frame, sealed under the network's primary key if it has keys. Writes in one tick leave in one writev. */
+  /** Sends one frame once the connection is authenticated (queued until then). */
   sendFrame(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void {
+    if (this.authenticated) this.write(vni, type, streamId, body, network)
+    else if (!this.closed) this.queued.push([vni, type, streamId, body, network])
+  }
+
+  sendHandshake(type: FrameType, body: Buffer): void {
+    this.write(0, type, 0, body, undefined)
+  }
+
+  /** Writes one frame, sealed under the network's primary key if it has keys. Writes in one tick leave in one writev. */
+  private write(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void {
     if (this.closed) return
     if (!this.corked) {
       this.corked = true
@@ -155,6 +202,7 @@ export class Conn {
     if (this.streams.get(s.id) === s) this.streams.delete(s.id)
     this.waiting.delete(s)
     this.maybeEnd()
+    this.armIdle()
   }
 
   private maybeEnd(): void {
@@ -165,7 +213,9 @@ export class Conn {
   fail(err: TunnelError): void {
     if (this.closed) return
     this.closed = true
-    clearTimeout(this.handshake)
+    clearTimeout(this.handshakeTimer)
+    clearTimeout(this.idleTimer)
+    this.queued = []
     this.tunnel.connClosed(this)
     this.socket.destroy()
     for (const s of [...this.streams.values()]) {

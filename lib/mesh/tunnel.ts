@@ -1,10 +1,12 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
-import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
+import { isIP, isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { parsePeerKey, peerKey, type PeerAddress } from './peer-address.js'
 import { Sealer, openFrame, type SealKeyring } from './seal.js'
+import { AcceptorHandshake, DialerHandshake, TRUST_NAMES, type TunnelAuth } from './tunnel-auth.js'
 import { CONN_HIGH_WATER, Conn } from './tunnel-conn.js'
 import { TunnelError } from './tunnel-error.js'
+import { FlowTable, type ReplyRefusal } from './tunnel-flows.js'
 import {
   FRAME_HEADER_LEN,
   FrameError,
@@ -13,7 +15,6 @@ import {
   decodeDgramBody,
   decodeFrame,
   decodeOpenBody,
-  decodeTextBody,
   encodeDgramPrefix,
   encodeFrameHeader,
   encodeOpenBody,
@@ -21,12 +22,15 @@ import {
   encodeU32Body,
   type Frame,
 } from './tunnel-frame.js'
+import { ConnectionLimits, DEFAULT_LIMITS, REFUSAL_REASONS, readFdLimit, type RefusalReason, type TunnelLimits } from './tunnel-limits.js'
 import { TunnelStream } from './tunnel-stream.js'
 import type { Vni } from './types.js'
 import { isValidVni } from './vxlan.js'
 
 export type { PeerAddress } from './peer-address.js'
 export { TunnelError } from './tunnel-error.js'
+export type { TunnelAuth } from './tunnel-auth.js'
+export type { RefusalReason, TunnelLimits } from './tunnel-limits.js'
 
 /**
  * The routing mesh's data plane between nodes (port 4789, TCP + UDP, no
@@ -37,9 +41,21 @@ export { TunnelError } from './tunnel-error.js'
  * dropped. The receiving node resolves an endpoint key to its own task, so
  * a peer can only reach announced endpoints, never arbitrary addresses.
  *
- * Connection-level frames (HELLO, PING, PONG) use VNI 0, so VNI 0 is not a
- * network (swarm allocates VNIs from 4096).
+ * Every TCP connection starts with a handshake (tunnel-auth.ts) in which
+ * each side proves the name it claims, through the TunnelAuth it was given;
+ * until both have, a connection carries nothing, answers nothing and
+ * replaces no other. Connections are capped and timed out
+ * (tunnel-limits.ts). A UDP reply is taken only from the peer and network
+ * its flow went to, under the flow's random id.
+ *
+ * Connection-level frames (HELLO, CHALLENGE, AUTH, PING, PONG) use VNI 0,
+ * so VNI 0 is not a network (swarm allocates VNIs from 4096).
  */
+
+/** Where a peer listens and, unless it is named by that address (`host:port`, a tunnel's default name), the name it must prove. */
+export interface Peer extends PeerAddress {
+  name?: string
+}
 
 /** What the tunnel needs to know of a network: its keys if it is encrypted. */
 export interface TunnelNetwork {
@@ -68,15 +84,18 @@ export interface IncomingDatagram {
   payload: Buffer
   /** The sending tunnel's UDP address. */
   from: PeerAddress
-  /** Sends a datagram back to the flow's originator (its onReply). */
+  /** Sends a datagram back to the flow's originator. */
   reply(payload: Uint8Array): void
 }
 
-export interface DatagramReply {
-  vni: Vni
-  flowId: number
-  payload: Buffer
-  from: PeerAddress
+/** An outgoing UDP flow to one endpoint of a peer (openFlow). */
+export interface DatagramFlow {
+  /** Random, so that nobody off the path can aim a reply at it. */
+  readonly id: number
+  /** Throws TunnelError E_TUNNEL_UNKNOWN_VNI (the network is gone), E_TUNNEL_TOO_LARGE, E_TUNNEL_CLOSED. */
+  send(payload: Uint8Array): void
+  /** Later replies to the flow are dropped. */
+  close(): void
 }
 
 export interface TunnelOptions {
@@ -85,11 +104,16 @@ export interface TunnelOptions {
   port: number
   /** The address peers dial to reach this tunnel and pass to open(); defaults to the bound host and port. */
   advertise?: PeerAddress
+  /** The name this tunnel proves to its peers (default: its advertised `host:port`). */
+  name?: string
+  /** How names are proven and checked (default TRUST_NAMES: a peer's claim is taken at its word). */
+  auth?: TunnelAuth
+  /** Caps and timeouts; DEFAULT_LIMITS, and the process's own descriptor limit, fill in the rest. */
+  limits?: Partial<TunnelLimits>
   /** The network behind a VNI, undefined if unknown here. Default: every VNI but 0 is a plaintext network. */
   network?: (vni: Vni) => TunnelNetwork | undefined
   onStream?: (s: IncomingStream) => void
   onDatagram?: (d: IncomingDatagram) => void
-  onReply?: (r: DatagramReply) => void
   /** Per-stream receive window in bytes (default 256 KiB). */
   window?: number
   /** How long open() waits for OPEN_OK or OPEN_FAIL (default 10 s). */
@@ -98,7 +122,9 @@ export interface TunnelOptions {
   maxStreamsPerConnection?: number
 }
 
-export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control'
+export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control' | ReplyRefusal
+
+const DROP_REASONS: readonly DropReason[] = ['malformed', 'unknown_vni', 'plaintext', 'decrypt', 'replay', 'unknown_stream', 'flow_control', 'reply_unknown_flow', 'reply_wrong_peer']
 
 export interface TunnelCounters {
   framesIn: number
@@ -111,7 +137,19 @@ export interface TunnelCounters {
   connectionsClosed: number
   /** Frames dropped, by reason; a connection whose framing broke counts once as malformed. */
   dropped: Record<DropReason, number>
+  /** Connections refused, or ended, by the tunnel's rules (authentication, caps, timeouts), by reason. */
+  refused: Record<RefusalReason, number>
+  /** Connections closed after the idle timeout without streams. */
+  idleClosed: number
 }
+
+const zeros = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>
+
+/** How a refusal reads to those whose opens it fails. */
+const refusalCode = (r: RefusalReason): string => (r === 'auth' || r === 'unauthenticated' || r === 'handshake_timeout' ? 'E_TUNNEL_AUTH' : 'E_TUNNEL_REFUSED')
+
+/** Connection-level frame types, out of place on a network's VNI. */
+const CONN_TYPES: ReadonlySet<number> = new Set([FrameType.DGRAM, FrameType.HELLO, FrameType.CHALLENGE, FrameType.AUTH, FrameType.PING, FrameType.PONG])
 
 const DEFAULT_WINDOW = 256 * 1024
 const MAX_UDP_DATAGRAM = 65_507
@@ -120,15 +158,18 @@ const EMPTY = Buffer.alloc(0)
 export class Tunnel {
   readonly address: PeerAddress
   readonly advertise: PeerAddress
-  private readonly selfKey: string
+  readonly name: string
+  private readonly auth: TunnelAuth
+  private readonly limits: ConnectionLimits
   private readonly network: (vni: Vni) => TunnelNetwork | undefined
   private readonly window: number
   private readonly openTimeoutMs: number
   private readonly maxStreams: number
-  /** The connection new streams to a peer use. */
+  /** The connection new streams to a peer (by name) use. */
   private readonly primaries = new Map<string, Conn>()
   private readonly conns = new Set<Conn>()
   private readonly udpSealer = new Sealer()
+  private readonly flows = new FlowTable()
   private closed = false
   private readonly stats: TunnelCounters = {
     framesIn: 0,
@@ -139,7 +180,9 @@ export class Tunnel {
     datagramsOut: 0,
     connectionsOpened: 0,
     connectionsClosed: 0,
-    dropped: { malformed: 0, unknown_vni: 0, plaintext: 0, decrypt: 0, replay: 0, unknown_stream: 0, flow_control: 0 },
+    dropped: zeros(DROP_REASONS),
+    refused: zeros(REFUSAL_REASONS),
+    idleClosed: 0,
   }
 
   private constructor(
@@ -151,12 +194,14 @@ export class Tunnel {
     if (a === null || typeof a === 'string') throw new TunnelError('E_TUNNEL_PROTOCOL', 'the TCP listener has no address')
     this.address = { host: opts.host, port: a.port }
     this.advertise = opts.advertise ?? this.address
-    this.selfKey = peerKey(this.advertise)
+    this.name = opts.name ?? peerKey(this.advertise)
+    this.auth = opts.auth ?? TRUST_NAMES
+    this.limits = new ConnectionLimits({ ...DEFAULT_LIMITS, fdLimit: opts.limits?.fdLimit ?? readFdLimit(), ...opts.limits })
     this.network = opts.network ?? ((vni) => (vni === 0 ? undefined : {}))
     this.window = opts.window ?? DEFAULT_WINDOW
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000
     this.maxStreams = opts.maxStreamsPerConnection ?? 4096
-    server.on('connection', (s) => this.adopt(s, false, undefined))
+    server.on('connection', (s) => this.accept(s))
     udp.on('message', (msg, rinfo) => this.onDatagramIn(msg, rinfo))
     // Send errors (e.g. ICMP unreachable reported on the next send) concern one datagram only.
     udp.on('error', () => {})
@@ -192,7 +237,7 @@ export class Tunnel {
 
   /** A snapshot of the counters. */
   counters(): TunnelCounters {
-    return { ...this.stats, dropped: { ...this.stats.dropped } }
+    return { ...this.stats, dropped: { ...this.stats.dropped }, refused: { ...this.stats.refused } }
   }
 
   /** Open TCP connections (any state), for tests and metrics. */
@@ -204,7 +249,7 @@ export class Tunnel {
    * Opens a stream to `endpointKey` on the peer, over the pair's one
    * connection (dialled on demand). Resolves once the peer accepted.
    */
-  open(peer: PeerAddress, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
+  open(peer: Peer, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
     if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
     const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
     if (!network) return Promise.reject(new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`))
@@ -214,10 +259,15 @@ export class Tunnel {
     } catch (e) {
       return Promise.reject(new TunnelError('E_TUNNEL_PROTOCOL', (e as Error).message, undefined, { cause: e }))
     }
-    const conn = this.connTo(peer)
+    let conn: Conn
+    try {
+      conn = this.connTo(peer)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     const id = conn.allocateId()
     const stream = new TunnelStream(this, conn, id, vni, network, this.window)
-    conn.streams.set(id, stream)
+    conn.addStream(stream)
     return new Promise<Duplex>((resolve, reject) => {
       const timer = setTimeout(() => stream.destroy(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no answer to OPEN from ${peerKey(peer)} in ${this.openTimeoutMs} ms`)), this.openTimeoutMs)
       stream.opening = {
@@ -235,50 +285,110 @@ export class Tunnel {
     })
   }
 
-  /** Sends one datagram to `endpointKey` on the peer's UDP port. Throws TunnelError on an unknown VNI or an oversized datagram. */
-  sendDatagram(peer: PeerAddress, vni: Vni, endpointKey: string, flowId: number, payload: Uint8Array): void {
+  /**
+   * A UDP flow to `endpointKey` on the peer: datagrams go to its UDP port,
+   * and `onReply` gets the replies that come from that address, on that
+   * VNI, for the flow's id. `peer.host` must be an IP address (a reply's
+   * source is compared with it). Throws TunnelError E_TUNNEL_UNKNOWN_VNI,
+   * E_TUNNEL_PROTOCOL (a bad key or host), E_TUNNEL_CLOSED.
+   */
+  openFlow(peer: PeerAddress, vni: Vni, endpointKey: string, onReply: (payload: Buffer) => void): DatagramFlow {
+    if (this.closed) throw new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed')
+    if (!isIP(peer.host)) throw new TunnelError('E_TUNNEL_PROTOCOL', `a flow's peer must be an IP address, not ${peer.host}`)
+    this.networkOf(vni)
+    let prefix: Buffer
+    try {
+      prefix = encodeDgramPrefix(endpointKey)
+    } catch (e) {
+      throw new TunnelError('E_TUNNEL_PROTOCOL', (e as Error).message, undefined, { cause: e })
+    }
+    const id = this.flows.add({ peer: peerKey(peer), vni, onReply })
+    return {
+      id,
+      send: (payload) => this.sendDgram(peer, vni, id, this.networkOf(vni), prefix, payload, 0),
+      close: () => this.flows.delete(id),
+    }
+  }
+
+  private networkOf(vni: Vni): TunnelNetwork {
     const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
     if (!network) throw new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`)
-    this.sendDgram(peer, vni, flowId, network, encodeDgramPrefix(endpointKey), payload, 0)
+    return network
   }
 
   /** Round-trip time to the peer over its connection, in milliseconds. */
-  ping(peer: PeerAddress, timeoutMs = 5000): Promise<number> {
+  ping(peer: Peer, timeoutMs = 5000): Promise<number> {
     if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    return this.connTo(peer).ping(timeoutMs)
+    try {
+      return this.connTo(peer).ping(timeoutMs)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
-  /** Drops every connection to the peer at once (it died): its streams fail with E_TUNNEL_PEER_LOST. */
-  resetPeer(peer: PeerAddress): void {
-    const key = peerKey(peer)
-    for (const c of [...this.conns]) if (c.peer === key) c.fail(new TunnelError('E_TUNNEL_PEER_LOST', `peer ${key} was reset`))
+  /** Drops every connection to the peer (by name) at once (it died): its streams fail with E_TUNNEL_PEER_LOST. */
+  resetPeer(peer: Peer): void {
+    const name = nameOf(peer)
+    for (const c of [...this.conns]) if (c.peer === name) c.fail(new TunnelError('E_TUNNEL_PEER_LOST', `peer ${name} was reset`))
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.flows.clear()
     for (const c of [...this.conns]) c.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
     await Promise.all([new Promise<void>((r) => this.server.close(() => r())), new Promise<void>((r) => this.udp.close(() => r()))])
   }
 
   // --- connections ----------------------------------------------------------
 
-  private connTo(peer: PeerAddress): Conn {
-    const key = peerKey(peer)
-    const existing = this.primaries.get(key)
+  /** The peer's primary connection, dialled (and its handshake started) if there is none. Throws TunnelError E_TUNNEL_REFUSED near the descriptor limit. */
+  private connTo(peer: Peer): Conn {
+    const name = nameOf(peer)
+    const existing = this.primaries.get(name)
     if (existing) return existing
+    const refusal = this.limits.admitDial()
+    if (refusal) {
+      this.stats.refused[refusal]++
+      throw new TunnelError('E_TUNNEL_REFUSED', `not dialling ${name}: the process is near its descriptor limit`, 'EMFILE')
+    }
     // highWaterMark reaches the Socket's Duplex at run time; @types/node omits it from connect's options.
     const opts = { host: peer.host, port: peer.port, noDelay: true, highWaterMark: CONN_HIGH_WATER }
     const socket = connect(opts)
-    const conn = this.adopt(socket, true, key)
-    this.primaries.set(key, conn)
-    conn.sendFrame(0, FrameType.HELLO, 0, encodeTextBody(this.selfKey), undefined)
+    const handshake = new DialerHandshake(this.auth, { name: this.name, address: peerKey(this.advertise) }, name)
+    const conn = this.adopt(new Conn(this, socket, true, { peer: name, peerAddress: { host: peer.host, port: peer.port }, handshake, ...this.timeouts() }))
+    this.primaries.set(name, conn)
+    conn.sendHandshake(FrameType.HELLO, handshake.helloBody())
     return conn
   }
 
-  private adopt(socket: Socket, dialed: boolean, peer: string | undefined): Conn {
-    const conn = new Conn(this, socket, dialed, peer)
+  private accept(socket: Socket): void {
+    const refusal = this.limits.admitInbound(socket.remoteAddress ?? '')
+    if (refusal) {
+      this.stats.refused[refusal]++
+      socket.on('error', () => {})
+      socket.resetAndDestroy()
+      return
+    }
+    if (this.limits.handshakesFull) {
+      // conns is in insertion order: the first inbound one still in its handshake is the oldest.
+      for (const c of this.conns) {
+        if (c.dialed || c.authenticated) continue
+        this.refuse(c, 'unauthenticated_cap', 'making room for a newer handshake')
+        break
+      }
+    }
+    this.adopt(new Conn(this, socket, false, { handshake: new AcceptorHandshake(this.auth, this.name), ...this.timeouts() }))
+  }
+
+  private timeouts(): { handshakeTimeoutMs: number; idleTimeoutMs: number } {
+    const { handshakeTimeoutMs, idleTimeoutMs } = this.limits.limits
+    return { handshakeTimeoutMs, idleTimeoutMs }
+  }
+
+  private adopt(conn: Conn): Conn {
     this.conns.add(conn)
+    this.limits.opened(conn)
     this.stats.connectionsOpened++
     if (this.closed) conn.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
     return conn
@@ -287,6 +397,7 @@ export class Tunnel {
   /** @internal */
   connClosed(conn: Conn): void {
     if (!this.conns.delete(conn)) return
+    this.limits.closed(conn)
     this.stats.connectionsClosed++
     if (conn.peer !== undefined && this.primaries.get(conn.peer) === conn) this.primaries.delete(conn.peer)
   }
@@ -297,37 +408,75 @@ export class Tunnel {
     conn.drain()
   }
 
-  /**
-   * An inbound connection named its dialer. When both nodes dialled each
-   * other at once, both keep the connection dialled by the node whose
-   * advertised address sorts first; the other is retired by its dialer.
-   */
-  private onHello(conn: Conn, f: Frame): void {
-    let addr: PeerAddress | undefined
-    try {
-      addr = parsePeerKey(decodeTextBody(f.body))
-    } catch {
-      addr = undefined
-    }
-    if (!addr || f.vni !== 0 || f.streamId !== 0 || (f.flags & FrameFlag.SEALED) !== 0) return this.broken(conn, 'bad HELLO')
-    const key = peerKey(addr)
-    conn.peer = key
-    conn.peerAddress = addr
-    conn.helloDone()
-    const existing = this.primaries.get(key)
-    if (!existing) {
-      this.primaries.set(key, conn)
-    } else if (existing.dialed && this.selfKey < key) {
-      conn.retired = true // ours wins; the peer retires this one
-    } else {
-      this.primaries.set(key, conn)
-      this.retire(existing)
-    }
+  /** @internal The handshake did not finish in time. */
+  handshakeExpired(conn: Conn): void {
+    this.refuse(conn, 'handshake_timeout', `no handshake in ${this.limits.limits.handshakeTimeoutMs} ms`)
+  }
+
+  /** @internal No streams for the idle timeout. */
+  idleExpired(conn: Conn): void {
+    this.stats.idleClosed++
+    conn.fail(new TunnelError('E_TUNNEL_PEER_LOST', `connection with ${conn.peer} closed after ${this.limits.limits.idleTimeoutMs} ms without streams`))
+  }
+
+  private refuse(conn: Conn, reason: RefusalReason, why: string): void {
+    this.stats.refused[reason]++
+    conn.fail(new TunnelError(refusalCode(reason), `connection ${conn.dialed ? 'to' : 'from'} ${conn.peer ?? conn.remote} refused: ${why}`, reason))
   }
 
   private broken(conn: Conn, why: string): void {
     this.stats.dropped.malformed++
-    conn.fail(new TunnelError('E_TUNNEL_PROTOCOL', `connection from ${conn.peer ?? conn.remote}: ${why}`))
+    conn.fail(new TunnelError('E_TUNNEL_PROTOCOL', `connection ${conn.dialed ? 'to' : 'from'} ${conn.peer ?? conn.remote}: ${why}`))
+  }
+
+  /**
+   * Before a connection is authenticated only the handshake's frames, in
+   * order, are taken: the acceptor's HELLO then AUTH, the dialer's
+   * CHALLENGE. Anything else ends the connection unanswered.
+   */
+  private onHandshake(conn: Conn, f: Frame): void {
+    const hs = conn.handshake!
+    const expected = hs instanceof DialerHandshake ? FrameType.CHALLENGE : hs.helloSeen ? FrameType.AUTH : FrameType.HELLO
+    if (f.type !== expected || f.vni !== 0 || f.streamId !== 0 || f.flags !== 0) return this.refuse(conn, 'unauthenticated', `${typeName(f.type)} where the handshake expects ${typeName(expected)}`)
+    try {
+      if (hs instanceof DialerHandshake) {
+        conn.sendHandshake(FrameType.AUTH, hs.onChallenge(f.body))
+        conn.opened()
+      } else if (expected === FrameType.HELLO) {
+        conn.sendHandshake(FrameType.CHALLENGE, hs.onHello(f.body))
+      } else {
+        const hello = hs.onAuth(f.body)
+        conn.peer = hello.name
+        conn.peerAddress = parsePeerKey(hello.address)
+        this.inboundAuthenticated(conn)
+      }
+    } catch (e) {
+      if (e instanceof FrameError) return this.broken(conn, e.message)
+      if (e instanceof TunnelError) return this.refuse(conn, 'auth', e.message)
+      throw e
+    }
+  }
+
+  /**
+   * An inbound connection proved its dialer. When both nodes dialled each
+   * other at once, both keep the connection dialled by the node whose name
+   * sorts first; the other is retired by its dialer. A proven dialer
+   * replaces its older connection (it dials only when it has none).
+   */
+  private inboundAuthenticated(conn: Conn): void {
+    const refusal = this.limits.authenticated(conn)
+    if (refusal) return this.refuse(conn, refusal, `${conn.peer} has ${this.limits.limits.maxConnectionsPerPeer} connections already`)
+    conn.opened()
+    const name = conn.peer!
+    const existing = this.primaries.get(name)
+    if (!existing) {
+      this.primaries.set(name, conn)
+    } else if (existing.dialed && this.name < name) {
+      conn.retired = true // ours wins; the peer retires this one
+    } else {
+      this.primaries.set(name, conn)
+      this.retire(existing)
+    }
   }
 
   // --- inbound TCP frames ---------------------------------------------------
@@ -341,13 +490,10 @@ export class Tunnel {
   onFrame(conn: Conn, f: Frame): void {
     this.stats.framesIn++
     this.stats.bytesIn += FRAME_HEADER_LEN + f.length
-    if (!conn.dialed && conn.peer === undefined) {
-      if (f.type !== FrameType.HELLO) return this.broken(conn, 'first frame is not HELLO')
-      return this.onHello(conn, f)
-    }
+    if (!conn.authenticated) return this.onHandshake(conn, f)
     if (f.vni === 0) return this.onConnFrame(conn, f)
     if (f.type === FrameType.OPEN) return this.onOpen(conn, f)
-    if (f.type === FrameType.DGRAM || f.type === FrameType.HELLO || f.type === FrameType.PING || f.type === FrameType.PONG) {
+    if (CONN_TYPES.has(f.type)) {
       this.stats.dropped.malformed++
       return
     }
@@ -410,7 +556,7 @@ export class Tunnel {
     const stream = new TunnelStream(this, conn, f.streamId, f.vni, network, this.window)
     stream.sendCredit = open.window
     stream.unclaimed = true
-    conn.streams.set(f.streamId, stream)
+    conn.addStream(stream)
     let answered = false
     const answer = (): void => {
       if (answered) throw new TunnelError('E_TUNNEL_PROTOCOL', 'the stream was already accepted or rejected')
@@ -501,11 +647,17 @@ export class Tunnel {
       this.stats.dropped.unknown_vni++
       return
     }
+    // A reply is checked against its flow before any decryption is spent on it.
+    const flow = (f.flags & FrameFlag.REPLY) !== 0 ? this.flows.match(f.streamId, f.vni, peerKey({ host: rinfo.address, port: rinfo.port })) : undefined
+    if (typeof flow === 'string') {
+      this.stats.dropped[flow]++
+      return
+    }
     const body = this.unseal(network, f, false)
     if (body === undefined) return
     const from = { host: rinfo.address, port: rinfo.port }
-    if ((f.flags & FrameFlag.REPLY) !== 0) {
-      this.opts.onReply?.({ vni: f.vni, flowId: f.streamId, payload: body, from })
+    if (flow) {
+      flow.onReply(body)
       return
     }
     let d
@@ -540,3 +692,5 @@ export class Tunnel {
 function typeName(t: number): string {
   return Object.entries(FrameType).find(([, v]) => v === t)?.[0] ?? `type ${t}`
 }
+
+const nameOf = (p: Peer): string => p.name ?? peerKey(p)
