@@ -44,6 +44,8 @@ export class Conn implements Slotted {
   private handshakeTimer: NodeJS.Timeout | undefined
   private idleTimer: NodeJS.Timeout | undefined
   private readonly idleMs: number
+  /** A frame came after the handshake. */
+  private heard = false
 
   constructor(
     private readonly tunnel: Tunnel,
@@ -68,7 +70,9 @@ export class Conn implements Slotted {
     socket.on('data', (chunk: Buffer) => {
       try {
         this.decoder.push(chunk, (f) => {
-          if (!this.closed) tunnel.onFrame(this, f)
+          if (this.closed) return
+          this.heard ||= this.authenticated
+          tunnel.onFrame(this, f)
         })
       } catch (e) {
         if (!(e instanceof FrameError)) throw e
@@ -86,6 +90,8 @@ export class Conn implements Slotted {
 
   private lossError(cause: Error | undefined): TunnelError {
     const who = this.peer ?? this.remote
+    // The acceptor closes unanswered a connection whose proof it refused; what the dialer sends right after AUTH always has an answer.
+    if (this.dialed && this.authenticated && !this.heard) return new TunnelError('E_TUNNEL_AUTH', `${who} closed the connection without accepting this node's proof`, 'auth', { cause })
     return this.connected
       ? new TunnelError('E_TUNNEL_PEER_LOST', `connection to ${who} lost${cause ? `: ${cause.message}` : ''}`, undefined, { cause })
       : new TunnelError('E_TUNNEL_PEER_UNREACHABLE', `cannot reach ${who}${cause ? `: ${cause.message}` : ''}`, (cause as NodeJS.ErrnoException | undefined)?.code, { cause })
