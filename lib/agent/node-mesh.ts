@@ -5,6 +5,7 @@ import type { PortConfig, PortStatus } from '../manager/types.js'
 import type { BalancingStrategy } from '../mesh/balancer.js'
 import { Mesh, MeshError, type PublishTarget } from '../mesh/mesh.js'
 import { SealKeyring } from '../mesh/seal.js'
+import type { TunnelAuth } from '../mesh/tunnel-auth.js'
 import type { Endpoint, Protocol } from '../mesh/types.js'
 
 /** Key IDs are one byte on the wire; tags grow by one per rotation, so three consecutive tags never collide. */
@@ -39,6 +40,8 @@ export class NodeMesh {
       ingressHost: string
       idleTimeoutMs?: number
       strategy?: BalancingStrategy
+      /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
+      auth?: TunnelAuth
       log: Logger
     },
   ) {}
@@ -54,6 +57,7 @@ export class NodeMesh {
       port,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
+      ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })
     return this.mesh
