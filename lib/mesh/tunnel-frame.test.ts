@@ -31,7 +31,7 @@ const code = (t: Parameters<typeof thrown>[0], fn: () => unknown): string | unde
 const arbHeader = fc
   .record({
     vni: fc.integer({ min: 0, max: 0xffffff }),
-    type: fc.integer({ min: 1, max: 11 }),
+    type: fc.integer({ min: 1, max: 13 }),
     sealed: fc.boolean(),
     reply: fc.boolean(),
     keyId: fc.integer({ min: 1, max: 255 }),
