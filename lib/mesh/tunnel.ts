@@ -1,22 +1,18 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
-import { isIP, isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { parsePeerKey, peerKey, type PeerAddress } from './peer-address.js'
-import { Sealer, openFrame, type SealKeyring } from './seal.js'
+import { openFrame, type SealKeyring } from './seal.js'
 import { AcceptorHandshake, DialerHandshake, TRUST_NAMES, type TunnelAuth } from './tunnel-auth.js'
 import { CONN_HIGH_WATER, Conn } from './tunnel-conn.js'
 import { TunnelError } from './tunnel-error.js'
-import { FlowTable, type ReplyRefusal } from './tunnel-flows.js'
+import type { ReplyRefusal } from './tunnel-flows.js'
 import {
   FRAME_HEADER_LEN,
   FrameError,
   FrameFlag,
   FrameType,
-  decodeDgramBody,
-  decodeFrame,
   decodeOpenBody,
-  encodeDgramPrefix,
-  encodeFrameHeader,
   encodeOpenBody,
   encodeTextBody,
   encodeU32Body,
@@ -24,6 +20,7 @@ import {
 } from './tunnel-frame.js'
 import { ConnectionLimits, DEFAULT_LIMITS, REFUSAL_REASONS, readFdLimit, type RefusalReason, type TunnelLimits } from './tunnel-limits.js'
 import { TunnelStream } from './tunnel-stream.js'
+import { TunnelUdp, type DatagramFlow, type IncomingDatagram } from './tunnel-udp.js'
 import type { Vni } from './types.js'
 import { isValidVni } from './vxlan.js'
 
@@ -31,6 +28,7 @@ export type { PeerAddress } from './peer-address.js'
 export { TunnelError } from './tunnel-error.js'
 export type { TunnelAuth } from './tunnel-auth.js'
 export type { RefusalReason, TunnelLimits } from './tunnel-limits.js'
+export type { DatagramFlow, IncomingDatagram } from './tunnel-udp.js'
 
 /**
  * The routing mesh's data plane between nodes (port 4789, TCP + UDP, no
@@ -45,8 +43,9 @@ export type { RefusalReason, TunnelLimits } from './tunnel-limits.js'
  * each side proves the name it claims, through the TunnelAuth it was given;
  * until both have, a connection carries nothing, answers nothing and
  * replaces no other. Connections are capped and timed out
- * (tunnel-limits.ts). A UDP reply is taken only from the peer and network
- * its flow went to, under the flow's random id.
+ * (tunnel-limits.ts). Connections are tunnel-conn.ts, their streams
+ * tunnel-stream.ts, and the UDP side tunnel-udp.ts, where a reply is taken
+ * only from the peer and network its flow went to, under the flow's random id.
  *
  * Connection-level frames (HELLO, CHALLENGE, AUTH, PING, PONG) use VNI 0,
  * so VNI 0 is not a network (swarm allocates VNIs from 4096).
@@ -74,28 +73,6 @@ export interface IncomingStream {
   accept(): Duplex
   /** Sends OPEN_FAIL with an errno-like reason ('ECONNREFUSED', 'ENOENT', …) that the opener's open() rejects with. */
   reject(reason: string): void
-}
-
-export interface IncomingDatagram {
-  vni: Vni
-  endpointKey: string
-  flowId: number
-  /** A view of the received datagram: copy it to keep it past this call. */
-  payload: Buffer
-  /** The sending tunnel's UDP address. */
-  from: PeerAddress
-  /** Sends a datagram back to the flow's originator. */
-  reply(payload: Uint8Array): void
-}
-
-/** An outgoing UDP flow to one endpoint of a peer (openFlow). */
-export interface DatagramFlow {
-  /** Random, so that nobody off the path can aim a reply at it. */
-  readonly id: number
-  /** Throws TunnelError E_TUNNEL_UNKNOWN_VNI (the network is gone), E_TUNNEL_TOO_LARGE, E_TUNNEL_CLOSED. */
-  send(payload: Uint8Array): void
-  /** Later replies to the flow are dropped. */
-  close(): void
 }
 
 export interface TunnelOptions {
@@ -152,7 +129,6 @@ const refusalCode = (r: RefusalReason): string => (r === 'auth' || r === 'unauth
 const CONN_TYPES: ReadonlySet<number> = new Set([FrameType.DGRAM, FrameType.HELLO, FrameType.CHALLENGE, FrameType.AUTH, FrameType.PING, FrameType.PONG])
 
 const DEFAULT_WINDOW = 256 * 1024
-const MAX_UDP_DATAGRAM = 65_507
 const EMPTY = Buffer.alloc(0)
 
 export class Tunnel {
@@ -168,8 +144,7 @@ export class Tunnel {
   /** The connection new streams to a peer (by name) use. */
   private readonly primaries = new Map<string, Conn>()
   private readonly conns = new Set<Conn>()
-  private readonly udpSealer = new Sealer()
-  private readonly flows = new FlowTable()
+  private readonly udp: TunnelUdp
   private closed = false
   private readonly stats: TunnelCounters = {
     framesIn: 0,
@@ -188,7 +163,7 @@ export class Tunnel {
   private constructor(
     private readonly opts: TunnelOptions,
     private readonly server: Server,
-    private readonly udp: UdpSocket,
+    udpSocket: UdpSocket,
   ) {
     const a = server.address()
     if (a === null || typeof a === 'string') throw new TunnelError('E_TUNNEL_PROTOCOL', 'the TCP listener has no address')
@@ -202,9 +177,13 @@ export class Tunnel {
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000
     this.maxStreams = opts.maxStreamsPerConnection ?? 4096
     server.on('connection', (s) => this.accept(s))
-    udp.on('message', (msg, rinfo) => this.onDatagramIn(msg, rinfo))
-    // Send errors (e.g. ICMP unreachable reported on the next send) concern one datagram only.
-    udp.on('error', () => {})
+    this.udp = new TunnelUdp(udpSocket, {
+      stats: this.stats,
+      network: this.network,
+      networkOf: (vni) => this.networkOf(vni),
+      unseal: (network, f, strict) => this.unseal(network, f, strict),
+      onDatagram: opts.onDatagram,
+    })
   }
 
   /** Binds TCP and then UDP on the same port. */
@@ -251,8 +230,12 @@ export class Tunnel {
    */
   open(peer: Peer, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
     if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
-    if (!network) return Promise.reject(new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`))
+    let network: TunnelNetwork
+    try {
+      network = this.networkOf(vni)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     let body: Buffer
     try {
       body = encodeOpenBody({ window: this.window, endpointKey, preamble: Buffer.from(preamble.buffer, preamble.byteOffset, preamble.byteLength) })
@@ -293,21 +276,7 @@ export class Tunnel {
    * E_TUNNEL_PROTOCOL (a bad key or host), E_TUNNEL_CLOSED.
    */
   openFlow(peer: PeerAddress, vni: Vni, endpointKey: string, onReply: (payload: Buffer) => void): DatagramFlow {
-    if (this.closed) throw new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed')
-    if (!isIP(peer.host)) throw new TunnelError('E_TUNNEL_PROTOCOL', `a flow's peer must be an IP address, not ${peer.host}`)
-    this.networkOf(vni)
-    let prefix: Buffer
-    try {
-      prefix = encodeDgramPrefix(endpointKey)
-    } catch (e) {
-      throw new TunnelError('E_TUNNEL_PROTOCOL', (e as Error).message, undefined, { cause: e })
-    }
-    const id = this.flows.add({ peer: peerKey(peer), vni, onReply })
-    return {
-      id,
-      send: (payload) => this.sendDgram(peer, vni, id, this.networkOf(vni), prefix, payload, 0),
-      close: () => this.flows.delete(id),
-    }
+    return this.udp.openFlow(peer, vni, endpointKey, onReply)
   }
 
   private networkOf(vni: Vni): TunnelNetwork {
@@ -335,9 +304,8 @@ export class Tunnel {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.flows.clear()
     for (const c of [...this.conns]) c.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    await Promise.all([new Promise<void>((r) => this.server.close(() => r())), new Promise<void>((r) => this.udp.close(() => r()))])
+    await Promise.all([new Promise<void>((r) => this.server.close(() => r())), this.udp.close()])
   }
 
   // --- connections ----------------------------------------------------------
@@ -604,77 +572,6 @@ export class Tunnel {
       return undefined
     }
     return f.body
-  }
-
-  // --- UDP --------------------------------------------------------------------
-
-  private sendDgram(peer: PeerAddress, vni: Vni, flowId: number, network: TunnelNetwork, prefix: Buffer, payload: Uint8Array, flags: number): void {
-    if (!Number.isInteger(flowId) || flowId < 0 || flowId > 0xffffffff) throw new TunnelError('E_TUNNEL_PROTOCOL', `flow id ${flowId}`)
-    let parts: Uint8Array[]
-    if (network.seal) {
-      parts = this.udpSealer.seal(network.seal, { vni, type: FrameType.DGRAM, streamId: flowId, flags }, prefix.length > 0 ? Buffer.concat([prefix, payload]) : payload)
-    } else {
-      const length = prefix.length + payload.length
-      parts = [encodeFrameHeader({ vni, type: FrameType.DGRAM, flags, keyId: 0, streamId: flowId, length }), prefix, payload]
-    }
-    let size = 0
-    for (const p of parts) size += p.length
-    if (size > MAX_UDP_DATAGRAM) throw new TunnelError('E_TUNNEL_TOO_LARGE', `datagram of ${size} bytes exceeds ${MAX_UDP_DATAGRAM}`)
-    if (this.closed) throw new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed')
-    this.stats.datagramsOut++
-    this.stats.framesOut++
-    this.stats.bytesOut += size
-    this.udp.send(parts, peer.port, peer.host)
-  }
-
-  private onDatagramIn(msg: Buffer, rinfo: RemoteInfo): void {
-    this.stats.datagramsIn++
-    this.stats.framesIn++
-    this.stats.bytesIn += msg.length
-    let f: Frame
-    try {
-      f = decodeFrame(msg)
-    } catch {
-      this.stats.dropped.malformed++
-      return
-    }
-    if (f.type !== FrameType.DGRAM || f.vni === 0) {
-      this.stats.dropped.malformed++
-      return
-    }
-    const network = this.network(f.vni)
-    if (!network) {
-      this.stats.dropped.unknown_vni++
-      return
-    }
-    // A reply is checked against its flow before any decryption is spent on it.
-    const flow = (f.flags & FrameFlag.REPLY) !== 0 ? this.flows.match(f.streamId, f.vni, peerKey({ host: rinfo.address, port: rinfo.port })) : undefined
-    if (typeof flow === 'string') {
-      this.stats.dropped[flow]++
-      return
-    }
-    const body = this.unseal(network, f, false)
-    if (body === undefined) return
-    const from = { host: rinfo.address, port: rinfo.port }
-    if (flow) {
-      flow.onReply(body)
-      return
-    }
-    let d
-    try {
-      d = decodeDgramBody(body)
-    } catch {
-      this.stats.dropped.malformed++
-      return
-    }
-    this.opts.onDatagram?.({
-      vni: f.vni,
-      endpointKey: d.endpointKey,
-      flowId: f.streamId,
-      payload: d.payload,
-      from,
-      reply: (p) => this.sendDgram(from, f.vni, f.streamId, network, EMPTY, p, FrameFlag.REPLY),
-    })
   }
 
   /** @internal */
