@@ -1,22 +1,27 @@
 /**
  * The routing mesh embedded in a program, without the daemon: two nodes
- * (gossip on 127.0.0.201 and .202), a "hello" service whose only task runs
- * on node B, a port published on node A that reaches it through the 4789
- * tunnel, and a direct `connect()` to the service from A.
+ * (gossip on 127.0.0.201 and .202) whose tunnels prove a shared key to each
+ * other, a "hello" service whose only task runs on node B, a port published
+ * on node A that reaches it through the 4789 tunnel, and a direct
+ * `connect()` to the service from A.
  *
  *   npm run build && node dist/examples/mesh.js
  */
+import { randomBytes } from 'node:crypto'
 import { createServer, request } from 'node:http'
 import { Membership } from '../lib/gossip/membership.js'
 import { Mesh } from '../lib/mesh/mesh.js'
+import { SharedKeyAuth } from '../lib/mesh/shared-key-auth.js'
 
 const INGRESS = 'ingress'
 const network = { id: INGRESS, vni: 4096 }
+// Every node holds the same secret: only its holders reach a node's tunnel (here both nodes live in one process).
+const auth = new SharedKeyAuth(randomBytes(32))
 
 async function node(name: string, ip: string): Promise<{ membership: Membership; mesh: Mesh }> {
   const membership = await Membership.create({ name, bind: { ip, port: 7946 } })
   // Every node uses the same data-path port, as VXLAN's 4789; here 47890 to stay out of a real swarmd's way.
-  const mesh = await Mesh.create({ membership, host: ip, port: 47890, networks: [network] })
+  const mesh = await Mesh.create({ membership, host: ip, port: 47890, networks: [network], auth })
   return { membership, mesh }
 }
 

@@ -6,6 +6,7 @@ import type { PortStatus } from '../types/task.js'
 import type { BalancingStrategy } from '../mesh/balancer.js'
 import { Mesh, MeshError, type PublishTarget } from '../mesh/mesh.js'
 import { SealKeyring } from '../mesh/seal.js'
+import type { TunnelAuth } from '../mesh/tunnel-auth.js'
 import type { Endpoint, Protocol } from '../mesh/types.js'
 
 /** Key IDs are one byte on the wire; tags grow by one per rotation, so three consecutive tags never collide. */
@@ -28,6 +29,8 @@ export class NodeMesh {
   private readonly listeners = new Map<string, string>()
   private readonly tasks = new Map<string, Announced>()
   private syncing: Promise<void> = Promise.resolve()
+  /** The swarm's nodes: the only peers the tunnel admits. */
+  private nodes: Set<string> | undefined
   /** Published ports this node could not listen on, with why: shown on the service's tasks here. */
   readonly conflicts = new Map<string, string>()
 
@@ -40,6 +43,8 @@ export class NodeMesh {
       ingressHost: string
       idleTimeoutMs?: number
       strategy?: BalancingStrategy
+      /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
+      auth?: TunnelAuth
       log: Logger
     },
   ) {}
@@ -59,6 +64,7 @@ export class NodeMesh {
       port,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
+      ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })
     for (const a of this.tasks.values()) for (const e of a.endpoints) this.mesh.register(e)
@@ -69,7 +75,13 @@ export class NodeMesh {
     return this.mesh
   }
 
+  /** Whether the swarm has this node, as the last routing said (before any routing: yes). */
+  knows(nodeId: string): boolean {
+    return !this.nodes || this.nodes.has(nodeId)
+  }
+
   sync(r: Routing): Promise<void> {
+    if (r.nodes) this.nodes = new Set(r.nodes)
     this.syncing = this.syncing.then(() => this.apply(r)).catch(e => this.o.log.warn({ err: e }, 'mesh: sync failed'))
     return this.syncing
   }

@@ -1,8 +1,10 @@
+import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createServer, connect as tcpConnect, type Server } from 'node:net'
 import t, { type Test } from 'tap'
 import { Membership } from '../gossip/membership.js'
 import { Mesh } from './mesh.js'
+import { FrameFlag, FrameType, encodeFrame } from './tunnel-frame.js'
 
 const NET = { id: 'ingress', vni: 4096 }
 const PORT = 29480
@@ -80,4 +82,36 @@ t.test('idle connections are closed visibly after the idle timeout', async t => 
   const [err] = (await Promise.race([once(s, 'error'), once(s, 'close').then(() => [undefined])])) as [NodeJS.ErrnoException | undefined]
   t.equal(err?.code, 'ECONNRESET', 'the client sees a reset, not silence')
   t.ok(performance.now() - t0 >= 250, 'after the idle timeout')
+})
+
+t.test('issue 11.7: forged UDP replies do not reach a published port\'s clients', async t => {
+  const { a, b } = await pair(t)
+  const task = createSocket('udp4')
+  task.on('message', (m, r) => task.send(`echo ${m}`, r.port, r.address))
+  await new Promise<void>(r => task.bind(0, '127.0.0.1', r))
+  t.teardown(() => task.close())
+  b.register({ network: 'ingress', service: 's3', serviceName: 'udp-echo', task: 'u1', protocol: 'udp', targetPort: 53, host: '127.0.0.1', port: task.address().port })
+  await until(() => a.endpoints('ingress', 'udp-echo').length === 1)
+  await a.publish(29483, { network: 'ingress', service: 'udp-echo', targetPort: 53, protocol: 'udp' }, '127.0.0.221')
+
+  const client = createSocket('udp4')
+  const got: string[] = []
+  client.on('message', m => got.push(m.toString()))
+  await new Promise<void>(r => client.bind(0, '127.0.0.1', r))
+  t.teardown(() => client.close())
+  client.send('q1', 29483, '127.0.0.221')
+  await until(() => got.length === 1)
+  t.same(got, ['echo q1'], 'a real round trip through the tunnel')
+
+  // Anyone who reaches a's 4789 sends replies for flow ids 1..100: a counter's first ids.
+  const forger = createSocket('udp4')
+  t.teardown(() => forger.close())
+  for (let id = 1; id <= 100; id++) forger.send(encodeFrame({ vni: NET.vni, type: FrameType.DGRAM, flags: FrameFlag.REPLY, keyId: 0, streamId: id }, Buffer.from('forged')), PORT, '127.0.0.221')
+  const forgedDrops = (): number => a.stats().tunnel.dropped.reply_unknown_flow + a.stats().tunnel.dropped.reply_wrong_peer
+  await until(() => forgedDrops() === 100).catch(() => undefined)
+  t.equal(forgedDrops(), 100, 'every forged reply dropped and counted')
+  client.send('q2', 29483, '127.0.0.221')
+  await until(() => got.length >= 2)
+  await new Promise(r => setTimeout(r, 100))
+  t.same(got, ['echo q1', 'echo q2'], 'the client saw no forged reply')
 })

@@ -8,7 +8,7 @@ import { Balancer, type BalancerTarget, type BalancingStrategy } from './balance
 import { decodeDelta, decodeFullState, encodeDeltas, encodeFullState, EndpointTable, type TableUpdate } from './endpoint-table.js'
 import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.js'
 import type { SealKeyring } from './seal.js'
-import { Tunnel, type IncomingDatagram, type IncomingStream, type PeerAddress } from './tunnel.js'
+import { Tunnel, type DatagramFlow, type IncomingDatagram, type IncomingStream, type Peer, type PeerAddress, type TunnelAuth, type TunnelLimits } from './tunnel.js'
 import { endpointKey, type Endpoint, type Protocol, type Vni } from './types.js'
 import { DATA_PATH_PORT } from '../types/defaults.js'
 
@@ -35,6 +35,15 @@ export interface MeshOptions {
   keepAliveMs?: number
   /** How long a withdrawn endpoint still takes its open connections before its task stops (default 2 s). */
   drainMs?: number
+  /**
+   * How the tunnel proves this node's name (the membership's) to peers and
+   * checks theirs. Without it, a peer's claim is taken at its word: anyone
+   * who reaches the data-path port can pose as a node. SharedKeyAuth is one
+   * for embedders; swarmd nodes prove their node certificates.
+   */
+  auth?: TunnelAuth
+  /** The tunnel's connection caps and timeouts (see TunnelLimits). */
+  tunnelLimits?: Partial<TunnelLimits>
   logger?: Logger
 }
 
@@ -64,10 +73,12 @@ const MESH_MSG = 0xa7
 const UDP_FLOW_IDLE_MS = 60_000
 
 interface UdpFlow {
-  id: number
   client: { address: string; port: number }
   endpoint: Endpoint
+  /** To a task on this node: a socket connected to it. */
   local?: UdpSocket
+  /** To a task on another node: through the tunnel. */
+  remote?: DatagramFlow
   last: number
 }
 
@@ -86,9 +97,7 @@ export class Mesh {
   private readonly servers = new Map<string, Server | UdpSocket>()
   private readonly live = new Set<Duplex>()
   private readonly udpFlows = new Map<string, UdpFlow>()
-  private readonly udpById = new Map<number, { flow: UdpFlow; sock: UdpSocket }>()
   private readonly inboundUdp = new Map<string, UdpSocket>()
-  private nextFlow = 1
   private readonly timers: NodeJS.Timeout[] = []
   private readonly counters: MeshCounters = { connections: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
   private readonly onMember = (e: MemberEvent): void => this.memberEvent(e)
@@ -99,7 +108,7 @@ export class Mesh {
   private readonly serviceIds = new Map<string, string>()
 
   private constructor(
-    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
+    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy' | 'auth' | 'tunnelLimits'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
     private readonly tunnel: Tunnel,
   ) {
     const self = o.membership.name
@@ -114,16 +123,19 @@ export class Mesh {
   static async create(opts: MeshOptions): Promise<Mesh> {
     const o = { port: DATA_PATH_PORT, idleTimeoutMs: 0, keepAliveMs: 30_000, drainMs: 2_000, ...opts }
     let mesh!: Mesh
+    if (!o.auth) o.logger?.warn('mesh: no tunnel authentication; whoever reaches the data-path port can pose as a node')
     const tunnel = await Tunnel.listen({
       host: o.host,
       port: o.port,
+      name: o.membership.name,
+      ...(o.auth ? { auth: o.auth } : {}),
+      ...(o.tunnelLimits ? { limits: o.tunnelLimits } : {}),
       network: vni => {
         const n = mesh?.byVni.get(vni)
         return n ? (n.seal ? { seal: n.seal } : {}) : undefined
       },
       onStream: s => mesh.incomingStream(s),
       onDatagram: d => mesh.incomingDatagram(d),
-      onReply: r => mesh.udpReply(r.flowId, r.payload),
     })
     mesh = new Mesh(o, tunnel)
     for (const n of opts.networks ?? []) mesh.addNetwork(n)
@@ -233,17 +245,18 @@ export class Mesh {
     else this.alive.add(name)
     if (e.type === 'dead' || e.type === 'left') {
       this.updated(this.table.removeNode(name))
-      this.tunnel.resetPeer({ host: e.member.addr, port: this.o.port })
+      this.tunnel.resetPeer({ host: e.member.addr, port: this.o.port, name })
       this.o.logger?.info({ node: name }, 'mesh: node gone, its endpoints withdrawn')
     } else if (e.type === 'join' || e.type === 'alive') {
       this.table.nodeBack(name)
     }
   }
 
-  private peerOf(node: string): PeerAddress {
+  /** A node's tunnel, and the name it must prove there. */
+  private peerOf(node: string): Peer {
     const m = this.o.membership.members().find(x => x.name === node)
     if (!m) throw new MeshError('E_MESH_NO_NODE', `node ${node} is not a member`)
-    return { host: m.addr, port: this.o.port }
+    return { host: m.addr, port: this.o.port, name: node }
   }
 
   private network(id: string): MeshNetwork {
@@ -455,21 +468,29 @@ export class Mesh {
     if (!flow) {
       const e = this.balancer.pick(this.target({ ...t, protocol: 'udp' }))
       if (!e) return
-      flow = { id: this.nextFlow++, client: { address: rinfo.address, port: rinfo.port }, endpoint: e, last: Date.now() }
-      this.udpFlows.set(key, flow)
-      this.udpById.set(flow.id, { flow, sock: listener })
-      if (e.node === this.self) {
-        const local = createSocket('udp4')
-        const f = flow
-        local.on('message', reply => listener.send(reply, f.client.port, f.client.address))
-        local.on('error', () => undefined)
-        local.connect(e.port, e.host)
-        flow.local = local
+      const f: UdpFlow = { client: { address: rinfo.address, port: rinfo.port }, endpoint: e, last: Date.now() }
+      const toClient = (reply: Buffer): void => {
+        f.last = Date.now()
+        listener.send(reply, f.client.port, f.client.address)
       }
+      if (e.node === this.self) {
+        f.local = createSocket('udp4')
+        f.local.on('message', toClient)
+        f.local.on('error', () => undefined)
+        f.local.connect(e.port, e.host)
+      } else {
+        try {
+          f.remote = this.tunnel.openFlow(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), toClient)
+        } catch (err) {
+          this.o.logger?.debug({ err }, 'mesh: no flow to a remote task')
+          return
+        }
+      }
+      this.udpFlows.set(key, f)
+      flow = f
     }
     flow.last = Date.now()
     this.counters.datagrams++
-    const e = flow.endpoint
     if (flow.local) {
       const send = (): void => flow.local!.send(msg)
       try {
@@ -479,18 +500,11 @@ export class Mesh {
       }
     } else {
       try {
-        this.tunnel.sendDatagram(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), flow.id, msg)
+        flow.remote!.send(msg)
       } catch (err) {
         this.o.logger?.debug({ err }, 'mesh: datagram not forwarded')
       }
     }
-  }
-
-  private udpReply(flowId: number, payload: Buffer): void {
-    const f = this.udpById.get(flowId)
-    if (!f) return
-    f.flow.last = Date.now()
-    f.sock.send(payload, f.flow.client.port, f.flow.client.address)
   }
 
   /** A datagram from a peer's flow for one of our endpoints: relayed from a per-flow socket, so replies find the flow. */
@@ -524,8 +538,8 @@ export class Mesh {
     for (const [key, f] of this.udpFlows) {
       if (now - f.last < UDP_FLOW_IDLE_MS) continue
       this.udpFlows.delete(key)
-      this.udpById.delete(f.id)
       f.local?.close()
+      f.remote?.close()
     }
   }
 

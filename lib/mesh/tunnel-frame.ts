@@ -45,11 +45,15 @@ export const FrameType = {
   DGRAM: 8,
   PING: 9,
   PONG: 10,
-  /** First frame of a TCP connection: the dialer's advertised address, for one connection per node pair. */
+  /** The handshake (tunnel-auth.ts), on VNI 0. First frame of a TCP connection: the dialer's name, address and nonce. */
   HELLO: 11,
+  /** The acceptor's answer to HELLO: its name, its nonce, its proof. */
+  CHALLENGE: 12,
+  /** The dialer's proof, which completes the handshake. */
+  AUTH: 13,
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
-const MAX_TYPE = FrameType.HELLO
+const MAX_TYPE = FrameType.AUTH
 
 export const FrameFlag = {
   SEALED: 0x01,
@@ -287,7 +291,7 @@ export function decodeU32Body(b: Buffer): number {
   return n
 }
 
-/** OPEN_FAIL and RST reasons (an errno-like code such as ECONNREFUSED), and HELLO's address: short UTF-8. */
+/** OPEN_FAIL and RST reasons (an errno-like code such as ECONNREFUSED): short UTF-8. */
 export function encodeTextBody(s: string): Buffer {
   const b = Buffer.from(s, 'utf8')
   if (b.length > MAX_REASON_BYTES) throw bodyError(`text body of ${b.length} bytes`)

@@ -6,7 +6,9 @@ import { Readable, type Duplex } from 'node:stream'
 import { once } from 'node:events'
 import { SealKeyring } from './seal.js'
 import { FrameDecoder, FrameFlag, FrameType, encodeFrame, encodeOpenBody, type Frame } from './tunnel-frame.js'
-import { Tunnel, TunnelError, type DatagramReply, type IncomingStream, type PeerAddress, type TunnelOptions } from './tunnel.js'
+import { Tunnel, TunnelError, type IncomingStream, type PeerAddress, type TunnelOptions } from './tunnel.js'
+import { rawPeer } from '../../bench/tunnel-fuzz.js'
+import { sleep, until } from './wait.test-helper.js'
 
 // Ports 29100-29199 on 127.0.0.x, one port per test so parallel suites never meet.
 const VNI = 4096
@@ -14,16 +16,6 @@ const SEALED_VNI = 4097
 const MARKER = Buffer.from('PLAINTEXT-MARKER-7f3a9c')
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await sleep(5)
-  }
-  return true
-}
 
 /** Every accepted stream echoes what it reads, half-close included. */
 const echo = (s: IncomingStream): void => {
@@ -117,7 +109,8 @@ t.test('many concurrent streams of random sizes share one connection, intact', a
   t.equal(b.connectionCount(), 1)
   const ca = a.counters()
   t.ok(ca.framesOut > 48 && ca.bytesOut > sizes.reduce((x, y) => x + y, 0))
-  t.same(ca.dropped, { malformed: 0, unknown_vni: 0, plaintext: 0, decrypt: 0, replay: 0, unknown_stream: 0, flow_control: 0 })
+  t.ok(Object.values(ca.dropped).every((n) => n === 0), 'nothing dropped')
+  t.ok(Object.values(ca.refused).every((n) => n === 0), 'nothing refused')
   t.ok(await until(() => (a as unknown as { conns: Set<{ streams: Map<number, unknown> }> }).conns.values().next().value!.streams.size === 0), 'finished streams leave the table')
 })
 
@@ -244,7 +237,9 @@ t.test('peer death: killing the connection errors every stream promptly; resetPe
   })
   const a = await tunnel(t, '127.0.0.21', 29106)
   const px = await proxy(t, { host: '127.0.0.23', port: 29106 }, b.advertise)
-  const streams = await Promise.all([0, 1, 2].map(() => a.open({ host: '127.0.0.23', port: 29106 }, VNI, 'task/tcp/80')))
+  // Through the proxy, b is still named by its own address.
+  const via = { host: '127.0.0.23', port: 29106, name: b.name }
+  const streams = await Promise.all([0, 1, 2].map(() => a.open(via, VNI, 'task/tcp/80')))
   const errors = streams.map((d) => once(d, 'error').then(([e]) => (e as TunnelError).code))
   const start = Date.now()
   px.kill()
@@ -254,9 +249,9 @@ t.test('peer death: killing the connection errors every stream promptly; resetPe
   t.ok(serverErrors.every((c) => c === 'E_TUNNEL_PEER_LOST'))
 
   // the next open dials again
-  const again = await a.open({ host: '127.0.0.23', port: 29106 }, VNI, 'task/tcp/80')
+  const again = await a.open(via, VNI, 'task/tcp/80')
   const err = once(again, 'error')
-  a.resetPeer({ host: '127.0.0.23', port: 29106 })
+  a.resetPeer(via)
   t.equal(((await err)[0] as TunnelError).code, 'E_TUNNEL_PEER_LOST')
   t.equal(a.connectionCount(), 0)
 })
@@ -302,11 +297,11 @@ t.test('an OPEN nobody answers times out and is reset', async (t) => {
   t.equal((late as TunnelError).code, 'E_TUNNEL_RESET', 'a late accept() learns the opener gave up')
 })
 
-t.test('UDP datagrams through the tunnel and replies back by flow id, plain and sealed', async (t) => {
+t.test('UDP datagrams through the tunnel and replies back on their flow, plain and sealed', async (t) => {
   const ring = () => new SealKeyring([{ id: 1, key: Buffer.alloc(32, 9) }], 1)
   const ringA = ring()
   const ringB = ring()
-  const replies: DatagramReply[] = []
+  const replies: [number, number, string][] = []
   const seen: string[] = []
   const b = await tunnel(t, '127.0.0.30', 29109, {
     network: (vni) => (vni === SEALED_VNI ? { seal: ringB } : vni === VNI ? {} : undefined),
@@ -317,29 +312,27 @@ t.test('UDP datagrams through the tunnel and replies back by flow id, plain and 
   })
   const a = await tunnel(t, '127.0.0.29', 29109, {
     network: (vni) => (vni === SEALED_VNI ? { seal: ringA } : vni === VNI ? {} : undefined),
-    onReply: (r) => replies.push(r),
   })
-  a.sendDatagram(b.advertise, VNI, 'dns/udp/53', 42, Buffer.from('q1'))
-  a.sendDatagram(b.advertise, SEALED_VNI, 'dns/udp/53', 43, Buffer.from('q2'))
+  const f1 = a.openFlow(b.advertise, VNI, 'dns/udp/53', (p) => replies.push([VNI, f1.id, p.toString()]))
+  const f2 = a.openFlow(b.advertise, SEALED_VNI, 'dns/udp/53', (p) => replies.push([SEALED_VNI, f2.id, p.toString()]))
+  f1.send(Buffer.from('q1'))
+  f2.send(Buffer.from('q2'))
   t.ok(await until(() => replies.length === 2))
-  replies.sort((x, y) => x.flowId - y.flowId)
-  t.same(
-    replies.map((r) => [r.vni, r.flowId, r.payload.toString(), r.from.port]),
-    [
-      [VNI, 42, 'echo:q1', 29109],
-      [SEALED_VNI, 43, 'echo:q2', 29109],
-    ],
-  )
-  t.same(seen.sort(), [`${VNI} dns/udp/53 42`, `${SEALED_VNI} dns/udp/53 43`])
-  t.throws(() => a.sendDatagram(b.advertise, 777, 'x/udp/1', 1, Buffer.alloc(1)), { code: 'E_TUNNEL_UNKNOWN_VNI' })
-  t.throws(() => a.sendDatagram(b.advertise, VNI, 'x/udp/1', 1, Buffer.alloc(65_500)), { code: 'E_TUNNEL_TOO_LARGE' })
+  t.same(replies.sort((x, y) => x[0] - y[0]), [
+    [VNI, f1.id, 'echo:q1'],
+    [SEALED_VNI, f2.id, 'echo:q2'],
+  ])
+  t.same(seen.sort(), [`${VNI} dns/udp/53 ${f1.id}`, `${SEALED_VNI} dns/udp/53 ${f2.id}`])
+  t.throws(() => a.openFlow(b.advertise, 777, 'x/udp/1', () => {}), { code: 'E_TUNNEL_UNKNOWN_VNI' })
+  t.throws(() => a.openFlow({ host: 'localhost', port: 29109 }, VNI, 'x/udp/1', () => {}), { code: 'E_TUNNEL_PROTOCOL' })
+  t.throws(() => f1.send(Buffer.alloc(65_500)), { code: 'E_TUNNEL_TOO_LARGE' })
 
   // what a sealed datagram looks like on the wire, and what plaintext and replays for the sealed VNI get
   const raw = createSocket('udp4')
   t.teardown(() => raw.close())
   await new Promise<void>((r) => raw.bind(29109, '127.0.0.31', r))
   const captured = once(raw, 'message')
-  a.sendDatagram({ host: '127.0.0.31', port: 29109 }, SEALED_VNI, 'dns/udp/53', 44, MARKER)
+  a.openFlow({ host: '127.0.0.31', port: 29109 }, SEALED_VNI, 'dns/udp/53', () => {}).send(MARKER)
   const [wire] = (await captured) as [Buffer]
   t.equal(wire.indexOf(MARKER), -1, 'no plaintext on the wire')
   t.equal(wire[10]! & FrameFlag.SEALED, FrameFlag.SEALED)
@@ -365,7 +358,7 @@ t.test('an encrypted VNI never shows plaintext on the wire, and refuses plaintex
     },
   })
   const a = await tunnel(t, '127.0.0.32', 29110, { network: (vni) => (vni === SEALED_VNI ? { seal: ringA } : {}) })
-  const via = { host: '127.0.0.34', port: 29110 }
+  const via = { host: '127.0.0.34', port: 29110, name: b.name }
   const px = await proxy(t, via, b.advertise)
   const payload = Buffer.concat(Array.from({ length: 2000 }, () => MARKER))
   const d = await a.open(via, SEALED_VNI, 'secret-task/tcp/80', Buffer.from('PROXY TCP4 1.1.1.1 2.2.2.2 1 2\r\n'))
@@ -379,16 +372,15 @@ t.test('an encrypted VNI never shows plaintext on the wire, and refuses plaintex
   }
   const frames: Frame[] = []
   new FrameDecoder().push(upWire, (f) => frames.push(f))
-  t.ok(frames.slice(1).every((f) => f.vni === SEALED_VNI && (f.flags & FrameFlag.SEALED) !== 0), 'every frame after HELLO is sealed')
+  t.same(frames.slice(0, 2).map((f) => f.type), [FrameType.HELLO, FrameType.AUTH], 'the handshake first')
+  t.ok(frames.slice(2).every((f) => f.vni === SEALED_VNI && (f.flags & FrameFlag.SEALED) !== 0), 'then every frame is sealed')
 
-  // A raw connection replays the recorded OPEN, then tries a plaintext OPEN, for the sealed VNI.
+  // A raw connection (names are not checked here) replays the recorded OPEN, then tries a plaintext OPEN, for the sealed VNI.
   const open = frames.find((f) => f.type === FrameType.OPEN)!
-  const raw = connect(b.advertise)
-  t.teardown(() => raw.destroy())
-  raw.on('error', () => {})
-  raw.write(encodeFrame({ vni: 0, type: FrameType.HELLO, flags: 0, keyId: 0, streamId: 0 }, Buffer.from('127.0.0.99:4789')))
-  raw.write(rawFrame(open))
-  raw.write(encodeFrame({ vni: SEALED_VNI, type: FrameType.OPEN, flags: 0, keyId: 0, streamId: 3 }, encodeOpenBody({ window: 65536, endpointKey: 'x/tcp/1', preamble: Buffer.alloc(0) })))
+  const raw = await rawPeer(b.advertise, { name: '127.0.0.99:4789' })
+  t.teardown(() => raw.close())
+  raw.socket.write(rawFrame(open))
+  raw.socket.write(encodeFrame({ vni: SEALED_VNI, type: FrameType.OPEN, flags: 0, keyId: 0, streamId: 3 }, encodeOpenBody({ window: 65536, endpointKey: 'x/tcp/1', preamble: Buffer.alloc(0) })))
   t.ok(await until(() => b.counters().dropped.replay === 1 && b.counters().dropped.plaintext === 1))
   t.same(opened, ['secret-task/tcp/80'], 'neither reached onStream')
 })
@@ -398,7 +390,7 @@ t.test('tampered and duplicated frames are dropped alone; the other streams on t
   const b = await tunnel(t, '127.0.0.36', 29111, { network: () => ({ seal: new SealKeyring([{ id: 1, key }], 1) }) })
   const a = await tunnel(t, '127.0.0.35', 29111, { network: () => ({ seal: new SealKeyring([{ id: 1, key }], 1) }) })
   let tampered = 0
-  const via = { host: '127.0.0.37', port: 29111 }
+  const via = { host: '127.0.0.37', port: 29111, name: b.name }
   await proxy(t, via, b.advertise, (f) => {
     const wire = rawFrame(f)
     if (f.type !== FrameType.DATA) return [wire]
@@ -493,4 +485,32 @@ t.test('ping measures the round trip; close fails what is left', async (t) => {
   t.equal(((await err)[0] as TunnelError).code, 'E_TUNNEL_CLOSED')
   t.equal(((await a.open(b.advertise, VNI, 'k/tcp/1').catch((e: unknown) => e)) as TunnelError).code, 'E_TUNNEL_CLOSED')
   await a.close()
+})
+
+t.test('issue 11.7: a reply is taken only from its flow\'s peer, under its random id', async (t) => {
+  const b = await tunnel(t, '127.0.0.47', 29116, { onDatagram: (d) => d.reply(Buffer.concat([Buffer.from('echo:'), d.payload])) })
+  const a = await tunnel(t, '127.0.0.46', 29116)
+  const got: string[] = []
+  const flows = Array.from({ length: 50 }, (_, i) => a.openFlow(b.advertise, VNI, `dns/udp/${i + 1}`, (p) => got.push(p.toString())))
+  const ids = flows.map((f) => f.id).sort((x, y) => x - y)
+  t.equal(new Set(ids).size, 50, 'ids are unique')
+  t.notOk(ids.some((id, i) => i > 0 && id - ids[i - 1]! === 1), `ids are random, not counted (${ids.slice(0, 3).join(', ')} …)`)
+
+  // Forged replies: every real flow id from b's host but another port, and ids 1..50 (a counter's) from anywhere.
+  const forger = createSocket('udp4')
+  t.teardown(() => forger.close())
+  await new Promise<void>((r) => forger.bind(29117, '127.0.0.47', r))
+  const forge = (id: number) => encodeFrame({ vni: VNI, type: FrameType.DGRAM, flags: FrameFlag.REPLY, keyId: 0, streamId: id }, Buffer.from('forged'))
+  for (const id of [...ids, ...Array.from({ length: 50 }, (_, i) => i + 1)]) forger.send(forge(id), a.advertise.port, a.advertise.host)
+  t.ok(await until(() => a.counters().dropped.reply_wrong_peer === 50 && a.counters().dropped.reply_unknown_flow === 50), JSON.stringify(a.counters().dropped))
+
+  for (const f of flows) f.send(Buffer.from('q'))
+  t.ok(await until(() => got.length === 50), `${got.length} replies`)
+  t.ok(got.every((p) => p === 'echo:q'), 'only the real replies reached the flows')
+
+  // A closed flow takes no more replies.
+  flows[0]!.close()
+  flows[0]!.send(Buffer.from('late'))
+  t.ok(await until(() => a.counters().dropped.reply_unknown_flow === 51))
+  t.equal(got.length, 50)
 })

@@ -1,29 +1,34 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { isIPv6, createServer, connect, type Server, type Socket } from 'node:net'
-import { Duplex } from 'node:stream'
-import { SwarmdError } from '../types/errors.js'
-import { Sealer, openFrame, type SealKeyring } from './seal.js'
+import type { Duplex } from 'node:stream'
+import { parsePeerKey, peerKey, type PeerAddress } from './peer-address.js'
+import { openFrame, type SealKeyring } from './seal.js'
+import { AcceptorHandshake, DialerHandshake, TRUST_NAMES, type TunnelAuth } from './tunnel-auth.js'
+import { CONN_HIGH_WATER, Conn } from './tunnel-conn.js'
+import { TunnelError } from './tunnel-error.js'
+import type { ReplyRefusal } from './tunnel-flows.js'
 import {
   FRAME_HEADER_LEN,
-  FrameDecoder,
   FrameError,
   FrameFlag,
   FrameType,
-  MAX_DATA_PAYLOAD,
-  decodeDgramBody,
-  decodeFrame,
   decodeOpenBody,
-  decodeTextBody,
-  decodeU32Body,
-  encodeDgramPrefix,
-  encodeFrameHeader,
   encodeOpenBody,
   encodeTextBody,
   encodeU32Body,
   type Frame,
 } from './tunnel-frame.js'
+import { ConnectionLimits, DEFAULT_LIMITS, REFUSAL_REASONS, readFdLimit, type RefusalReason, type TunnelLimits } from './tunnel-limits.js'
+import { TunnelStream } from './tunnel-stream.js'
+import { TunnelUdp, type DatagramFlow, type IncomingDatagram } from './tunnel-udp.js'
 import type { Vni } from './types.js'
 import { isValidVni } from './vxlan.js'
+
+export type { PeerAddress } from './peer-address.js'
+export { TunnelError } from './tunnel-error.js'
+export type { TunnelAuth } from './tunnel-auth.js'
+export type { RefusalReason, TunnelLimits } from './tunnel-limits.js'
+export type { DatagramFlow, IncomingDatagram } from './tunnel-udp.js'
 
 /**
  * The routing mesh's data plane between nodes (port 4789, TCP + UDP, no
@@ -34,13 +39,21 @@ import { isValidVni } from './vxlan.js'
  * dropped. The receiving node resolves an endpoint key to its own task, so
  * a peer can only reach announced endpoints, never arbitrary addresses.
  *
- * Connection-level frames (HELLO, PING, PONG) use VNI 0, so VNI 0 is not a
- * network (swarm allocates VNIs from 4096).
+ * Every TCP connection starts with a handshake (tunnel-auth.ts) in which
+ * each side proves the name it claims, through the TunnelAuth it was given;
+ * until both have, a connection carries nothing, answers nothing and
+ * replaces no other. Connections are capped and timed out
+ * (tunnel-limits.ts). Connections are tunnel-conn.ts, their streams
+ * tunnel-stream.ts, and the UDP side tunnel-udp.ts, where a reply is taken
+ * only from the peer and network its flow went to, under the flow's random id.
+ *
+ * Connection-level frames (HELLO, CHALLENGE, AUTH, PING, PONG) use VNI 0,
+ * so VNI 0 is not a network (swarm allocates VNIs from 4096).
  */
 
-export interface PeerAddress {
-  host: string
-  port: number
+/** Where a peer listens and, unless it is named by that address (`host:port`, a tunnel's default name), the name it must prove. */
+export interface Peer extends PeerAddress {
+  name?: string
 }
 
 /** What the tunnel needs to know of a network: its keys if it is encrypted. */
@@ -62,36 +75,22 @@ export interface IncomingStream {
   reject(reason: string): void
 }
 
-export interface IncomingDatagram {
-  vni: Vni
-  endpointKey: string
-  flowId: number
-  /** A view of the received datagram: copy it to keep it past this call. */
-  payload: Buffer
-  /** The sending tunnel's UDP address. */
-  from: PeerAddress
-  /** Sends a datagram back to the flow's originator (its onReply). */
-  reply(payload: Uint8Array): void
-}
-
-export interface DatagramReply {
-  vni: Vni
-  flowId: number
-  payload: Buffer
-  from: PeerAddress
-}
-
 export interface TunnelOptions {
   /** Where to listen, TCP and UDP on the same port (0: any free port). */
   host: string
   port: number
   /** The address peers dial to reach this tunnel and pass to open(); defaults to the bound host and port. */
   advertise?: PeerAddress
+  /** The name this tunnel proves to its peers (default: its advertised `host:port`). */
+  name?: string
+  /** How names are proven and checked (default TRUST_NAMES: a peer's claim is taken at its word). */
+  auth?: TunnelAuth
+  /** Caps and timeouts; DEFAULT_LIMITS, and the process's own descriptor limit, fill in the rest. */
+  limits?: Partial<TunnelLimits>
   /** The network behind a VNI, undefined if unknown here. Default: every VNI but 0 is a plaintext network. */
   network?: (vni: Vni) => TunnelNetwork | undefined
   onStream?: (s: IncomingStream) => void
   onDatagram?: (d: IncomingDatagram) => void
-  onReply?: (r: DatagramReply) => void
   /** Per-stream receive window in bytes (default 256 KiB). */
   window?: number
   /** How long open() waits for OPEN_OK or OPEN_FAIL (default 10 s). */
@@ -100,7 +99,9 @@ export interface TunnelOptions {
   maxStreamsPerConnection?: number
 }
 
-export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control'
+export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control' | ReplyRefusal
+
+const DROP_REASONS: readonly DropReason[] = ['malformed', 'unknown_vni', 'plaintext', 'decrypt', 'replay', 'unknown_stream', 'flow_control', 'reply_unknown_flow', 'reply_wrong_peer']
 
 export interface TunnelCounters {
   framesIn: number
@@ -113,56 +114,37 @@ export interface TunnelCounters {
   connectionsClosed: number
   /** Frames dropped, by reason; a connection whose framing broke counts once as malformed. */
   dropped: Record<DropReason, number>
+  /** Connections refused, or ended, by the tunnel's rules (authentication, caps, timeouts), by reason. */
+  refused: Record<RefusalReason, number>
+  /** Connections closed after the idle timeout without streams. */
+  idleClosed: number
 }
 
-/**
- * Codes: E_TUNNEL_OPEN_FAILED (`reason` is the remote's OPEN_FAIL reason),
- * E_TUNNEL_OPEN_TIMEOUT, E_TUNNEL_PEER_UNREACHABLE (the dial failed),
- * E_TUNNEL_PEER_LOST (the connection died or resetPeer), E_TUNNEL_RESET
- * (the peer reset the stream; `reason` is its RST reason),
- * E_TUNNEL_UNKNOWN_VNI, E_TUNNEL_TOO_LARGE, E_TUNNEL_CLOSED, E_TUNNEL_PROTOCOL.
- */
-export class TunnelError extends SwarmdError {
-  constructor(
-    code: string,
-    message: string,
-    readonly reason?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, message, options)
-  }
-}
+const zeros = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>
+
+/** How a refusal reads to those whose opens it fails. */
+const refusalCode = (r: RefusalReason): string => (r === 'auth' || r === 'unauthenticated' || r === 'handshake_timeout' ? 'E_TUNNEL_AUTH' : 'E_TUNNEL_REFUSED')
+
+/** Connection-level frame types, out of place on a network's VNI. */
+const CONN_TYPES: ReadonlySet<number> = new Set([FrameType.DGRAM, FrameType.HELLO, FrameType.CHALLENGE, FrameType.AUTH, FrameType.PING, FrameType.PONG])
 
 const DEFAULT_WINDOW = 256 * 1024
-/** Bytes queued on a connection's socket before its streams wait for 'drain'. */
-const CONN_HIGH_WATER = 1024 * 1024
-const HANDSHAKE_TIMEOUT_MS = 10_000
-const KEEPALIVE_MS = 10_000
-const MAX_UDP_DATAGRAM = 65_507
 const EMPTY = Buffer.alloc(0)
-
-const peerKey = (p: PeerAddress): string => (isIPv6(p.host) ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)
-
-function parsePeerKey(s: string): PeerAddress | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
-  if (!m) return undefined
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return undefined
-  return { host: (m[1] ?? m[2])!, port }
-}
 
 export class Tunnel {
   readonly address: PeerAddress
   readonly advertise: PeerAddress
-  private readonly selfKey: string
+  readonly name: string
+  private readonly auth: TunnelAuth
+  private readonly limits: ConnectionLimits
   private readonly network: (vni: Vni) => TunnelNetwork | undefined
   private readonly window: number
   private readonly openTimeoutMs: number
   private readonly maxStreams: number
-  /** The connection new streams to a peer use. */
+  /** The connection new streams to a peer (by name) use. */
   private readonly primaries = new Map<string, Conn>()
   private readonly conns = new Set<Conn>()
-  private readonly udpSealer = new Sealer()
+  private readonly udp: TunnelUdp
   private closed = false
   private readonly stats: TunnelCounters = {
     framesIn: 0,
@@ -173,27 +155,35 @@ export class Tunnel {
     datagramsOut: 0,
     connectionsOpened: 0,
     connectionsClosed: 0,
-    dropped: { malformed: 0, unknown_vni: 0, plaintext: 0, decrypt: 0, replay: 0, unknown_stream: 0, flow_control: 0 },
+    dropped: zeros(DROP_REASONS),
+    refused: zeros(REFUSAL_REASONS),
+    idleClosed: 0,
   }
 
   private constructor(
     private readonly opts: TunnelOptions,
     private readonly server: Server,
-    private readonly udp: UdpSocket,
+    udpSocket: UdpSocket,
   ) {
     const a = server.address()
     if (a === null || typeof a === 'string') throw new TunnelError('E_TUNNEL_PROTOCOL', 'the TCP listener has no address')
     this.address = { host: opts.host, port: a.port }
     this.advertise = opts.advertise ?? this.address
-    this.selfKey = peerKey(this.advertise)
+    this.name = opts.name ?? peerKey(this.advertise)
+    this.auth = opts.auth ?? TRUST_NAMES
+    this.limits = new ConnectionLimits({ ...DEFAULT_LIMITS, fdLimit: opts.limits?.fdLimit ?? readFdLimit(), ...opts.limits })
     this.network = opts.network ?? ((vni) => (vni === 0 ? undefined : {}))
     this.window = opts.window ?? DEFAULT_WINDOW
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000
     this.maxStreams = opts.maxStreamsPerConnection ?? 4096
-    server.on('connection', (s) => this.adopt(s, false, undefined))
-    udp.on('message', (msg, rinfo) => this.onDatagramIn(msg, rinfo))
-    // Send errors (e.g. ICMP unreachable reported on the next send) concern one datagram only.
-    udp.on('error', () => {})
+    server.on('connection', (s) => this.accept(s))
+    this.udp = new TunnelUdp(udpSocket, {
+      stats: this.stats,
+      network: this.network,
+      networkOf: (vni) => this.networkOf(vni),
+      unseal: (network, f, strict) => this.unseal(network, f, strict),
+      onDatagram: opts.onDatagram,
+    })
   }
 
   /** Binds TCP and then UDP on the same port. */
@@ -226,7 +216,7 @@ export class Tunnel {
 
   /** A snapshot of the counters. */
   counters(): TunnelCounters {
-    return { ...this.stats, dropped: { ...this.stats.dropped } }
+    return { ...this.stats, dropped: { ...this.stats.dropped }, refused: { ...this.stats.refused } }
   }
 
   /** Open TCP connections (any state), for tests and metrics. */
@@ -238,20 +228,29 @@ export class Tunnel {
    * Opens a stream to `endpointKey` on the peer, over the pair's one
    * connection (dialled on demand). Resolves once the peer accepted.
    */
-  open(peer: PeerAddress, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
+  open(peer: Peer, vni: Vni, endpointKey: string, preamble: Uint8Array = EMPTY): Promise<Duplex> {
     if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
-    if (!network) return Promise.reject(new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`))
+    let network: TunnelNetwork
+    try {
+      network = this.networkOf(vni)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     let body: Buffer
     try {
       body = encodeOpenBody({ window: this.window, endpointKey, preamble: Buffer.from(preamble.buffer, preamble.byteOffset, preamble.byteLength) })
     } catch (e) {
       return Promise.reject(new TunnelError('E_TUNNEL_PROTOCOL', (e as Error).message, undefined, { cause: e }))
     }
-    const conn = this.connTo(peer)
+    let conn: Conn
+    try {
+      conn = this.connTo(peer)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     const id = conn.allocateId()
     const stream = new TunnelStream(this, conn, id, vni, network, this.window)
-    conn.streams.set(id, stream)
+    conn.addStream(stream)
     return new Promise<Duplex>((resolve, reject) => {
       const timer = setTimeout(() => stream.destroy(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no answer to OPEN from ${peerKey(peer)} in ${this.openTimeoutMs} ms`)), this.openTimeoutMs)
       stream.opening = {
@@ -269,50 +268,95 @@ export class Tunnel {
     })
   }
 
-  /** Sends one datagram to `endpointKey` on the peer's UDP port. Throws TunnelError on an unknown VNI or an oversized datagram. */
-  sendDatagram(peer: PeerAddress, vni: Vni, endpointKey: string, flowId: number, payload: Uint8Array): void {
+  /**
+   * A UDP flow to `endpointKey` on the peer: datagrams go to its UDP port,
+   * and `onReply` gets the replies that come from that address, on that
+   * VNI, for the flow's id. `peer.host` must be an IP address (a reply's
+   * source is compared with it). Throws TunnelError E_TUNNEL_UNKNOWN_VNI,
+   * E_TUNNEL_PROTOCOL (a bad key or host), E_TUNNEL_CLOSED.
+   */
+  openFlow(peer: PeerAddress, vni: Vni, endpointKey: string, onReply: (payload: Buffer) => void): DatagramFlow {
+    return this.udp.openFlow(peer, vni, endpointKey, onReply)
+  }
+
+  private networkOf(vni: Vni): TunnelNetwork {
     const network = isValidVni(vni) && vni !== 0 ? this.network(vni) : undefined
     if (!network) throw new TunnelError('E_TUNNEL_UNKNOWN_VNI', `no network with VNI ${vni}`)
-    this.sendDgram(peer, vni, flowId, network, encodeDgramPrefix(endpointKey), payload, 0)
+    return network
   }
 
   /** Round-trip time to the peer over its connection, in milliseconds. */
-  ping(peer: PeerAddress, timeoutMs = 5000): Promise<number> {
+  ping(peer: Peer, timeoutMs = 5000): Promise<number> {
     if (this.closed) return Promise.reject(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    return this.connTo(peer).ping(timeoutMs)
+    try {
+      return this.connTo(peer).ping(timeoutMs)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
-  /** Drops every connection to the peer at once (it died): its streams fail with E_TUNNEL_PEER_LOST. */
-  resetPeer(peer: PeerAddress): void {
-    const key = peerKey(peer)
-    for (const c of [...this.conns]) if (c.peer === key) c.fail(new TunnelError('E_TUNNEL_PEER_LOST', `peer ${key} was reset`))
+  /** Drops every connection to the peer (by name) at once (it died): its streams fail with E_TUNNEL_PEER_LOST. */
+  resetPeer(peer: Peer): void {
+    const name = nameOf(peer)
+    for (const c of [...this.conns]) if (c.peer === name) c.fail(new TunnelError('E_TUNNEL_PEER_LOST', `peer ${name} was reset`))
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     for (const c of [...this.conns]) c.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
-    await Promise.all([new Promise<void>((r) => this.server.close(() => r())), new Promise<void>((r) => this.udp.close(() => r()))])
+    await Promise.all([new Promise<void>((r) => this.server.close(() => r())), this.udp.close()])
   }
 
   // --- connections ----------------------------------------------------------
 
-  private connTo(peer: PeerAddress): Conn {
-    const key = peerKey(peer)
-    const existing = this.primaries.get(key)
+  /** The peer's primary connection, dialled (and its handshake started) if there is none. Throws TunnelError E_TUNNEL_REFUSED near the descriptor limit. */
+  private connTo(peer: Peer): Conn {
+    const name = nameOf(peer)
+    const existing = this.primaries.get(name)
     if (existing) return existing
+    const refusal = this.limits.admitDial()
+    if (refusal) {
+      this.stats.refused[refusal]++
+      throw new TunnelError('E_TUNNEL_REFUSED', `not dialling ${name}: the process is near its descriptor limit`, 'EMFILE')
+    }
     // highWaterMark reaches the Socket's Duplex at run time; @types/node omits it from connect's options.
     const opts = { host: peer.host, port: peer.port, noDelay: true, highWaterMark: CONN_HIGH_WATER }
     const socket = connect(opts)
-    const conn = this.adopt(socket, true, key)
-    this.primaries.set(key, conn)
-    conn.sendFrame(0, FrameType.HELLO, 0, encodeTextBody(this.selfKey), undefined)
+    const handshake = new DialerHandshake(this.auth, { name: this.name, address: peerKey(this.advertise) }, name)
+    const conn = this.adopt(new Conn(this, socket, true, { peer: name, peerAddress: { host: peer.host, port: peer.port }, handshake, ...this.timeouts() }))
+    this.primaries.set(name, conn)
+    conn.sendHandshake(FrameType.HELLO, handshake.helloBody())
     return conn
   }
 
-  private adopt(socket: Socket, dialed: boolean, peer: string | undefined): Conn {
-    const conn = new Conn(this, socket, dialed, peer)
+  private accept(socket: Socket): void {
+    const refusal = this.limits.admitInbound(socket.remoteAddress ?? '')
+    if (refusal) {
+      this.stats.refused[refusal]++
+      socket.on('error', () => {})
+      socket.resetAndDestroy()
+      return
+    }
+    if (this.limits.handshakesFull) {
+      // conns is in insertion order: the first inbound one still in its handshake is the oldest.
+      for (const c of this.conns) {
+        if (c.dialed || c.authenticated) continue
+        this.refuse(c, 'unauthenticated_cap', 'making room for a newer handshake')
+        break
+      }
+    }
+    this.adopt(new Conn(this, socket, false, { handshake: new AcceptorHandshake(this.auth, this.name), ...this.timeouts() }))
+  }
+
+  private timeouts(): { handshakeTimeoutMs: number; idleTimeoutMs: number } {
+    const { handshakeTimeoutMs, idleTimeoutMs } = this.limits.limits
+    return { handshakeTimeoutMs, idleTimeoutMs }
+  }
+
+  private adopt(conn: Conn): Conn {
     this.conns.add(conn)
+    this.limits.opened(conn)
     this.stats.connectionsOpened++
     if (this.closed) conn.fail(new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed'))
     return conn
@@ -321,6 +365,7 @@ export class Tunnel {
   /** @internal */
   connClosed(conn: Conn): void {
     if (!this.conns.delete(conn)) return
+    this.limits.closed(conn)
     this.stats.connectionsClosed++
     if (conn.peer !== undefined && this.primaries.get(conn.peer) === conn) this.primaries.delete(conn.peer)
   }
@@ -331,37 +376,75 @@ export class Tunnel {
     conn.drain()
   }
 
-  /**
-   * An inbound connection named its dialer. When both nodes dialled each
-   * other at once, both keep the connection dialled by the node whose
-   * advertised address sorts first; the other is retired by its dialer.
-   */
-  private onHello(conn: Conn, f: Frame): void {
-    let addr: PeerAddress | undefined
-    try {
-      addr = parsePeerKey(decodeTextBody(f.body))
-    } catch {
-      addr = undefined
-    }
-    if (!addr || f.vni !== 0 || f.streamId !== 0 || (f.flags & FrameFlag.SEALED) !== 0) return this.broken(conn, 'bad HELLO')
-    const key = peerKey(addr)
-    conn.peer = key
-    conn.peerAddress = addr
-    conn.helloDone()
-    const existing = this.primaries.get(key)
-    if (!existing) {
-      this.primaries.set(key, conn)
-    } else if (existing.dialed && this.selfKey < key) {
-      conn.retired = true // ours wins; the peer retires this one
-    } else {
-      this.primaries.set(key, conn)
-      this.retire(existing)
-    }
+  /** @internal The handshake did not finish in time. */
+  handshakeExpired(conn: Conn): void {
+    this.refuse(conn, 'handshake_timeout', `no handshake in ${this.limits.limits.handshakeTimeoutMs} ms`)
+  }
+
+  /** @internal No streams for the idle timeout. */
+  idleExpired(conn: Conn): void {
+    this.stats.idleClosed++
+    conn.fail(new TunnelError('E_TUNNEL_PEER_LOST', `connection with ${conn.peer} closed after ${this.limits.limits.idleTimeoutMs} ms without streams`))
+  }
+
+  private refuse(conn: Conn, reason: RefusalReason, why: string): void {
+    this.stats.refused[reason]++
+    conn.fail(new TunnelError(refusalCode(reason), `connection ${conn.dialed ? 'to' : 'from'} ${conn.peer ?? conn.remote} refused: ${why}`, reason))
   }
 
   private broken(conn: Conn, why: string): void {
     this.stats.dropped.malformed++
-    conn.fail(new TunnelError('E_TUNNEL_PROTOCOL', `connection from ${conn.peer ?? conn.remote}: ${why}`))
+    conn.fail(new TunnelError('E_TUNNEL_PROTOCOL', `connection ${conn.dialed ? 'to' : 'from'} ${conn.peer ?? conn.remote}: ${why}`))
+  }
+
+  /**
+   * Before a connection is authenticated only the handshake's frames, in
+   * order, are taken: the acceptor's HELLO then AUTH, the dialer's
+   * CHALLENGE. Anything else ends the connection unanswered.
+   */
+  private onHandshake(conn: Conn, f: Frame): void {
+    const hs = conn.handshake!
+    const expected = hs instanceof DialerHandshake ? FrameType.CHALLENGE : hs.helloSeen ? FrameType.AUTH : FrameType.HELLO
+    if (f.type !== expected || f.vni !== 0 || f.streamId !== 0 || f.flags !== 0) return this.refuse(conn, 'unauthenticated', `${typeName(f.type)} where the handshake expects ${typeName(expected)}`)
+    try {
+      if (hs instanceof DialerHandshake) {
+        conn.sendHandshake(FrameType.AUTH, hs.onChallenge(f.body))
+        conn.opened()
+      } else if (expected === FrameType.HELLO) {
+        conn.sendHandshake(FrameType.CHALLENGE, hs.onHello(f.body))
+      } else {
+        const hello = hs.onAuth(f.body)
+        conn.peer = hello.name
+        conn.peerAddress = parsePeerKey(hello.address)
+        this.inboundAuthenticated(conn)
+      }
+    } catch (e) {
+      if (e instanceof FrameError) return this.broken(conn, e.message)
+      if (e instanceof TunnelError) return this.refuse(conn, 'auth', e.message)
+      throw e
+    }
+  }
+
+  /**
+   * An inbound connection proved its dialer. When both nodes dialled each
+   * other at once, both keep the connection dialled by the node whose name
+   * sorts first; the other is retired by its dialer. A proven dialer
+   * replaces its older connection (it dials only when it has none).
+   */
+  private inboundAuthenticated(conn: Conn): void {
+    const refusal = this.limits.authenticated(conn)
+    if (refusal) return this.refuse(conn, refusal, `${conn.peer} has ${this.limits.limits.maxConnectionsPerPeer} connections already`)
+    conn.opened()
+    const name = conn.peer!
+    const existing = this.primaries.get(name)
+    if (!existing) {
+      this.primaries.set(name, conn)
+    } else if (existing.dialed && this.name < name) {
+      conn.retired = true // ours wins; the peer retires this one
+    } else {
+      this.primaries.set(name, conn)
+      this.retire(existing)
+    }
   }
 
   // --- inbound TCP frames ---------------------------------------------------
@@ -375,13 +458,10 @@ export class Tunnel {
   onFrame(conn: Conn, f: Frame): void {
     this.stats.framesIn++
     this.stats.bytesIn += FRAME_HEADER_LEN + f.length
-    if (!conn.dialed && conn.peer === undefined) {
-      if (f.type !== FrameType.HELLO) return this.broken(conn, 'first frame is not HELLO')
-      return this.onHello(conn, f)
-    }
+    if (!conn.authenticated) return this.onHandshake(conn, f)
     if (f.vni === 0) return this.onConnFrame(conn, f)
     if (f.type === FrameType.OPEN) return this.onOpen(conn, f)
-    if (f.type === FrameType.DGRAM || f.type === FrameType.HELLO || f.type === FrameType.PING || f.type === FrameType.PONG) {
+    if (CONN_TYPES.has(f.type)) {
       this.stats.dropped.malformed++
       return
     }
@@ -444,7 +524,7 @@ export class Tunnel {
     const stream = new TunnelStream(this, conn, f.streamId, f.vni, network, this.window)
     stream.sendCredit = open.window
     stream.unclaimed = true
-    conn.streams.set(f.streamId, stream)
+    conn.addStream(stream)
     let answered = false
     const answer = (): void => {
       if (answered) throw new TunnelError('E_TUNNEL_PROTOCOL', 'the stream was already accepted or rejected')
@@ -494,71 +574,6 @@ export class Tunnel {
     return f.body
   }
 
-  // --- UDP --------------------------------------------------------------------
-
-  private sendDgram(peer: PeerAddress, vni: Vni, flowId: number, network: TunnelNetwork, prefix: Buffer, payload: Uint8Array, flags: number): void {
-    if (!Number.isInteger(flowId) || flowId < 0 || flowId > 0xffffffff) throw new TunnelError('E_TUNNEL_PROTOCOL', `flow id ${flowId}`)
-    let parts: Uint8Array[]
-    if (network.seal) {
-      parts = this.udpSealer.seal(network.seal, { vni, type: FrameType.DGRAM, streamId: flowId, flags }, prefix.length > 0 ? Buffer.concat([prefix, payload]) : payload)
-    } else {
-      const length = prefix.length + payload.length
-      parts = [encodeFrameHeader({ vni, type: FrameType.DGRAM, flags, keyId: 0, streamId: flowId, length }), prefix, payload]
-    }
-    let size = 0
-    for (const p of parts) size += p.length
-    if (size > MAX_UDP_DATAGRAM) throw new TunnelError('E_TUNNEL_TOO_LARGE', `datagram of ${size} bytes exceeds ${MAX_UDP_DATAGRAM}`)
-    if (this.closed) throw new TunnelError('E_TUNNEL_CLOSED', 'the tunnel is closed')
-    this.stats.datagramsOut++
-    this.stats.framesOut++
-    this.stats.bytesOut += size
-    this.udp.send(parts, peer.port, peer.host)
-  }
-
-  private onDatagramIn(msg: Buffer, rinfo: RemoteInfo): void {
-    this.stats.datagramsIn++
-    this.stats.framesIn++
-    this.stats.bytesIn += msg.length
-    let f: Frame
-    try {
-      f = decodeFrame(msg)
-    } catch {
-      this.stats.dropped.malformed++
-      return
-    }
-    if (f.type !== FrameType.DGRAM || f.vni === 0) {
-      this.stats.dropped.malformed++
-      return
-    }
-    const network = this.network(f.vni)
-    if (!network) {
-      this.stats.dropped.unknown_vni++
-      return
-    }
-    const body = this.unseal(network, f, false)
-    if (body === undefined) return
-    const from = { host: rinfo.address, port: rinfo.port }
-    if ((f.flags & FrameFlag.REPLY) !== 0) {
-      this.opts.onReply?.({ vni: f.vni, flowId: f.streamId, payload: body, from })
-      return
-    }
-    let d
-    try {
-      d = decodeDgramBody(body)
-    } catch {
-      this.stats.dropped.malformed++
-      return
-    }
-    this.opts.onDatagram?.({
-      vni: f.vni,
-      endpointKey: d.endpointKey,
-      flowId: f.streamId,
-      payload: d.payload,
-      from,
-      reply: (p) => this.sendDgram(from, f.vni, f.streamId, network, EMPTY, p, FrameFlag.REPLY),
-    })
-  }
-
   /** @internal */
   countOut(bytes: number): void {
     this.stats.framesOut++
@@ -575,334 +590,4 @@ function typeName(t: number): string {
   return Object.entries(FrameType).find(([, v]) => v === t)?.[0] ?? `type ${t}`
 }
 
-/** One TCP connection to a peer: framing, write coalescing, stream table. */
-class Conn {
-  readonly streams = new Map<number, TunnelStream>()
-  readonly sealer = new Sealer()
-  peerAddress: PeerAddress | undefined
-  readonly remote: string
-  /** No new streams go out on it; the dialer closes it when idle. */
-  retired = false
-  closed = false
-  private connected = false
-  private nextId: number
-  private corked = false
-  private readonly decoder = new FrameDecoder()
-  /** Streams waiting for the socket to drain. */
-  private readonly waiting = new Set<TunnelStream>()
-  private readonly pings = new Map<number, { start: bigint; resolve: (ms: number) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
-  private nextPing = 1
-  private handshake: NodeJS.Timeout | undefined
-
-  constructor(
-    private readonly tunnel: Tunnel,
-    readonly socket: Socket,
-    readonly dialed: boolean,
-    public peer: string | undefined,
-  ) {
-    this.nextId = dialed ? 1 : 2
-    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`
-    this.peerAddress = peer !== undefined ? parsePeerKey(peer) : undefined
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, KEEPALIVE_MS)
-    if (dialed) socket.once('connect', () => (this.connected = true))
-    else {
-      this.connected = true
-      this.handshake = setTimeout(() => this.fail(new TunnelError('E_TUNNEL_PROTOCOL', `no HELLO from ${this.remote}`)), HANDSHAKE_TIMEOUT_MS)
-      this.handshake.unref()
-    }
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.decoder.push(chunk, (f) => {
-          if (!this.closed) tunnel.onFrame(this, f)
-        })
-      } catch (e) {
-        if (!(e instanceof FrameError)) throw e
-        tunnel.onFrameError(this, e)
-      }
-    })
-    socket.on('drain', () => {
-      const ws = [...this.waiting]
-      this.waiting.clear()
-      for (const s of ws) s.flush()
-    })
-    socket.on('error', (e) => this.fail(this.lossError(e)))
-    socket.on('close', () => this.fail(this.lossError(undefined)))
-  }
-
-  private lossError(cause: Error | undefined): TunnelError {
-    const who = this.peer ?? this.remote
-    return this.connected
-      ? new TunnelError('E_TUNNEL_PEER_LOST', `connection to ${who} lost${cause ? `: ${cause.message}` : ''}`, undefined, { cause })
-      : new TunnelError('E_TUNNEL_PEER_UNREACHABLE', `cannot reach ${who}${cause ? `: ${cause.message}` : ''}`, (cause as NodeJS.ErrnoException | undefined)?.code, { cause })
-  }
-
-  helloDone(): void {
-    clearTimeout(this.handshake)
-  }
-
-  allocateId(): number {
-    const id = this.nextId
-    this.nextId += 2
-    return id
-  }
-
-  get congested(): boolean {
-    return this.socket.writableLength >= CONN_HIGH_WATER
-  }
-
-  waitDrain(s: TunnelStream): void {
-    this.waiting.add(s)
-  }
-
-  /** Writes one frame, sealed under the network's primary key if it has keys. Writes in one tick leave in one writev. */
-  sendFrame(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void {
-    if (this.closed) return
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(this.uncork)
-    }
-    let size: number
-    if (network?.seal) {
-      const parts = this.sealer.seal(network.seal, { vni, type, streamId }, body)
-      size = 0
-      for (const p of parts) {
-        size += p.length
-        this.socket.write(p)
-      }
-    } else {
-      this.socket.write(encodeFrameHeader({ vni, type, flags: 0, keyId: 0, streamId, length: body.length }))
-      if (body.length > 0) this.socket.write(body)
-      size = FRAME_HEADER_LEN + body.length
-    }
-    this.tunnel.countOut(size)
-  }
-
-  private readonly uncork = (): void => {
-    this.corked = false
-    this.socket.uncork()
-  }
-
-  ping(timeoutMs: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new TunnelError('E_TUNNEL_PEER_LOST', 'connection closed'))
-      const id = this.nextPing++
-      const timer = setTimeout(() => {
-        this.pings.delete(id)
-        reject(new TunnelError('E_TUNNEL_OPEN_TIMEOUT', `no PONG in ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.pings.set(id, { start: process.hrtime.bigint(), resolve, reject, timer })
-      const body = Buffer.alloc(8)
-      body.writeUInt32BE(id, 0)
-      this.sendFrame(0, FrameType.PING, 0, body, undefined)
-    })
-  }
-
-  onPong(body: Buffer): void {
-    const id = body.readUInt32BE(0)
-    const p = this.pings.get(id)
-    if (!p) return this.tunnel.countDrop('unknown_stream')
-    this.pings.delete(id)
-    clearTimeout(p.timer)
-    p.resolve(Number(process.hrtime.bigint() - p.start) / 1e6)
-  }
-
-  /** Retire: no new streams; the dialer ends the connection once its streams are done. */
-  drain(): void {
-    this.retired = true
-    this.maybeEnd()
-  }
-
-  streamGone(s: TunnelStream): void {
-    if (this.streams.get(s.id) === s) this.streams.delete(s.id)
-    this.waiting.delete(s)
-    this.maybeEnd()
-  }
-
-  private maybeEnd(): void {
-    if (this.retired && this.dialed && this.streams.size === 0 && !this.closed) this.socket.end()
-  }
-
-  /** Ends the connection now: every stream and ping fails with `err`. */
-  fail(err: TunnelError): void {
-    if (this.closed) return
-    this.closed = true
-    clearTimeout(this.handshake)
-    this.tunnel.connClosed(this)
-    this.socket.destroy()
-    for (const s of [...this.streams.values()]) {
-      s.quiet = true
-      s.destroy(err)
-    }
-    this.streams.clear()
-    for (const p of this.pings.values()) {
-      clearTimeout(p.timer)
-      p.reject(err)
-    }
-    this.pings.clear()
-  }
-}
-
-/**
- * One multiplexed stream. The sender may have at most the receiver's window
- * of bytes unacknowledged; the receiver grants more (WINDOW) as its
- * consumer reads, so a slow reader stalls only its own stream, and memory
- * stays bounded by the window whatever the writer does.
- */
-class TunnelStream extends Duplex {
-  sendCredit = 0
-  opening: { resolve: () => void; reject: (e: Error) => void } | undefined
-  /** Set when the peer knows already (it reset us, or the connection is gone): destroy sends no RST. */
-  quiet = false
-  /** An incoming stream not yet accepted: nobody listens for its errors, so accept() throws them instead. */
-  unclaimed = false
-  unclaimedError: Error | undefined
-  private received = 0
-  private acked = 0
-  private finSent = false
-  private finReceived = false
-  private pending: { chunk: Buffer; off: number; cb: (e?: Error | null) => void } | undefined
-  private readonly threshold: number
-
-  constructor(
-    private readonly tunnel: Tunnel,
-    private readonly conn: Conn,
-    readonly id: number,
-    readonly vni: Vni,
-    readonly network: TunnelNetwork,
-    private readonly recvWindow: number,
-  ) {
-    super({ allowHalfOpen: true, readableHighWaterMark: recvWindow, writableHighWaterMark: MAX_DATA_PAYLOAD })
-    this.threshold = Math.max(1, Math.floor(recvWindow / 4))
-  }
-
-  /** @internal A frame for this stream, already unsealed. Throws FrameError on a bad body. */
-  onFrame(type: FrameType, body: Buffer): void {
-    if (this.destroyed) return
-    switch (type) {
-      case FrameType.OPEN_OK: {
-        const o = this.opening
-        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_OK for an open stream')
-        this.sendCredit = decodeU32Body(body)
-        this.opening = undefined
-        o.resolve()
-        return
-      }
-      case FrameType.OPEN_FAIL: {
-        const o = this.opening
-        if (!o) throw new FrameError('E_FRAME_BODY', 'OPEN_FAIL for an open stream')
-        const reason = decodeTextBody(body)
-        this.quiet = true
-        this.destroy(new TunnelError('E_TUNNEL_OPEN_FAILED', `the peer refused the stream: ${reason}`, reason))
-        return
-      }
-      case FrameType.DATA:
-        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'DATA outside an open stream')
-        if (this.received + body.length > this.acked + this.recvWindow) {
-          this.tunnel.countDrop('flow_control')
-          this.destroy(new TunnelError('E_TUNNEL_PROTOCOL', 'the peer overran its flow-control window'))
-          return
-        }
-        this.received += body.length
-        this.push(body)
-        this.creditBack()
-        return
-      case FrameType.WINDOW:
-        this.sendCredit += decodeU32Body(body)
-        this.flush()
-        return
-      case FrameType.FIN:
-        if (this.opening || this.finReceived) throw new FrameError('E_FRAME_BODY', 'FIN outside an open stream')
-        this.finReceived = true
-        this.push(null)
-        this.maybeDone()
-        return
-      case FrameType.RST: {
-        const reason = decodeTextBody(body)
-        this.quiet = true
-        this.destroy(new TunnelError('E_TUNNEL_RESET', `the peer reset the stream${reason ? `: ${reason}` : ''}`, reason))
-        return
-      }
-      default:
-        throw new FrameError('E_FRAME_BODY', `frame type ${type} on a stream`)
-    }
-  }
-
-  /** Grants the sender credit for what the consumer took, in batches, or at once when the sender may be stalled. */
-  private creditBack(): void {
-    if (this.finReceived || this.destroyed) return
-    const consumed = this.received - this.readableLength
-    const inc = consumed - this.acked
-    if (inc <= 0) return
-    if (inc >= this.threshold || this.received - this.acked >= this.recvWindow - this.threshold) {
-      this.acked = consumed
-      this.conn.sendFrame(this.vni, FrameType.WINDOW, this.id, encodeU32Body(inc), this.network)
-    }
-  }
-
-  /**
-   * Credit follows consumption, which happens in read() (paused reads, flow
-   * and pipe all call it) or in push() itself when a flowing stream hands a
-   * chunk straight to 'data' (see onFrame). _read() is no place for it: it
-   * runs before read() takes the bytes out of the buffer.
-   */
-  override read(size?: number): unknown {
-    const r: unknown = super.read(size)
-    this.creditBack()
-    return r
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.pending = { chunk, off: 0, cb }
-    this.flush()
-  }
-
-  /** @internal Sends as much of the pending write as credit and the socket allow. */
-  flush(): void {
-    const p = this.pending
-    if (!p || this.destroyed) return
-    while (p.off < p.chunk.length) {
-      if (this.conn.closed) return
-      if (this.conn.congested) return this.conn.waitDrain(this)
-      const n = Math.min(this.sendCredit, MAX_DATA_PAYLOAD, p.chunk.length - p.off)
-      if (n === 0) return
-      this.conn.sendFrame(this.vni, FrameType.DATA, this.id, p.chunk.subarray(p.off, p.off + n), this.network)
-      this.sendCredit -= n
-      p.off += n
-    }
-    this.pending = undefined
-    p.cb()
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    this.finSent = true
-    this.conn.sendFrame(this.vni, FrameType.FIN, this.id, EMPTY, this.network)
-    cb()
-    this.maybeDone()
-  }
-
-  private maybeDone(): void {
-    if (this.finSent && this.finReceived) this.conn.streamGone(this)
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.pending = undefined
-    const o = this.opening
-    this.opening = undefined
-    if (!this.quiet && !(this.finSent && this.finReceived) && !this.conn.closed) {
-      const reason = (err as NodeJS.ErrnoException | null)?.code ?? (err ? 'EIO' : 'ECANCELED')
-      this.conn.sendFrame(this.vni, FrameType.RST, this.id, encodeTextBody(reason.slice(0, 64)), this.network)
-    }
-    this.conn.streamGone(this)
-    if (o) {
-      o.reject(err ?? new TunnelError('E_TUNNEL_RESET', 'the stream was destroyed while opening'))
-      cb()
-    } else if (this.unclaimed) {
-      this.unclaimedError = err ?? undefined
-      cb()
-    } else cb(err)
-  }
-}
+const nameOf = (p: Peer): string => p.name ?? peerKey(p)

@@ -5,8 +5,10 @@ import { Agent } from '../agent/agent.js'
 import { CheckIn } from '../agent/checkin.js'
 import type { Executor } from '../agent/executor.js'
 import type { ManagerLink } from '../agent/manager-link.js'
+import { certificateAuth } from '../agent/mesh-auth.js'
 import { NodeMesh } from '../agent/node-mesh.js'
 import { WorkerSession } from '../agent/worker-session.js'
+import type { NodeCertificate } from '../control/ca.js'
 import { ControlNode } from '../control/control-node.js'
 import { exportPrivateKey, generateKeyPair, importPrivateKey, type KeyPair, nodeIdFor, publicKeyFromRaw, rawPublicKey } from '../control/identity.js'
 import { requestJoin } from '../control/join-protocol.js'
@@ -164,14 +166,22 @@ export class SwarmNode {
   }
 
   private async startAgent(advertiseAddr: string): Promise<Agent> {
-    this.nodeMesh = new NodeMesh({
+    const mesh: NodeMesh = new NodeMesh({
       membership: () => this.membership,
       host: splitAddr(advertiseAddr, CONTROL_PORT).host,
+      // The tunnel's peers prove their node IDs as on the control plane: a certificate of the cluster CA and the node key's signature.
+      auth: certificateAuth({
+        privateKey: this.identity.privateKey,
+        certificate: () => (this.cluster ? this.store.get<NodeCertificate>('certs', 'self') : this.worker?.cert),
+        caPublicKey: () => (this.role ? this.role.cluster.ca().publicKey : this.worker ? publicKeyFromRaw(Buffer.from(this.worker.caPublicKey, 'base64')) : undefined),
+        known: id => mesh.knows(id),
+      }),
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
       ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
       log: this.log.child({ layer: 'mesh' }),
     })
+    this.nodeMesh = mesh
     this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
     await this.agent.init()
     return this.agent
