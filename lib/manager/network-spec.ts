@@ -36,6 +36,10 @@ export interface CreateRequest {
 
 const GO_TYPES: Record<string, string> = { string: 'string', boolean: 'bool', object: 'map[string]string' }
 
+const goKind = (v: unknown): string => (Array.isArray(v) ? 'array' : typeof v === 'boolean' ? 'bool' : typeof v)
+const unmarshal = (v: unknown, field: string, goType: string): SwarmError =>
+  new SwarmError('E_INVALID_NETWORK', `invalid JSON: json: cannot unmarshal ${goKind(v)} into Go struct field ${field} of type ${goType}`)
+
 /** Field types as Go's JSON decoder checks them, with its message shape. */
 function checkRequest(body: unknown): CreateRequest {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new SwarmError('E_INVALID_NETWORK', 'invalid JSON: the request body must be a network.CreateRequest object')
@@ -68,6 +72,16 @@ function checkRequest(body: unknown): CreateRequest {
   }
   const ipam = b.IPAM as Record<string, unknown> | undefined
   if (ipam?.Config != null && !Array.isArray(ipam.Config)) throw new SwarmError('E_INVALID_NETWORK', 'invalid JSON: json: cannot unmarshal object into Go struct field IPAM.IPAM.Config of type []network.IPAMConfig')
+  for (const c of (ipam?.Config ?? []) as unknown[]) {
+    if (c === null) continue
+    if (typeof c !== 'object' || Array.isArray(c)) throw unmarshal(c, 'IPAM.IPAM.Config', 'network.IPAMConfig')
+    const cfg = c as Record<string, unknown>
+    for (const f of ['Subnet', 'IPRange', 'Gateway'] as const) if (cfg[f] != null && typeof cfg[f] !== 'string') throw unmarshal(cfg[f], `IPAM.IPAM.Config.${f}`, 'string')
+    const aux = cfg.AuxiliaryAddresses
+    if (aux != null && (typeof aux !== 'object' || Array.isArray(aux))) throw unmarshal(aux, 'IPAM.IPAM.Config.AuxiliaryAddresses', 'map[string]string')
+    for (const v of Object.values((aux ?? {}) as Record<string, unknown>)) if (typeof v !== 'string') throw unmarshal(v, 'IPAM.IPAM.Config.AuxiliaryAddresses', 'string')
+  }
+  if (ipam?.Config) ipam.Config = (ipam.Config as unknown[]).filter(c => c !== null)
   return { ...(b as unknown as CreateRequest), Name: typeof b.Name === 'string' ? b.Name : '' }
 }
 

@@ -328,3 +328,12 @@ t.test('prefix overlap agrees with brute force; loopback ranges are distinct', a
   t.throws(() => loopbackSubnet(4096 + 65280))
   t.equal(loopbackAddr('10.0.4.77/22', '10.0.4.0/22', '127.1.9.0/24'), '127.1.9.77')
 })
+
+t.test("IPAM configs of the wrong shape get Go's decoding errors, not an internal one", async t => {
+  const { n } = await open(t)
+  await rejects(t, n.create(overlay('x', { IPAM: { Config: [7] } })), 'invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field IPAM.IPAM.Config of type network.IPAMConfig')
+  await rejects(t, n.create(overlay('x', { IPAM: { Config: [{ Subnet: 10 }] } })), 'invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field IPAM.IPAM.Config.Subnet of type string')
+  await rejects(t, n.create(overlay('x', { IPAM: { Config: [{ Gateway: [] }] } })), 'invalid_argument', 'invalid JSON: json: cannot unmarshal array into Go struct field IPAM.IPAM.Config.Gateway of type string')
+  await rejects(t, n.create(overlay('x', { IPAM: { Config: [{ AuxiliaryAddresses: { a: 1 } }] } })), 'invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field IPAM.IPAM.Config.AuxiliaryAddresses of type string')
+  t.match(await n.create(overlay('y', { IPAM: { Config: [null] } })), { Id: String }, 'a null config is none, as Go decodes it')
+})

@@ -384,3 +384,10 @@ t.test('validation is fast even on hostile names and images', async t => {
   t.throws(() => validate(body({ container: { Image: `${'a.'.repeat(400)}/${'b-'.repeat(100)}!` } })), SwarmError)
   t.ok(performance.now() - start < 200, 'well under 200 ms')
 })
+
+t.test('a replica count past the limit is refused by name, not walked', async t => {
+  const started = performance.now()
+  t.throws(() => validate(body({ top: { Mode: { Replicated: { Replicas: 1e9 } } } })), swarmError('invalid_argument', "rpc error: code = InvalidArgument desc = Replicas: 1000000000 is more than swarmd's limit of 100000 tasks per service"))
+  t.ok(performance.now() - started < 1_000)
+  t.ok(validate(body({ top: { Mode: { Replicated: { Replicas: 100_000 } } } })), 'the limit itself is allowed')
+})

@@ -30,6 +30,9 @@ export interface SpecContext {
 }
 
 const SECOND = 1e9
+/** The most tasks one replicated service may ask for. */
+export const MAX_REPLICAS = 100_000
+
 const rpc = (desc: string) => new SwarmError('E_INVALID_SPEC', `rpc error: code = InvalidArgument desc = ${desc}`)
 const invalid = (message: string) => new SwarmError('E_INVALID_SPEC', message)
 // Go's %q for the strings users type.
@@ -268,6 +271,8 @@ function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecCon
     throw invalid('must specify only one service mode')
   }
   if (mode.ReplicatedJob || mode.GlobalJob) throw invalid('job services (ReplicatedJob, GlobalJob) are not supported')
+  // A slot is a task: the orchestrator walks them all, so an absurd count would stall the manager.
+  if ((mode.Replicated?.Replicas ?? 1) > MAX_REPLICAS) throw rpc(`Replicas: ${mode.Replicated!.Replicas} is more than swarmd's limit of ${MAX_REPLICAS} tasks per service`)
 
   const spec: ServiceSpec = {
     Name: raw.Name || randomName(),
