@@ -9,8 +9,19 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { SwarmdError } from '../types/errors.js'
 import { Channel, type StreamLike } from './channel.js'
 import { rawPublicKey } from './identity.js'
+import { pendingUpgradeLimit } from './inbound-limit.js'
 
 export class ControlError extends SwarmdError {}
+
+/**
+ * Inbound connections until authenticated (multistream-select, Noise,
+ * yamux): libp2p keeps 10 pending upgrades in all and 10 s to finish one, so
+ * a few connections dripping header bytes from one address starved every
+ * worker's heartbeat. One address may have 8 upgrades under way, all
+ * sources together 128 (a whole cluster rejoining at once), and an upgrade
+ * that has not finished in 5 s is cut (the handshake takes milliseconds).
+ */
+export const CONTROL_LIMITS = { pendingUpgradesPerHost: 8, pendingUpgrades: 128, upgradeTimeoutMs: 5_000 } as const
 
 /** The peer of a control conversation, authenticated by Noise: it proved this Ed25519 key. */
 export interface Peer {
@@ -44,9 +55,14 @@ export class ControlNode {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
-        // libp2p refuses a host's sixth connection in a second by default; nodes behind one
-        // address (or one machine in tests) join and check in faster than that.
-        connectionManager: { inboundConnectionThreshold: 100 },
+        connectionManager: {
+          // libp2p refuses a host's sixth connection in a second by default; nodes behind one
+          // address (or one machine in tests) join and check in faster than that.
+          inboundConnectionThreshold: 100,
+          maxIncomingPendingConnections: CONTROL_LIMITS.pendingUpgrades,
+          inboundUpgradeTimeout: CONTROL_LIMITS.upgradeTimeoutMs,
+        },
+        connectionGater: pendingUpgradeLimit(CONTROL_LIMITS.pendingUpgradesPerHost),
       })
       return new ControlNode(p2p)
     } catch (e) {
