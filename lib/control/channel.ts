@@ -75,7 +75,12 @@ export class Channel {
     const frame = Buffer.allocUnsafe(4 + body.length)
     frame.writeUInt32BE(body.length, 0)
     body.copy(frame, 4)
-    this.stream.send(frame)
+    try {
+      this.stream.send(frame)
+    } catch (e) {
+      // libp2p throws once the stream is closing: to the conversation that is the peer having gone.
+      throw new ChannelError('E_CHANNEL_CLOSED', 'cannot send: the stream is closed', { cause: e })
+    }
   }
 
   /** The next message; rejects after `timeoutMs` (never when Infinity) or when the stream ends. */

@@ -1,28 +1,15 @@
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { ClusterCA, type NodeCertificate } from './ca.js'
 import { CONTROL_LIMITS, ControlNode } from './control-node.js'
-import { generateKeyPair, type KeyPair, nodeIdFor } from './identity.js'
+import { issue } from './certs.test-helper.js'
+import { controlPeers } from './control-peers.test-helper.js'
+import { nodeIdFor } from './identity.js'
 import { callRpc, serveRpc } from './rpc.js'
 
-const HOST = '127.0.0.242'
+const HOST = '127.0.0.246'
 /** The attacker's source address; the worker dials from the kernel's default source for HOST (127.0.0.1). */
-const ATTACKER = '127.0.0.243'
-const HOUR = 3600_000
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
-
+const ATTACKER = '127.0.0.247'
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
-const issue = (ca: ClusterCA, keys: KeyPair, role: 'manager' | 'worker'): NodeCertificate => ca.issue({ nodePublicKey: keys.publicKey, role, now: Date.now() - 60_000, ttlMs: HOUR })
 
 /**
  * Connections from `from` that send the multistream-select header one byte
@@ -76,23 +63,14 @@ function slowDrip(o: { count: number; to: { ip: string; port: number }; from: st
 }
 
 t.test("slow-drip connections from one address cannot deny the control plane: a worker's heartbeat is still served", async t => {
-  const ca = ClusterCA.create()
-  const mgrKeys = generateKeyPair()
-  const wrkKeys = generateKeyPair()
-  const port = await freePort(HOST)
-  const manager = await ControlNode.create({ privateKey: mgrKeys.privateKey, listen: { ip: HOST, port } })
-  const worker = await ControlNode.create({ privateKey: wrkKeys.privateKey })
-  t.teardown(async () => {
-    await worker.stop()
-    await manager.stop()
-  })
+  const { ca, mgrKeys, wrkKeys, port, manager, worker } = await controlPeers(t, HOST)
   const workerCert = issue(ca, wrkKeys, 'worker')
   let served = 0
   await serveRpc(manager, {
     caPublicKey: () => ca.publicKey,
     selfCert: () => issue(ca, mgrKeys, 'manager'),
     methods: { heartbeat: { roles: ['worker'], run: () => ({ n: ++served }) } },
-    known: id => id === nodeIdFor(wrkKeys.publicKey),
+    role: id => (id === nodeIdFor(wrkKeys.publicKey) ? 'worker' : undefined),
     onRefused: () => undefined,
   })
 

@@ -4,7 +4,7 @@ import type { Channel } from './channel.js'
 import type { ControlNode, Peer } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
 import { checkJoinProof, joinProof, parseJoinToken } from './join-token.js'
-import { errorBody, refusal, RemoteError, remoteError, type ErrorBody } from './remote-error.js'
+import { answerOf, errorBody, refusal, RemoteError } from './remote-error.js'
 import { notManager } from './rpc.js'
 
 export const JOIN_PROTOCOL = '/swarmd/join/1.0.0'
@@ -55,7 +55,7 @@ export function serveJoin(node: ControlNode, d: JoinServerDeps): Promise<void> {
     const challenge = randomBytes(32)
     const ca = d.ca()
     ch.send({ ca: ca.publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64'), managerCert: d.managerCert(), challenge: challenge.toString('base64') } satisfies Challenge)
-    const { proof } = await ch.recv<Proof>()
+    const proof = (await ch.recv<Partial<Proof> | null>())?.proof
     const secrets = d.secrets()
     const given = Buffer.from(typeof proof === 'string' ? proof : '', 'base64')
     const role: Role | undefined = checkJoinProof(secrets.worker, challenge, peer.publicKey, given)
@@ -93,17 +93,21 @@ export async function requestJoin(
   const { ch, peer } = await node.open(o.manager, JOIN_PROTOCOL)
   try {
     ch.send({ hostname: o.hostname, advertiseAddr: o.advertiseAddr } satisfies Hello)
-    const c = await ch.recv<Challenge & Partial<ErrorBody>>()
-    if (c.error) throw remoteError({ ...c, error: c.error })
+    const c = answerOf(await ch.recv(), 'join challenge')
+    if (typeof c.ca !== 'string' || typeof c.challenge !== 'string') throw new RemoteError('E_CONTROL_MALFORMED', 'malformed join challenge from the manager', { kind: 'unknown' })
     const caKey = publicKeyFromRaw(Buffer.from(c.ca, 'base64'))
     if (caDigest(caKey) !== token.caDigest) throw new RemoteError('E_CONTROL_CA_MISMATCH', `remote CA does not match fingerprint. Expected: ${token.caDigest}`, { kind: 'unknown' })
     const mc = verifyCertificate(c.managerCert, { caPublicKey: caKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
     if (mc.role !== 'manager') throw notManager(o.manager)
     ch.send({ proof: joinProof(token.secret, Buffer.from(c.challenge, 'base64'), o.publicKey).toString('base64') } satisfies Proof)
-    const a = await ch.recv<Admission & Partial<ErrorBody>>()
-    if (a.error) throw remoteError({ ...a, error: a.error })
-    verifyCertificate(a.cert, { caPublicKey: caKey, now: Date.now(), peerKey: publicKeyFromRaw(o.publicKey) })
-    return { ...a, caPublicKey: c.ca }
+    const a = answerOf(await ch.recv(), 'admission')
+    const cert = a.cert as NodeCertificate
+    verifyCertificate(cert, { caPublicKey: caKey, now: Date.now(), peerKey: publicKeyFromRaw(o.publicKey) })
+    const { clusterId, gossipKeys, gossipAddr } = a
+    if (typeof clusterId !== 'string' || typeof gossipAddr !== 'string' || !Array.isArray(gossipKeys) || !gossipKeys.every(k => typeof k === 'string')) {
+      throw new RemoteError('E_CONTROL_MALFORMED', 'malformed admission from the manager', { kind: 'unknown' })
+    }
+    return { cert, clusterId, gossipKeys, gossipAddr, caPublicKey: c.ca }
   } finally {
     await ch.close()
   }

@@ -26,3 +26,17 @@ export const refusal = (message: string, kind: ErrorKind = 'permission_denied'):
 export function remoteError(r: { error: string; code?: unknown; kind?: unknown }): RemoteError {
   return new RemoteError(typeof r.code === 'string' && r.code ? r.code : 'E_CONTROL_REMOTE', String(r.error), { kind: isErrorKind(r.kind) ? r.kind : 'unknown' })
 }
+
+/**
+ * A manager's answer as an object whose fields the caller checks: an error
+ * body is thrown as the RemoteError it carries, and anything that is not an
+ * object is refused as malformed, so a broken or hostile manager never
+ * surfaces as a TypeError in the node.
+ */
+export function answerOf(msg: unknown, what: string): Record<string, unknown> {
+  const malformed = (): RemoteError => new RemoteError('E_CONTROL_MALFORMED', `malformed ${what} from the manager`, { kind: 'unknown' })
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw malformed()
+  const m = msg as Record<string, unknown>
+  if (m.error !== undefined) throw typeof m.error === 'string' ? remoteError({ ...m, error: m.error }) : malformed()
+  return m
+}

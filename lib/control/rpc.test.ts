@@ -1,12 +1,11 @@
 import t, { type Test } from 'tap'
 import { NOT_MANAGER } from '../types/errors.js'
-import { ClusterCA, type NodeCertificate, type Role } from './ca.js'
-import { ControlNode } from './control-node.js'
-import { generateKeyPair, nodeIdFor } from './identity.js'
+import type { NodeCertificate, Role } from './ca.js'
+import { nodeIdFor } from './identity.js'
 import { RemoteError } from './remote-error.js'
 import { callRpc, serveRpc } from './rpc.js'
-import { freePort } from '../test-helpers.test-helper.js'
 import { issue } from './certs.test-helper.js'
+import { controlPeers } from './control-peers.test-helper.js'
 
 const HOST = '127.0.0.242'
 
@@ -14,16 +13,7 @@ const HOST = '127.0.0.242'
 
 /** A manager serving RPCs whose callers' current roles the test sets, and a client node. */
 async function setup(t: Test) {
-  const ca = ClusterCA.create()
-  const mgrKeys = generateKeyPair()
-  const nodeKeys = generateKeyPair()
-  const port = await freePort(HOST)
-  const server = await ControlNode.create({ privateKey: mgrKeys.privateKey, listen: { ip: HOST, port } })
-  const client = await ControlNode.create({ privateKey: nodeKeys.privateKey })
-  t.teardown(async () => {
-    await client.stop()
-    await server.stop()
-  })
+  const { ca, mgrKeys, wrkKeys: nodeKeys, port, manager: server, worker: client } = await controlPeers(t, HOST)
   const roles = new Map<string, Role>()
   const refused: string[] = []
   await serveRpc(server, {

@@ -4,7 +4,7 @@ import { type CertificateBody, type NodeCertificate, type Role, verifyCertificat
 import type { Channel } from './channel.js'
 import type { ControlNode, Peer } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
-import { errorBody, refusal, RemoteError, remoteError, type ErrorBody } from './remote-error.js'
+import { answerOf, errorBody, refusal, RemoteError } from './remote-error.js'
 
 export const RPC_PROTOCOL = '/swarmd/rpc/1.0.0'
 
@@ -106,8 +106,7 @@ export async function callRpc<T>(
   const { ch, peer } = await node.open(to, RPC_PROTOCOL)
   try {
     ch.send({ cert, method, params } satisfies Call)
-    const r = await ch.recv<{ result?: T; cert?: NodeCertificate } & Partial<ErrorBody>>()
-    if (r.error !== undefined) throw remoteError({ ...r, error: r.error })
+    const r = answerOf(await ch.recv(), `answer to ${method}`)
     const mc = verifyCertificate(r.cert, { caPublicKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
     if (mc.role !== 'manager') throw notManager(to)
     return r.result as T

@@ -6,6 +6,7 @@ import { generateKeyPair, nodeIdFor } from './identity.js'
 import { openSession, serveSession, type Session } from './session.js'
 import { freePort } from '../test-helpers.test-helper.js'
 import { issue } from './certs.test-helper.js'
+import { controlPeers } from './control-peers.test-helper.js'
 
 const HOST = '127.0.0.241'
 
@@ -21,16 +22,7 @@ async function until(what: string, cond: () => boolean, ms = 5_000): Promise<voi
 
 /** A manager serving sessions on HOST, and a worker that opens them; both stopped at teardown. */
 async function setup(t: Test, o: { managerRole?: 'manager' | 'worker' } = {}) {
-  const ca = ClusterCA.create()
-  const mgrKeys = generateKeyPair()
-  const wrkKeys = generateKeyPair()
-  const port = await freePort(HOST)
-  const manager = await ControlNode.create({ privateKey: mgrKeys.privateKey, listen: { ip: HOST, port } })
-  const worker = await ControlNode.create({ privateKey: wrkKeys.privateKey })
-  t.teardown(async () => {
-    await worker.stop()
-    await manager.stop()
-  })
+  const { ca, mgrKeys, wrkKeys, port, manager, worker } = await controlPeers(t, HOST)
   const known = new Set([nodeIdFor(wrkKeys.publicKey)])
   const refused: string[] = []
   const sessions: { caller: CertificateBody; session: Session; got: unknown[] }[] = []

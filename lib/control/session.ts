@@ -3,7 +3,7 @@ import { type CertificateBody, type NodeCertificate, type Role, verifyCertificat
 import type { Channel } from './channel.js'
 import type { ControlNode } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
-import { remoteError, type ErrorBody } from './remote-error.js'
+import { answerOf } from './remote-error.js'
 import { authenticate, notManager } from './rpc.js'
 
 export const SESSION_PROTOCOL = '/swarmd/session/1.0.0'
@@ -89,8 +89,7 @@ export async function openSession(
   const { ch, peer } = await node.open(to, SESSION_PROTOCOL)
   try {
     ch.send({ cert })
-    const r = await ch.recv<{ cert?: NodeCertificate } & Partial<ErrorBody>>()
-    if (r.error !== undefined) throw remoteError({ ...r, error: r.error })
+    const r = answerOf(await ch.recv(), 'session answer')
     const mc = verifyCertificate(r.cert, { caPublicKey, now: Date.now(), peerKey: publicKeyFromRaw(peer.publicKey) })
     if (mc.role !== 'manager') throw notManager(to)
   } catch (e) {
