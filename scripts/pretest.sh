@@ -4,8 +4,12 @@
 # the compiled bin/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-bash scripts/setup-docker.sh
+for s in setup.sh setup-docker.sh; do
+  if ! bash "scripts/$s"; then
+    echo "pretest: scripts/$s could not install what the integration tests need (see above); not running the tests" >&2
+    exit 1
+  fi
+done
 if [ ! -x node_modules/.bin/tap ] || [ ! -x node_modules/.bin/tsc ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -6,10 +6,10 @@
 #   tcpdump                               - captures proving 2377, 7946 and 4789 carry no plaintext
 #   nftables                              - packet loss on a host's link (this kernel has no netem)
 #
-# Idempotent and fast when everything is present; as root it installs what is
-# missing, otherwise it only reports it. It always exits 0: tests that need a
-# missing peer skip themselves with a message (or fail under SWARMD_REQUIRE_PEERS=1).
+# Idempotent and fast when everything is present. As root it installs what is
+# missing and exits 1 when that fails; otherwise it only reports what is
+# missing and exits 0: tests that need a missing peer skip themselves saying
+# why (or fail under SWARMD_REQUIRE_PEERS=1).
 set -u
 . "$(dirname "$0")/apt-packages.sh"
 ensure_packages setup.sh 0 serf golang-go golang-github-hashicorp-memberlist-dev tcpdump nftables
-exit 0
