@@ -9,17 +9,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { startDaemon, swarmctl } from './helpers/daemon.js'
-import { sleep, spawnManaged, waitUntil, which, type ManagedProcess } from './helpers/procs.js'
+import { captureMissing, TCPDUMP, testNeeding } from './helpers/prerequisites.js'
+import { sleep, spawnManaged, waitUntil, type ManagedProcess } from './helpers/procs.js'
 
-const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
-const root = process.getuid?.() === 0
-const skip = tcpdump && root ? false : process.env.SWARMD_REQUIRE_PEERS ? false : 'needs tcpdump and root'
 
-t.test('no plaintext on 2377 or 7946', { skip }, async t => {
+testNeeding(t, 'no plaintext on 2377 or 7946', captureMissing, async t => {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-capture-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const pcap = join(dir, 'swarm.pcap')
-  const cap = spawnManaged(tcpdump!, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap, '(host 127.0.0.11 or host 127.0.0.12) and (port 2377 or port 7946)'], { label: 'tcpdump', mergeStderr: true })
+  const cap = spawnManaged(TCPDUMP!, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap, '(host 127.0.0.11 or host 127.0.0.12) and (port 2377 or port 7946)'], { label: 'tcpdump', mergeStderr: true })
   t.teardown(() => cap.stop({ signal: 'SIGINT' }))
   await cap.waitForLine(l => l.includes('listening on'), 15_000, 'tcpdump to listen')
 

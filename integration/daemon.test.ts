@@ -12,10 +12,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startDaemon } from './helpers/daemon.js'
-import { run, which, type ManagedProcess } from './helpers/procs.js'
-
-const docker = which('docker')
-const skip = docker ? false : process.env.SWARMD_REQUIRE_PEERS ? false : 'the docker CLI is not installed'
+import { DOCKER, dockerCliMissing, testNeeding } from './helpers/prerequisites.js'
+import { run, type ManagedProcess } from './helpers/procs.js'
 
 function api(sock: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
@@ -29,7 +27,7 @@ function api(sock: string, method: string, path: string, body?: unknown): Promis
   })
 }
 
-t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
+testNeeding(t, 'the docker CLI drives a single-manager swarm', dockerCliMissing, async t => {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-daemon-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const sock = join(dir, 'swarmd.sock')
@@ -39,7 +37,7 @@ t.test('the docker CLI drives a single-manager swarm', { skip }, async t => {
     daemon = await startDaemon({ dataDir: join(dir, 'data'), sock, hostname: 'docker-swarm-3' })
   }
   t.teardown(() => daemon.stop())
-  const dk = (...args: string[]) => run(docker!, ['-H', `unix://${sock}`, ...args], { env, timeoutMs: 30_000 })
+  const dk = (...args: string[]) => run(DOCKER!, ['-H', `unix://${sock}`, ...args], { env, timeoutMs: 30_000 })
   await start()
 
   let r = await dk('node', 'ls')

@@ -19,13 +19,14 @@ import type { LogLine } from '../lib/types/logs.js'
 import type { ExecutorTask, TaskEvent } from '../lib/agent/executor.js'
 import type { ContainerSpec } from '../lib/types/service.js'
 import { dockerdUnavailable, startDockerd, TEST_IMAGE, type Dockerd } from './helpers/dockerd.js'
+import { REQUIRED, testNeeding } from './helpers/prerequisites.js'
 import { waitUntil } from './helpers/procs.js'
 
 const unavailable = dockerdUnavailable()
-const required = process.env.SWARMD_REQUIRE_PEERS === '1'
-const skip = unavailable && !required ? `no private dockerd: ${unavailable}` : false
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/
 const TMPFS_MAGIC = 0x01021994
+/** A directory on disk (not a tmpfs) for the secrets refusal, or undefined when none of the usual ones is. */
+const diskDir = [tmpdir(), '/var/tmp'].find(d => existsSync(d) && statfsSync(d).type !== TMPFS_MAGIC)
 
 t.test('decoders', async t => {
   t.test('demuxing is the same however the stream is cut', async t => {
@@ -135,16 +136,12 @@ async function collectLogs(ex: DockerExecutor, taskId: string, opts: Parameters<
   return lines
 }
 
-t.test('docker executor against a private dockerd', { skip }, async t => {
-  if (unavailable) {
-    t.fail(`SWARMD_REQUIRE_PEERS=1 but no private dockerd can run: ${unavailable}`)
-    return
-  }
+testNeeding(t, 'docker executor against a private dockerd', unavailable && `no private dockerd: ${unavailable}`, async t => {
   let d: Dockerd
   try {
     d = await startDockerd({ liveRestore: true })
   } catch (err) {
-    if (required) throw err
+    if (REQUIRED) throw err
     t.plan(0, `dockerd did not start: ${(err as Error).message.split('\n')[0]}`)
     return
   }
@@ -345,8 +342,8 @@ t.test('docker executor against a private dockerd', { skip }, async t => {
     await ex.remove(tk.id)
   })
 
-  t.test('secrets are refused unless the secrets root is a tmpfs', { skip: statfsSync(tmpdir()).type === TMPFS_MAGIC ? `${tmpdir()} is a tmpfs here` : false }, async t => {
-    const onDisk = mkdtempSync(join(tmpdir(), 'swarmd-secrets-disk-'))
+  testNeeding(t, 'secrets are refused unless the secrets root is a tmpfs', diskDir ? undefined : `${tmpdir()} and /var/tmp are both tmpfs here`, async t => {
+    const onDisk = mkdtempSync(join(diskDir!, 'swarmd-secrets-disk-'))
     t.teardown(() => rmSync(onDisk, { recursive: true, force: true }))
     const ex2 = new DockerExecutor({ docker, secretsRoot: onDisk })
     t.teardown(() => ex2.close())

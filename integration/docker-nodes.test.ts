@@ -20,10 +20,10 @@ import type { Task } from '../lib/types/task.js'
 import { runningTasks, swarmctl } from './helpers/daemon.js'
 import { createNetwork, execSwarmctl, nodeImage, nodeImageUnavailable, startNode, startNodeInEngineNetns, type DockerNode } from './helpers/docker-nodes.js'
 import { dockerdUnavailable, startDockerd, TEST_IMAGE } from './helpers/dockerd.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep, waitUntil, type ManagedProcess } from './helpers/procs.js'
 
 const unavailable = dockerdUnavailable() ?? nodeImageUnavailable()
-const required = process.env.SWARMD_REQUIRE_PEERS === '1'
 
 /** What the tests read of Docker's Node object. */
 interface Node {
@@ -32,7 +32,7 @@ interface Node {
   Status: { State: string; Addr: string }
 }
 
-t.test('a swarm of three container nodes', { skip: unavailable && !required ? `no docker nodes: ${unavailable}` : false }, async t => {
+testNeeding(t, 'a swarm of three container nodes', unavailable && `no docker nodes: ${unavailable}`, async t => {
   const began = performance.now()
   const timing = (event: string, ms: number, extra: Record<string, unknown> = {}): void => {
     t.comment(JSON.stringify({ event, ms: Math.round(ms), ...extra, at: Math.round(performance.now() - began) }))

@@ -10,12 +10,12 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startDaemon, swarmctl } from './helpers/daemon.js'
 import { dockerdUnavailable, startDockerd, TEST_IMAGE } from './helpers/dockerd.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep, waitUntil, type ManagedProcess } from './helpers/procs.js'
 
 const unavailable = dockerdUnavailable()
-const required = process.env.SWARMD_REQUIRE_PEERS === '1'
 
-t.test('services on the docker executor', { skip: unavailable && !required ? `no private dockerd: ${unavailable}` : false }, async t => {
+testNeeding(t, 'services on the docker executor', unavailable && `no private dockerd: ${unavailable}`, async t => {
   const engine = await startDockerd()
   t.teardown(() => engine.stop())
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-docker-'))

@@ -6,13 +6,14 @@
  * replicas.
  */
 import t from 'tap'
-import { Hosts, lossSkip, secondsSince, type Host } from './helpers/hosts.js'
+import { Hosts, lossMissing, secondsSince, type Host } from './helpers/hosts.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep } from './helpers/procs.js'
 
 const LOOP = ['alpine', 'sh', '-c', 'while true; do echo hello world; sleep 1; done']
 const LOSS_MS = 60_000
 
-t.test('10 % loss on one host for a minute', { skip: lossSkip }, async t => {
+testNeeding(t, '10 % loss on one host for a minute', lossMissing, async t => {
   const tFile = performance.now()
   const c = await Hosts.create(t, 3)
   const [h1, , mgr] = c.hosts as [Host, Host, Host]

@@ -10,17 +10,17 @@
  */
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/network-allocator.js'
-import { Hosts, hostsSkip, pcapPayloads, secondsSince, type Host } from './helpers/hosts.js'
+import { Hosts, hostsMissing, pcapPayloads, secondsSince, type Host } from './helpers/hosts.js'
+import { captureMissing, testNeeding } from './helpers/prerequisites.js'
 import { httpGet } from './helpers/net.js'
-import { waitUntil, which } from './helpers/procs.js'
+import { waitUntil } from './helpers/procs.js'
 
 const HTTP = 'require("http").createServer((q,s)=>s.end((process.env.MARK||"")+process.env.SWARMD_NODE_HOSTNAME+" "+process.env.SWARMD_TASK_ID+"\\n")).listen(process.env.PORT)'
 /** Calls the api service through its VIP, from inside a task. */
 const CLIENT = 'require("http").createServer((q,s)=>require("http").get({host:process.env.SWARMD_VIP_API,port:80,agent:false},r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>s.end("via vip: "+b))}).on("error",e=>s.end("error "+e.code+"\\n"))).listen(process.env.PORT)'
-const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
 
 
-t.test('the routing mesh across three hosts', { skip: hostsSkip }, async t => {
+testNeeding(t, 'the routing mesh across three hosts', hostsMissing, async t => {
   const tFile = performance.now()
   const c = await Hosts.create(t, 3)
   const [h1, , mgr] = c.hosts as [Host, Host, Host]
@@ -72,7 +72,7 @@ t.test('the routing mesh across three hosts', { skip: hostsSkip }, async t => {
     t.equal(new Set(bodies.map(b => b.split(' ')[1])).size, 2, 'balanced over both api tasks')
   })
 
-  await t.test('an encrypted overlay: no plaintext between hosts', { skip: tcpdump ? false : 'needs tcpdump' }, async t => {
+  await testNeeding(t, 'an encrypted overlay: no plaintext between hosts', captureMissing, async t => {
     const MARK = 'PLAINTEXT-MARKER-93c1 '
     // The control: a plain overlay's requests show in the clear in the same capture (everything on eth0).
     const plain = await vipTwin('api', 'backend')

@@ -9,14 +9,15 @@
  * elsewhere.
  */
 import t from 'tap'
-import { Hosts, hostsSkip, secondsSince, type Host } from './helpers/hosts.js'
+import { Hosts, hostsMissing, secondsSince, type Host } from './helpers/hosts.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep } from './helpers/procs.js'
 
 const LOOP = ['alpine', 'sh', '-c', 'while true; do echo hello world; sleep 1; done']
 const REPLICAS = 5
 const STALL_MS = 20_000
 
-t.test('a stalled worker and a crashed manager on three hosts', { skip: hostsSkip }, async t => {
+testNeeding(t, 'a stalled worker and a crashed manager on three hosts', hostsMissing, async t => {
   const tFile = performance.now()
   const c = await Hosts.create(t, 3)
   const [h1, h2, mgr] = c.hosts as [Host, Host, Host]

@@ -8,12 +8,13 @@
  * new tasks go there first).
  */
 import t from 'tap'
-import { Hosts, hostsSkip, secondsSince, type Host } from './helpers/hosts.js'
+import { Hosts, hostsMissing, secondsSince, type Host } from './helpers/hosts.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep, waitUntil } from './helpers/procs.js'
 
 const HELLO = ['alpine', 'sh', '-c', 'while true; do echo hello world; sleep 1; done']
 
-t.test('walkthrough and availability on three hosts', { skip: hostsSkip }, async t => {
+testNeeding(t, 'walkthrough and availability on three hosts', hostsMissing, async t => {
   const t0 = performance.now()
   const c = await Hosts.create(t, 3)
   const [h1, h2, mgr] = c.hosts as [Host, Host, Host]

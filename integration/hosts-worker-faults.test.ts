@@ -8,13 +8,14 @@
  * ~15 s to Down and 20-25 s until tasks run elsewhere.
  */
 import t from 'tap'
-import { Hosts, hostsSkip, secondsSince, type Host } from './helpers/hosts.js'
+import { Hosts, hostsMissing, secondsSince, type Host } from './helpers/hosts.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { sleep } from './helpers/procs.js'
 
 const LOOP = ['alpine', 'sh', '-c', 'while true; do echo hello world; sleep 1; done']
 const REPLICAS = 5
 
-t.test('worker faults on three hosts', { skip: hostsSkip }, async t => {
+testNeeding(t, 'worker faults on three hosts', hostsMissing, async t => {
   const tFile = performance.now()
   const c = await Hosts.create(t, 3)
   const [h1, h2, mgr] = c.hosts as [Host, Host, Host]

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { buildGoPeer, goAvailable, startGoPeer, type GoMember, type GoPeer } from './helpers/gopeer.js'
+import { testNeeding } from './helpers/prerequisites.js'
 import { waitUntil } from './helpers/procs.js'
 import { serfAvailable, startSerf, type SerfAgent, type SerfMember } from './helpers/serf.js'
 
@@ -13,8 +14,8 @@ const HOST = '127.0.0.1'
 const JOIN_DEADLINE_MS = 15_000
 const FAILURE_DEADLINE_MS = 30_000
 
-const goSkip = goAvailable() ? false : 'go or Debian memberlist source not installed (run scripts/setup.sh as root)'
-const serfSkip = serfAvailable() ? false : 'serf not installed (run scripts/setup.sh as root)'
+const goMissing = goAvailable() ? undefined : 'go or Debian memberlist source not installed (run scripts/setup.sh as root)'
+const serfMissing = serfAvailable() ? undefined : 'serf not installed (run scripts/setup.sh as root)'
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
 
@@ -26,7 +27,7 @@ async function serfStatus(agent: SerfAgent, name: string): Promise<SerfMember | 
   return (await agent.members()).find(m => m.name === name)
 }
 
-t.test('Go memberlist peers', { skip: goSkip }, async t => {
+testNeeding(t, 'Go memberlist peers', goMissing, async t => {
   const t0 = performance.now()
   const bin = await buildGoPeer()
   t.comment(`go build of mlpeer: ${secs(performance.now() - t0)} (${bin})`)
@@ -110,7 +111,7 @@ t.test('Go memberlist peers', { skip: goSkip }, async t => {
   })
 })
 
-t.test('serf agents', { skip: serfSkip }, async t => {
+testNeeding(t, 'serf agents', serfMissing, async t => {
   const cases = [
     { label: 'plaintext', key: undefined, port: 27950 },
     { label: '32-byte key', key: randomBytes(32).toString('base64'), port: 27960 },

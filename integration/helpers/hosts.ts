@@ -24,10 +24,10 @@ const IP = which('ip', ['/usr/sbin/ip', '/sbin/ip'])
 const NFT = which('nft', ['/usr/sbin/nft', '/sbin/nft'])
 const NS_PREFIX = 'swh-'
 
-/** Why these tests cannot run here, or false. */
-export const hostsSkip: string | false = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !IP ? 'needs iproute2' : false
-/** Why packet loss cannot be injected here, or false. */
-export const lossSkip: string | false = hostsSkip || (!NFT ? 'needs nft (nftables)' : false)
+/** Why these tests cannot run here, or undefined (see testNeeding). */
+export const hostsMissing: string | undefined = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !IP ? 'needs iproute2' : undefined
+/** Why packet loss cannot be injected here, or undefined. */
+export const lossMissing: string | undefined = hostsMissing ?? (!NFT ? 'needs nft (nftables)' : undefined)
 
 /** The part of tap's Test the harness uses. */
 export interface TestLike {
@@ -161,7 +161,7 @@ export class Hosts {
 
   /** Builds the namespaces and the bridge and starts a swarmd on every host (not yet in a swarm). */
   static async create(t: TestLike, n: number, opts: HostsOptions = {}): Promise<Hosts> {
-    if (hostsSkip) throw new Error(hostsSkip)
+    if (hostsMissing) throw new Error(hostsMissing)
     await reapStale()
     const t0 = performance.now()
     const h = new Hosts(t, await pickSubnet(), n, opts)
