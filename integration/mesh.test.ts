@@ -16,7 +16,8 @@ import { loopbackAddr } from '../lib/manager/network-allocator.js'
 import { killTasks, loopbackSwarm, secs } from './helpers/daemon.js'
 import { pcapPayloads } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
-import { sleep, spawnManaged, waitUntil, which } from './helpers/procs.js'
+import { captureMissing, TCPDUMP, testNeeding } from './helpers/prerequisites.js'
+import { sleep, spawnManaged, waitUntil } from './helpers/procs.js'
 
 
 
@@ -70,7 +71,7 @@ t.test('the routing mesh on three nodes', async t => {
   const tasksByNode = new Set((await ctl('service', 'ps', 'web')).split('\n').slice(1).filter(Boolean).map(l => /mesh-\d/.exec(l)?.[0]))
   t.equal(tasksByNode.size, 3, 'the three tasks run on three nodes')
   await waitUntil(async () => (await Promise.all(hosts.map(h => httpGet(h.ip, 28401)))).every(b => b.startsWith('mesh-')), { timeoutMs: 20_000, what: 'the published port answering on every node' })
-  t.pass('28401 answers on every node')
+  for (const h of hosts) t.match(await httpGet(h.ip, 28401), /^mesh-[123] [0-9a-z]{25} \n$/, `28401 answers on ${h.name} from a task`)
   const counts = new Map<string, number>()
   for (let i = 0; i < 1_000; i++) {
     const body = await httpGet(hosts[i % 3]!.ip, 28401)
@@ -96,8 +97,10 @@ t.test('the routing mesh on three nodes', async t => {
   await once(squatter, 'listening')
   t.teardown(() => squatter.close())
   await ctl('service', 'create', '--name', 'taken', '-d', '--constraint', `node.hostname==${w1.name}`, '--publish', '28405:80', 'node', 'node', '-e', HTTP)
-  await waitUntil(async () => (await ctl('service', 'ps', '--no-trunc', 'taken')).includes(`cannot listen on ${w1.ip}:28405/tcp: port is already allocated`), { timeoutMs: 20_000, what: 'the port conflict in service ps' })
-  t.pass('service ps shows the published port taken on the node')
+  const conflict = `cannot listen on ${w1.ip}:28405/tcp: port is already allocated`
+  await waitUntil(async () => (await ctl('service', 'ps', '--no-trunc', 'taken')).includes(conflict), { timeoutMs: 20_000, what: 'the port conflict in service ps' })
+  const takenRows = (await ctl('service', 'ps', '--no-trunc', 'taken')).trimEnd().split('\n').slice(1)
+  t.match(takenRows[0], new RegExp(`^[0-9a-z]{25} +taken\\.1 +node +${w1.name} +Running +Running [^"]+ "${conflict}"$`), `service ps: the task on ${w1.name} has the port conflict as its error`)
   t.match(await httpGet(w2.ip, 28405), /^mesh-1 /, 'while the other nodes still route to the task')
   await ctl('service', 'rm', 'taken')
 
@@ -110,14 +113,15 @@ t.test('the routing mesh on three nodes', async t => {
   t.ok(vip, `api has a VIP on backend: ${vip?.Addr}`)
   const lo = loopbackAddr(vip.Addr, net.IPAM.Config[0].Subnet, net.Options['com.swarmd.network.loopback_subnet'])
   await waitUntil(async () => (await httpGet(lo, 80)).startsWith('mesh-'), { timeoutMs: 20_000, what: `the VIP ${lo}:80` })
-  t.pass(`a client on the host reaches api at its VIP ${lo}:80`)
+  const viaVip = await Promise.all(Array.from({ length: 10 }, () => httpGet(lo, 80)))
+  t.ok(viaVip.every(b => /^mesh-[123] [0-9a-z]{25} /.test(b)), `a client on the host reaches api at its VIP ${lo}:80: ${viaVip[0]}`)
+  t.equal(new Set(viaVip.map(b => b.split(' ')[1])).size, 2, 'balanced over both api tasks')
   await ctl('service', 'create', '--name', 'client', '--network', 'backend', '--publish', '28404:8000', 'node', 'node', '-e', CLIENT)
   await waitUntil(async () => (await httpGet(mgr.ip, 28404)).startsWith('via vip: mesh-'), { timeoutMs: 20_000, what: 'the client service' })
   t.match(await httpGet(mgr.ip, 28404), /^via vip: mesh-\d [0-9a-z]{25} /, 'a task reaches another service by SWARMD_VIP_API')
 
   // An encrypted overlay: nothing on 4789 in plaintext (the tunnel runs over the node addresses).
-  const tcpdump = which('tcpdump', ['/usr/bin/tcpdump', '/usr/sbin/tcpdump'])
-  if (tcpdump && process.getuid?.() === 0) {
+  await testNeeding(t, 'an encrypted overlay: no plaintext on 4789', captureMissing, async t => {
     await ctl('network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'secure')
     const MARK = 'PLAINTEXT-MARKER-5b1e'
     await ctl('service', 'create', '--name', 'sec', '--replicas', '3', '--network', 'secure', '--publish', 'target=80', '--env', `MARK=${MARK}`, 'node', 'node', '-e', HTTP.replace('process.env.SWARMD_NODE_HOSTNAME', 'process.env.MARK+" "+process.env.SWARMD_NODE_HOSTNAME'))
@@ -127,7 +131,7 @@ t.test('the routing mesh on three nodes', async t => {
     const slo = loopbackAddr(svip.Addr, snet.IPAM.Config[0].Subnet, snet.Options['com.swarmd.network.loopback_subnet'])
     await waitUntil(async () => (await httpGet(slo, 80)).startsWith(MARK), { timeoutMs: 20_000, what: 'the encrypted service' })
     const pcap = join(dir, 'lo.pcap')
-    const cap = spawnManaged(tcpdump, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap], { label: 'tcpdump', mergeStderr: true })
+    const cap = spawnManaged(TCPDUMP!, ['-i', 'lo', '-U', '-n', '-s', '0', '-w', pcap], { label: 'tcpdump', mergeStderr: true })
     await cap.waitForLine(l => l.includes('listening on'), 15_000, 'tcpdump')
     const bodies: string[] = []
     for (let i = 0; i < 30; i++) bodies.push(await httpGet(slo, 80, `/${MARK}-request`))
@@ -140,7 +144,7 @@ t.test('the routing mesh on three nodes', async t => {
     t.equal(tunnel.indexOf(MARK), -1, 'no plaintext on 4789 for the encrypted network')
     t.equal(tunnel.indexOf('HTTP/1.1'), -1, 'not even the HTTP framing')
     t.ok(pcapPayloads(readFileSync(pcap), 80, 'tcp').includes(MARK), 'while the same capture shows it in the clear between client and VIP')
-  }
+  })
 
   // A node dies: new connections stop going to it; how long until every request succeeds again.
   const victim = w2
