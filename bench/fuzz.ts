@@ -1,0 +1,76 @@
+/**
+ * Fuzzes every plane that has a module in bench/fuzz/ (each exports `plane`,
+ * see bench/fuzz/plane.ts), one after the other, within one budget of
+ * inputs and of time: each plane gets an equal share of what is left, so
+ * what one leaves unused goes to the next. Prints one JSON object: inputs,
+ * drops by reason and crashes per plane, and the process's memory before and
+ * after (each after a full GC), the leak check. Exits 1 on any crash or when
+ * fewer inputs than asked for were fed.
+ *
+ *   npm run fuzz [-- --inputs 1000000] [-- --seconds 600]
+ */
+import { readdirSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import type { FuzzPlane } from './fuzz/plane.js'
+
+const { values } = parseArgs({ options: { inputs: { type: 'string', default: '1000000' }, seconds: { type: 'string', default: '600' } } })
+const target = Number(values.inputs)
+const seconds = Number(values.seconds)
+if (!Number.isInteger(target) || target < 1 || !(seconds > 0)) {
+  process.stderr.write('usage: npm run fuzz [-- --inputs N] [-- --seconds S]\n')
+  process.exit(2)
+}
+
+const gc = (globalThis as { gc?: () => void }).gc
+const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10
+/**
+ * Memory in MiB after a full collection (node runs with --expose-gc):
+ * resident, the JS heap in use, and buffers outside it. What inputs leak
+ * shows in the last two; RSS also keeps what the allocator does not return.
+ */
+function memory(): { rss_mib: number; heap_mib: number; buffers_mib: number } {
+  gc?.()
+  const u = process.memoryUsage()
+  return { rss_mib: mib(u.rss), heap_mib: mib(u.heapUsed), buffers_mib: mib(u.external + u.arrayBuffers) }
+}
+
+const dir = new URL('./fuzz/', import.meta.url)
+const planes: FuzzPlane[] = []
+for (const f of readdirSync(dir).filter(f => f.endsWith('.js')).sort()) {
+  const mod = (await import(new URL(f, dir).href)) as { plane?: FuzzPlane }
+  if (mod.plane) planes.push(mod.plane)
+}
+
+const before = memory()
+const start = Date.now()
+const end = start + seconds * 1000
+let fed = 0
+let crashes = 0
+const results: Record<string, { inputs: number; crashes: number; seconds: number; drops: Record<string, number>; rss_mib_after: number }> = {}
+for (const [i, p] of planes.entries()) {
+  const left = planes.length - i
+  const t0 = Date.now()
+  let r
+  try {
+    r = await p.run({ inputs: Math.ceil((target - fed) / left), deadlineMs: t0 + (end - t0) / left })
+  } catch (e) {
+    process.stderr.write(`fuzz ${p.name}: the plane itself failed: ${(e as Error).stack ?? String(e)}\n`)
+    r = { inputs: 0, drops: {}, crashes: 1 }
+  }
+  fed += r.inputs
+  crashes += r.crashes
+  results[p.name] = { inputs: r.inputs, crashes: r.crashes, seconds: Math.round((Date.now() - t0) / 100) / 10, drops: r.drops, rss_mib_after: memory().rss_mib }
+}
+const after = memory()
+console.log(
+  JSON.stringify({
+    inputs: fed,
+    target,
+    crashes,
+    seconds: Math.round((Date.now() - start) / 100) / 10,
+    gc: !!gc,
+    memory: { before, after },
+    planes: results,
+  }),
+)
+process.exitCode = crashes > 0 || fed < target ? 1 : 0
