@@ -68,6 +68,11 @@ t.test('a subtest that failed without a failing assertion (a timeout) counts one
   t.match(s.notes, /^failed: s\.test\.ts > slow: failed$/m)
 })
 
+t.test('a subtest without assertions counts as one pass, as tap counts it', async t => {
+  const body = '# Subtest: a property\n    1..0\nok 1 - a property\nok 2 - one\n1..2\n'
+  t.equal((await summarize(t, file(1, 'p.test.ts', body, 'ok # - p.test.ts\n'))).line, '2 passed, 0 failed, 0 skipped')
+})
+
 t.test('skips and TODOs are skips, never passes, each with its reason', async t => {
   const body = [
     'ok 1 - serf # SKIP serf not installed',

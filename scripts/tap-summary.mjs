@@ -11,8 +11,9 @@
 // leaves no trace. FILES (`tap list`) names every file that should have run:
 // one without a verdict (a bailout, a runner that died) is failed too.
 //
-// Leaf assertions are counted; a skipped or TODO one is a skip, not a pass; a
-// file or subtest that failed without a failing assertion counts one failure.
+// Leaf assertions are counted (a subtest without any is one); a skipped or
+// TODO one is a skip, not a pass; a file or subtest that failed without a
+// failing assertion counts one failure.
 // Exits 1 when anything failed. What failed or skipped, and why, goes to stderr.
 import { readFileSync } from 'node:fs'
 import { Parser } from 'tap-parser'
@@ -52,6 +53,9 @@ function watch(p, path, notes) {
     } else if (!r.ok) {
       if (!sub.failed) tally.failed++
       notes.push(`failed: ${sub.name}: ${failure(r, sub)}`)
+    } else if (sub.passed + sub.skipped === 0) {
+      // A subtest that asserted nothing through tap (a fast-check property, say) is its own leaf, as tap counts it.
+      tally.passed++
     }
   }
   p.on('child', c => {
