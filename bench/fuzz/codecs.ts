@@ -67,8 +67,8 @@ const decoders: [string, (d: DecodedMap) => unknown][] = [
 const security = (keyring?: Keyring, label = ''): WireSecurity => ({ label, keyring, encryptionVersion: 1, verifyIncoming: true, verifyOutgoing: true, skipInboundLabelCheck: false })
 const securities = [security(), security(new Keyring([Buffer.alloc(16, 0x16)])), security(new Keyring([Buffer.alloc(32, 0x32)]), 'fuzz-label')]
 
+// The header carries the frame's type byte.
 const pushPull = Buffer.concat([
-  Buffer.from([m.MsgType.pushPull]),
   m.encodePushPullHeader({ nodes: 2, userStateLen: 4, join: false }),
   m.encodePushNodeState({ name: 'n1', addr: '10.0.0.1', port: 7946, meta: Buffer.alloc(0), incarnation: 1, state: 0, vsn }),
   m.encodePushNodeState({ name: 'n2', addr: '2001:db8::2', port: 17946, meta: Buffer.from([0xff]), incarnation: 300, state: 1, vsn }),
@@ -157,6 +157,16 @@ export const plane: FuzzPlane = {
         decode: b => decodeProxyDatagram(b),
       },
     ]
+    // Mutants are only as good as their seeds: each must decode as it is.
+    for (const target of targets) {
+      for (const [i, seed] of target.seeds.entries()) {
+        try {
+          await target.decode(seed)
+        } catch (e) {
+          throw new Error(`seed ${i} of ${target.name} does not decode: ${(e as Error).message}`, { cause: e })
+        }
+      }
+    }
     for (let i = 0; i < o.inputs; i++) {
       if ((i & 255) === 0 && Date.now() >= o.deadlineMs) break
       const target = targets[i % targets.length]!
