@@ -11,7 +11,7 @@ import { run } from './helpers/procs.js'
 const FUZZ = fileURLToPath(new URL('../dist/bench/fuzz.js', import.meta.url))
 
 t.test('npm run fuzz on a small budget', async t => {
-  const r = await run(process.execPath, ['--expose-gc', FUZZ, '--inputs', '6000', '--seconds', '60'], { timeoutMs: 120_000 })
+  const r = await run(process.execPath, ['--expose-gc', FUZZ, '--inputs', '3000', '--seconds', '60'], { timeoutMs: 120_000 })
   t.equal(r.code, 0, `exits 0: ${r.stderr}`)
   const out = JSON.parse(r.stdout) as {
     inputs: number
@@ -21,13 +21,11 @@ t.test('npm run fuzz on a small budget', async t => {
     planes: Record<string, { inputs: number; crashes: number; drops: Record<string, number> }>
   }
   t.ok(['codecs', 'control'].every(p => p in out.planes), `the planes ran: ${Object.keys(out.planes).join(', ')}`)
-  t.equal(out.inputs, 6000, 'the whole budget')
+  t.equal(out.inputs, 3000, 'the whole budget')
   t.equal(Object.values(out.planes).reduce((n, p) => n + p.inputs, 0), out.inputs, 'split across the planes')
   t.equal(out.crashes, 0)
-  for (const [name, p] of Object.entries(out.planes)) {
-    const dropped = Object.values(p.drops).reduce((n, d) => n + d, 0)
-    t.ok(dropped > 0 && dropped <= p.inputs, `${name}: ${dropped} of ${p.inputs} inputs dropped, by ${Object.keys(p.drops).length} reasons`)
-  }
+  // What a drop is, each plane says (a refusal, an HTTP status, a drop counter); every plane saw some.
+  for (const [name, p] of Object.entries(out.planes)) t.ok(Object.values(p.drops).some(n => n > 0), `${name}: ${p.inputs} inputs, drops by ${Object.keys(p.drops).length} reasons`)
   t.ok(out.gc, 'memory measured after a forced GC')
   t.ok(['before', 'after'].every(k => Object.values(out.memory[k as 'before']).every(v => v > 0)), `memory: ${JSON.stringify(out.memory)}`)
 })

@@ -118,7 +118,7 @@ const addresses = { transport: 'TCP4', sourceAddress: '192.0.2.10', destinationA
 export const plane: FuzzPlane = {
   name: 'codecs',
   async run(o) {
-    const input = new Inputs(0xc0dec5)
+    const input = new Inputs(0xc0dec5 + (o.seed ?? 0))
     const tally = new Tally('codecs')
     let cut = 0
     const targets: Target[] = [

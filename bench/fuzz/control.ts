@@ -65,7 +65,7 @@ function refusalKind(error: string): string {
 export const plane: FuzzPlane = {
   name: 'control',
   async run(o) {
-    const input = new Inputs(0xc047201)
+    const input = new Inputs(0xc047201 + (o.seed ?? 0))
     const tally = new Tally('control')
     const ca = ClusterCA.create()
     const mgrKeys = generateKeyPair()

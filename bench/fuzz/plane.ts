@@ -11,6 +11,8 @@ export interface FuzzOptions {
   inputs: number
   /** When to stop at the latest, as a Date.now() timestamp. */
   deadlineMs: number
+  /** The same seed gives the same inputs; each round of the runner gives another. */
+  seed?: number
 }
 
 export interface FuzzResult {
