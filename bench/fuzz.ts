@@ -54,7 +54,9 @@ let fed = 0
 let crashes = 0
 const results: Record<string, { inputs: number; crashes: number; seconds: number; drops: Record<string, number>; rss_mib_after: number }> = {}
 // Rounds: a plane that ran out of time before its share of inputs (a slow one) leaves what it did not
-// use to the planes after it, and sits out the next round, where the fast ones share what is left.
+// use to the planes after it, and sits out the next round, where the fast ones share what is left. In
+// the first round no plane takes more than an equal part of the whole time, so a slow one that comes
+// last still leaves time for that.
 let active = planes
 for (let round = 0; fed < target && Date.now() < end && active.length > 0; round++) {
   const next: FuzzPlane[] = []
@@ -65,7 +67,8 @@ for (let round = 0; fed < target && Date.now() < end && active.length > 0; round
     if (inputs <= 0 || t0 >= end) break
     let r
     try {
-      r = await p.run({ inputs, deadlineMs: t0 + (end - t0) / left, seed: round * 1_000_003 + i })
+      const slice = round === 0 ? Math.min((end - t0) / left, (end - start) / planes.length) : (end - t0) / left
+      r = await p.run({ inputs, deadlineMs: t0 + slice, seed: round * 1_000_003 + i })
     } catch (e) {
       process.stderr.write(`fuzz ${p.name}: the plane itself failed: ${(e as Error).stack ?? String(e)}\n`)
       r = { inputs: 0, drops: {}, crashes: 1 }
