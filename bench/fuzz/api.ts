@@ -27,7 +27,8 @@ import { ApiServer } from '../../lib/api/http.js'
 import { mountRoutes } from '../../lib/api/routes.js'
 import { SwarmNode } from '../../lib/node/node.js'
 import { mutate } from '../../lib/test-helpers.test-helper.js'
-import { byteEdit, feed, type PlaneOptions, type PlaneResult } from './feed.js'
+import { byteEdit, feed } from './feed.js'
+import type { FuzzOptions, FuzzResult } from './plane.js'
 
 /** The objects a fresh target holds, so requests can name real ones. */
 export interface Seeds {
@@ -466,7 +467,7 @@ export async function probe(target: ApiTarget, input: Uint8Array): Promise<Verdi
  */
 export const plane = {
   name: 'api',
-  async run(o: PlaneOptions): Promise<PlaneResult> {
+  async run(o: FuzzOptions): Promise<FuzzResult> {
     const target = await startApiTarget({ ip: '127.0.0.172' })
     const drops: Record<string, number> = {}
     try {

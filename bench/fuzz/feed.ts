@@ -1,26 +1,10 @@
 /**
- * The fast-check loop the api and gossip planes of the fuzz bench share,
- * and the shape of a plane's run (the one bench/fuzz.ts calls on each
- * module of bench/fuzz/ that exports `plane`).
+ * The fast-check loop the api and gossip planes of the fuzz bench share
+ * (a plane's run is plane.ts's contract).
  */
 import fc from 'fast-check'
 import type { Mutation } from '../../lib/test-helpers.test-helper.js'
-
-export interface PlaneOptions {
-  inputs: number
-  /** When to stop at the latest, as a Date.now() time. */
-  deadlineMs: number
-  /** The same seed gives the same inputs. */
-  seed?: number
-}
-
-export interface PlaneResult {
-  inputs: number
-  /** Inputs refused, by reason (a status, a drop counter's name). */
-  drops: Record<string, number>
-  /** Findings: an input `each` judged wrong, or an exception or rejection that nobody caught. */
-  crashes: number
-}
+import type { FuzzOptions, FuzzResult } from './plane.js'
 
 /** Findings shown per plane (on stderr), so one can be reproduced. */
 const SAMPLES = 5
@@ -31,7 +15,7 @@ const SAMPLES = 5
  * input, or nothing. Exceptions and rejections nobody catches meanwhile are
  * findings too, counted instead of ending the process.
  */
-export async function feed<T>(name: string, o: PlaneOptions, gen: fc.Arbitrary<T>, batch: number, each: (input: T) => Promise<string | undefined>): Promise<{ inputs: number; crashes: number }> {
+export async function feed<T>(name: string, o: FuzzOptions, gen: fc.Arbitrary<T>, batch: number, each: (input: T) => Promise<string | undefined>): Promise<{ inputs: number; crashes: number }> {
   let crashes = 0
   let inputs = 0
   const finding = (why: string): void => {

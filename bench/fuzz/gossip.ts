@@ -41,7 +41,8 @@ import { sealPacket, type WireSecurity } from '../../lib/gossip/packet.js'
 import type { Address, Transport } from '../../lib/gossip/transport.js'
 import { SwarmdError } from '../../lib/types/errors.js'
 import { mutate } from '../../lib/test-helpers.test-helper.js'
-import { byteEdit, feed, type PlaneOptions, type PlaneResult } from './feed.js'
+import { byteEdit, feed } from './feed.js'
+import type { FuzzOptions, FuzzResult } from './plane.js'
 
 const IP = '127.0.0.175'
 
@@ -171,7 +172,7 @@ export function decodeAll(bytes: Uint8Array): string | undefined {
 /** The fuzz bench's plane: each datagram also goes through every decoder. */
 export const plane = {
   name: 'gossip',
-  async run(o: PlaneOptions): Promise<PlaneResult> {
+  async run(o: FuzzOptions): Promise<FuzzResult> {
     const mk = async (name: string): Promise<Membership> =>
       Membership.create({ name, transport: loopbackOnly(await NetTransport.listen({ ip: IP, port: 0 })), profile: 'local' })
     const target = await mk('target')
