@@ -3,15 +3,26 @@ import type { PeerAddress } from './peer-address.js'
 import { Sealer } from './seal.js'
 import type { AcceptorHandshake, DialerHandshake } from './tunnel-auth.js'
 import { TunnelError } from './tunnel-error.js'
-import { FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, encodeFrameHeader } from './tunnel-frame.js'
+import { FRAME_HEADER_LEN, FrameDecoder, FrameError, FrameType, encodeFrameHeader, type Frame } from './tunnel-frame.js'
 import type { Slotted } from './tunnel-limits.js'
 import type { TunnelStream } from './tunnel-stream.js'
-import type { Tunnel, TunnelNetwork } from './tunnel.js'
+import type { DropReason, TunnelNetwork } from './tunnel-types.js'
 import type { Vni } from './types.js'
 
 /** Bytes queued on a connection's socket before its streams wait for 'drain'. */
 export const CONN_HIGH_WATER = 1024 * 1024
 const KEEPALIVE_MS = 10_000
+
+/** What a connection tells the tunnel that owns it (the Tunnel). */
+export interface ConnOwner {
+  onFrame(conn: Conn, f: Frame): void
+  onFrameError(conn: Conn, e: FrameError): void
+  handshakeExpired(conn: Conn): void
+  idleExpired(conn: Conn): void
+  connClosed(conn: Conn): void
+  countOut(bytes: number): void
+  countDrop(reason: DropReason): void
+}
 
 type QueuedFrame = [vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined]
 
@@ -48,7 +59,7 @@ export class Conn implements Slotted {
   private heard = false
 
   constructor(
-    private readonly tunnel: Tunnel,
+    private readonly tunnel: ConnOwner,
     readonly socket: Socket,
     readonly dialed: boolean,
     o: { peer?: string; peerAddress?: PeerAddress; handshake: DialerHandshake | AcceptorHandshake; handshakeTimeoutMs: number; idleTimeoutMs: number },

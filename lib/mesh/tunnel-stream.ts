@@ -1,8 +1,16 @@
 import { Duplex } from 'node:stream'
-import type { Conn } from './tunnel-conn.js'
 import { FrameError, FrameType, MAX_DATA_PAYLOAD, decodeTextBody, decodeU32Body, encodeTextBody, encodeU32Body } from './tunnel-frame.js'
 import { TunnelError } from './tunnel-error.js'
-import type { Tunnel, TunnelNetwork } from './tunnel.js'
+import type { DropReason, TunnelNetwork } from './tunnel-types.js'
+
+/** What a stream needs of the connection it travels on (tunnel-conn.ts's Conn). */
+export interface StreamConn {
+  readonly closed: boolean
+  readonly congested: boolean
+  sendFrame(vni: Vni, type: FrameType, streamId: number, body: Buffer, network: TunnelNetwork | undefined): void
+  waitDrain(s: TunnelStream): void
+  streamGone(s: TunnelStream): void
+}
 import type { Vni } from './types.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -29,8 +37,8 @@ export class TunnelStream extends Duplex {
   private readonly threshold: number
 
   constructor(
-    private readonly tunnel: Tunnel,
-    private readonly conn: Conn,
+    private readonly tunnel: { countDrop(reason: DropReason): void },
+    private readonly conn: StreamConn,
     readonly id: number,
     readonly vni: Vni,
     readonly network: TunnelNetwork,

@@ -5,7 +5,7 @@ import { Sealer } from './seal.js'
 import { TunnelError } from './tunnel-error.js'
 import { FlowTable } from './tunnel-flows.js'
 import { FrameFlag, FrameType, decodeDgramBody, decodeFrame, encodeDgramPrefix, encodeFrameHeader, type Frame } from './tunnel-frame.js'
-import type { TunnelCounters, TunnelNetwork } from './tunnel.js'
+import type { TunnelCounters, TunnelNetwork } from './tunnel-types.js'
 import type { Vni } from './types.js'
 
 export interface IncomingDatagram {

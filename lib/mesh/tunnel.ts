@@ -20,12 +20,14 @@ import {
 } from './tunnel-frame.js'
 import { ConnectionLimits, DEFAULT_LIMITS, REFUSAL_REASONS, readFdLimit, type RefusalReason, type TunnelLimits } from './tunnel-limits.js'
 import { TunnelStream } from './tunnel-stream.js'
+import type { DropReason, TunnelCounters, TunnelNetwork } from './tunnel-types.js'
 import { TunnelUdp, type DatagramFlow, type IncomingDatagram } from './tunnel-udp.js'
 import type { Vni } from './types.js'
 import { isValidVni } from './vxlan.js'
 
 export type { PeerAddress } from './peer-address.js'
 export { TunnelError } from './tunnel-error.js'
+export type { DropReason, TunnelCounters, TunnelNetwork } from './tunnel-types.js'
 export type { TunnelAuth } from './tunnel-auth.js'
 export type { RefusalReason, TunnelLimits } from './tunnel-limits.js'
 export type { DatagramFlow, IncomingDatagram } from './tunnel-udp.js'
@@ -56,10 +58,6 @@ export interface Peer extends PeerAddress {
   name?: string
 }
 
-/** What the tunnel needs to know of a network: its keys if it is encrypted. */
-export interface TunnelNetwork {
-  seal?: SealKeyring
-}
 
 /** An OPEN from a peer. Call exactly one of accept() or reject(). */
 export interface IncomingStream {
@@ -99,26 +97,9 @@ export interface TunnelOptions {
   maxStreamsPerConnection?: number
 }
 
-export type DropReason = 'malformed' | 'unknown_vni' | 'plaintext' | 'decrypt' | 'replay' | 'unknown_stream' | 'flow_control' | ReplyRefusal
 
 const DROP_REASONS: readonly DropReason[] = ['malformed', 'unknown_vni', 'plaintext', 'decrypt', 'replay', 'unknown_stream', 'flow_control', 'reply_unknown_flow', 'reply_wrong_peer']
 
-export interface TunnelCounters {
-  framesIn: number
-  framesOut: number
-  bytesIn: number
-  bytesOut: number
-  datagramsIn: number
-  datagramsOut: number
-  connectionsOpened: number
-  connectionsClosed: number
-  /** Frames dropped, by reason; a connection whose framing broke counts once as malformed. */
-  dropped: Record<DropReason, number>
-  /** Connections refused, or ended, by the tunnel's rules (authentication, caps, timeouts), by reason. */
-  refused: Record<RefusalReason, number>
-  /** Connections closed after the idle timeout without streams. */
-  idleClosed: number
-}
 
 const zeros = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>
 
