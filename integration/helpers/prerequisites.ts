@@ -31,3 +31,7 @@ export const captureMissing = !TCPDUMP ? 'tcpdump is not installed (run scripts/
 export const DOCKER = which('docker')
 /** Why the real docker CLI cannot drive the daemon here, or undefined. */
 export const dockerCliMissing = DOCKER ? undefined : 'the docker CLI is not installed (run scripts/setup-docker.sh as root)'
+
+export const ETCD = which('etcd', ['/usr/bin/etcd'])
+/** Why several managers cannot run here (they need etcd), or undefined. */
+export const etcdMissing = ETCD ? undefined : "etcd is not installed (Debian's etcd-server: run scripts/setup.sh as root)"

@@ -2,13 +2,9 @@ import type { Logger } from 'pino'
 import { needsRenewal, type NodeCertificate } from '../control/ca.js'
 import { callRpc } from '../control/rpc.js'
 import { every, type Clock } from '../gossip/clock.js'
+import type { CheckInAnswer } from '../types/session.js'
 import type { ManagerLink } from './manager-link.js'
 
-/** What a manager answers a check-in with. */
-export interface CheckInAnswer {
-  gossipKeys: string[]
-  periodMs: number
-}
 
 /**
  * A worker's check-in with its manager (swarmkit's agent heartbeat): every
@@ -39,7 +35,13 @@ export class CheckIn {
       await this.d.renewed(cert)
       this.d.log.info({ notAfter: new Date(cert.body.notAfter).toISOString() }, 'certificate renewed')
     }
-    const a = await callRpc<CheckInAnswer>(control, to, this.d.cert(), caPublicKey, 'heartbeat')
+    let a: CheckInAnswer
+    try {
+      a = await callRpc<CheckInAnswer>(control, to, this.d.cert(), caPublicKey, 'heartbeat')
+    } catch (e) {
+      this.d.failed()
+      throw e
+    }
     if (Number.isFinite(a.periodMs) && a.periodMs >= 100) this.periodMs = a.periodMs
     await this.d.answered(a)
   }

@@ -40,10 +40,12 @@ export class WorkerSession {
         agent.connect(msg => s.send(msg))
         this.d.log.info('session with the manager open')
         await s.closed
+        // Only the session that connected the agent disconnects it (the node may have connected it elsewhere since).
+        if (!this.closed) agent.disconnect()
       } catch (e) {
         this.d.log.info({ err: e }, 'no session with the manager yet')
+        this.d.failed()
       }
-      agent.disconnect()
       this.session = undefined
       if (!this.closed) await new Promise(r => setTimeout(r, RECONNECT_MS).unref())
     }

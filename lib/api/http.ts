@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
+import type { ApiAnswer, ApiCall } from '../types/session.js'
 import { ApiError, statusOf } from './api-error.js'
 
 export interface Request {
@@ -141,6 +142,37 @@ export class ApiServer {
     return this
   }
 
+  /**
+   * Where a write goes instead of this server's own handlers (a manager that
+   * does not lead sends the swarm's writes to the one that does, as
+   * swarmkit's raft proxy): a promise of the answer, or undefined to serve
+   * the request here.
+   */
+  forwarder: ((req: ApiCall) => Promise<ApiAnswer> | undefined) | undefined
+
+  /**
+   * Serves a call that came without HTTP (forwarded by another manager) as
+   * it would serve it over HTTP: the status and the JSON body, Docker's
+   * error body on failure. Streams are not forwarded.
+   */
+  async invoke(call: ApiCall): Promise<ApiAnswer> {
+    try {
+      const path = call.path
+      const match = this.routes.map(r => ({ r, m: r.method === call.method ? r.pattern.exec(path) : null })).find(x => x.m)
+      if (!match) throw new ApiError(404, 'page not found')
+      const params: Record<string, string> = {}
+      match.r.names.forEach((n, i) => (params[n] = decodeSegment(match.m![i + 1]!)))
+      const result = await match.r.handler({ method: call.method, path, params, query: new URLSearchParams(call.query), body: call.body })
+      if (result instanceof StreamResponse) throw new ApiError(400, `${path} streams: it is served only by the manager asked`)
+      return { status: 200, body: result ?? null }
+    } catch (e) {
+      const status = statusOf(e)
+      const known = e instanceof SwarmdError && e.kind !== 'internal'
+      if (!known) this.log.error({ err: e }, 'forwarded API call failed')
+      return { status: known ? status : 500, body: { message: e instanceof Error ? e.message : String(e) } }
+    }
+  }
+
   /** Every mounted route, as declared (`/nodes/:id`). */
   get endpoints(): { method: string; path: string }[] {
     return this.routes.map(r => ({ method: r.method, path: r.path }))
@@ -165,6 +197,13 @@ export class ApiServer {
       const params: Record<string, string> = {}
       match.r.names.forEach((n, i) => (params[n] = decodeSegment(match.m![i + 1]!)))
       const body = await readJson(req)
+      const forwarded = this.forwarder?.({ method, path, query: target.query.toString(), body })
+      if (forwarded) {
+        const r = await forwarded
+        res.writeHead(r.status, { 'Content-Type': 'application/json' })
+        res.end(r.body === undefined || r.body === null ? undefined : JSON.stringify(r.body) + '\n')
+        return
+      }
       const result = await match.r.handler({ method, path, params, query: target.query, body })
       if (result instanceof StreamResponse) {
         const ac = new AbortController()

@@ -10,8 +10,9 @@ import { versionParam } from './params.js'
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
 /** Docker's Node object. */
-export function nodeObject(m: Manager, self: string, n: NodeRecord): Record<string, unknown> {
-  const state = m.nodes.state(n.id)
+export function nodeObject(m: Manager, n: NodeRecord): Record<string, unknown> {
+  const state = m.nodeState(n)
+  const manager = m.managerStatus(n)
   return {
     ID: n.id,
     Version: { Index: n.version },
@@ -26,7 +27,7 @@ export function nodeObject(m: Manager, self: string, n: NodeRecord): Record<stri
       TLSInfo: {},
     },
     Status: { State: state, Message: state === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
-    ...(n.spec.Role === 'manager' && n.managerAddr ? { ManagerStatus: { Leader: n.id === self, Reachability: 'reachable', Addr: n.managerAddr } } : {}),
+    ...(manager ? { ManagerStatus: manager } : {}),
   }
 }
 
@@ -47,14 +48,18 @@ const forced = (q: URLSearchParams): boolean => q.get('force') === 'true' || q.g
 
 /** /nodes: list, inspect (ID, ID prefix or hostname), update, remove. */
 export function mountNodeRoutes(api: ApiServer, node: SwarmNode): void {
-  const obj = (n: NodeRecord): Record<string, unknown> => nodeObject(node.manager(), node.nodeId, n)
+  const obj = (n: NodeRecord): Record<string, unknown> => nodeObject(node.manager(), n)
   api
     .route('GET', '/nodes', () => node.manager().nodes.list().map(obj))
     .route('GET', '/nodes/:id', req => obj(node.manager().nodes.get(req.params.id!)))
     .route('DELETE', '/nodes/:id', async req => {
-      await node.manager().removeNode(req.params.id!, forced(req.query))
+      const m = node.manager()
+      await m.sync()
+      await m.removeNode(req.params.id!, forced(req.query))
     })
     .route('POST', '/nodes/:id/update', async req => {
-      await node.manager().updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
+      const m = node.manager()
+      await m.sync()
+      await m.updateNode(req.params.id!, versionParam(req.query), nodeSpec(req.body))
     })
 }

@@ -13,4 +13,7 @@ export function mountRoutes(api: ApiServer, node: SwarmNode, hostname: string): 
   mountNodeRoutes(api, node)
   mountServiceRoutes(api, node)
   mountNetworkRoutes(api, () => node.manager().networks)
+  // With several managers: writes go to the leader, which serves them through these same routes.
+  api.forwarder = call => node.forward(call)
+  node.serveApi(call => api.invoke(call))
 }

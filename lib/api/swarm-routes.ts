@@ -50,6 +50,7 @@ export function mountSwarmRoutes(api: ApiServer, node: SwarmNode): void {
     })
     .route('POST', '/swarm/update', async req => {
       objectBody(req.body, 'swarm.Spec')
+      await node.manager().sync()
       await node.manager().cluster.rotateTokens(versionParam(req.query), req.query.get('rotateWorkerToken') === 'true', req.query.get('rotateManagerToken') === 'true')
     })
     .route('POST', '/swarm/leave', async req => {

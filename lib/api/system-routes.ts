@@ -47,18 +47,20 @@ function swarmInfo(node: SwarmNode): Record<string, unknown> {
   if (c) {
     const nodes = node.manager().nodes.list()
     const me = nodes.find(n => n.id === node.nodeId)
+    const managers = nodes.filter(n => n.spec.Role === 'manager' && n.managerAddr)
     return {
       NodeID: node.nodeId,
       NodeAddr: me?.addr ?? '',
       LocalNodeState: 'active',
       ControlAvailable: true,
       Error: '',
-      RemoteManagers: nodes.filter(n => n.managerAddr).map(n => ({ NodeID: n.id, Addr: n.managerAddr })),
+      RemoteManagers: managers.map(n => ({ NodeID: n.id, Addr: n.managerAddr })),
       Nodes: nodes.length,
-      Managers: nodes.filter(n => n.spec.Role === 'manager').length,
+      Managers: managers.length,
       Cluster: clusterInfo(c),
     }
   }
+  if (node.isManager) return { NodeID: node.nodeId, NodeAddr: '', LocalNodeState: 'pending', ControlAvailable: true, Error: '', RemoteManagers: null }
   if (w) {
     return {
       NodeID: node.nodeId,
@@ -66,7 +68,7 @@ function swarmInfo(node: SwarmNode): Record<string, unknown> {
       LocalNodeState: 'active',
       ControlAvailable: false,
       Error: '',
-      RemoteManagers: [{ NodeID: '', Addr: w.managerAddr }],
+      RemoteManagers: (w.managers ?? [w.managerAddr]).map(Addr => ({ NodeID: '', Addr })),
     }
   }
   return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null }

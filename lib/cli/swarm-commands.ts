@@ -39,9 +39,11 @@ export function addSwarmCommands(program: Command, client: () => ApiClient): voi
       if (!Number.isInteger(n)) throw new InvalidArgumentError(`invalid port "${v}"`)
       return n
     })
-    .action(async (o: { advertiseAddr?: string; listenAddr: string; dataPathPort?: number; certExpiry?: number }) => {
+    .option('--force-new-cluster', 'force create a new cluster from current state')
+    .action(async (o: { advertiseAddr?: string; listenAddr: string; dataPathPort?: number; certExpiry?: number; forceNewCluster?: boolean }) => {
       const c = client()
       const id = await c.call<string>('POST', '/swarm/init', {
+        ...(o.forceNewCluster ? { ForceNewCluster: true } : {}),
         ListenAddr: o.listenAddr,
         AdvertiseAddr: o.advertiseAddr ?? '',
         DataPathPort: o.dataPathPort ?? 0,

@@ -45,7 +45,11 @@ function libp2pKey(privateKey: KeyObject): ReturnType<typeof privateKeyFromRaw> 
  * CA issued for that key is checked against what Noise proved.
  */
 export class ControlNode {
-  private constructor(private readonly p2p: Libp2p) {}
+  private constructor(
+    private readonly p2p: Libp2p,
+    /** Whether it listens (a manager's), or only dials. */
+    readonly listening: boolean,
+  ) {}
 
   static async create(o: { privateKey: KeyObject; listen?: { ip: string; port: number } }): Promise<ControlNode> {
     try {
@@ -64,13 +68,13 @@ export class ControlNode {
         },
         connectionGater: pendingUpgradeLimit(CONTROL_LIMITS.pendingUpgradesPerHost),
       })
-      return new ControlNode(p2p)
+      return new ControlNode(p2p, !!o.listen)
     } catch (e) {
       throw new ControlError('E_CONTROL_LISTEN', `cannot start the control plane: ${(e as Error).message}`, { cause: e })
     }
   }
 
-  /** Serves a protocol: each inbound stream is a conversation with an authenticated peer. */
+  /** Serves a protocol: each inbound stream is a conversation with an authenticated peer. A later call for the same protocol replaces the handler. */
   async handle(protocol: string, handler: ChannelHandler): Promise<void> {
     await this.p2p.handle(protocol, async (stream, connection) => {
       const ch = new Channel(stream as unknown as StreamLike)
@@ -80,7 +84,12 @@ export class ControlNode {
       } finally {
         await ch.close()
       }
-    })
+    }, { force: true })
+  }
+
+  /** Stops serving a protocol (the role that served it stopped). */
+  async unhandle(protocol: string): Promise<void> {
+    await this.p2p.unhandle(protocol)
   }
 
   /** Opens a conversation with the node at ip:port (whoever it turns out to be: the caller checks). */

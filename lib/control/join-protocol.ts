@@ -28,6 +28,8 @@ export interface Admission {
   gossipKeys: string[]
   /** Where the manager gossips (ip:port): the joiner's first gossip contact. */
   gossipAddr: string
+  /** Every manager's control address, the leader's first (swarm's RemoteManagers): where the joiner checks in. */
+  managers?: string[]
 }
 
 export interface JoinServerDeps {

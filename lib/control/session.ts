@@ -3,7 +3,7 @@ import { type CertificateBody, type NodeCertificate, type Role, verifyCertificat
 import type { Channel } from './channel.js'
 import type { ControlNode } from './control-node.js'
 import { publicKeyFromRaw } from './identity.js'
-import { answerOf } from './remote-error.js'
+import { answerOf, type ErrorBody } from './remote-error.js'
 import { authenticate, notManager } from './rpc.js'
 
 export const SESSION_PROTOCOL = '/swarmd/session/1.0.0'
@@ -63,12 +63,19 @@ export function serveSession(
     role: (nodeId: string) => Role | undefined
     onRefused: (why: string) => void
     onSession: (caller: CertificateBody, session: Session) => (msg: unknown) => void
+    /** Whether this manager takes the caller's session now; a refusal to send instead (another manager leads). */
+    refuse?: (caller: CertificateBody) => ErrorBody | undefined
   },
 ): Promise<void> {
   return node.handle(SESSION_PROTOCOL, async (ch, peer) => {
     const hello = await ch.recv<{ cert?: unknown }>()
     const caller = authenticate(ch, peer, hello?.cert, d)
     if (!caller) return
+    const refused = d.refuse?.(caller)
+    if (refused) {
+      ch.send(refused)
+      return
+    }
     ch.send({ cert: d.selfCert() })
     let done!: () => void
     const closed = new Promise<void>(r => (done = r))

@@ -5,14 +5,16 @@ import type { ControlNode } from '../control/control-node.js'
 import { base36, publicKeyFromRaw } from '../control/identity.js'
 import { serveJoin } from '../control/join-protocol.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
-import { serveRpc } from '../control/rpc.js'
+import { serveRpc, type RpcMethod } from '../control/rpc.js'
 import { CERT_TTL_MS, CONTROL_PORT, DATA_PATH_PORT, GOSSIP_PORT, HEARTBEAT_MS, KEY_ROTATION_MS } from '../types/defaults.js'
 import { ALREADY_IN_SWARM, SwarmError } from '../types/errors.js'
 import { splitAddr } from '../types/addr.js'
 import type { ClusterRecord, InitRequest, NodeRecord, NodeRole } from '../types/node.js'
 import { newDataKey, openDataKey } from './data-key.js'
+import { EtcdCA } from './etcd/pki.js'
 import type { SecretBox } from './secret-box.js'
 import type { Nodes } from './nodes.js'
+import type { StateStore } from './state-store.js'
 import type { Store } from './store.js'
 
 const now = (): string => new Date().toISOString()
@@ -41,7 +43,10 @@ export class Cluster {
 
   constructor(
     private readonly d: {
-      store: Store
+      /** The swarm's state: the cluster record. */
+      state: StateStore
+      /** This node's own store: its certificate, and the data key sealed under its node key. */
+      local: Store
       /** The manager's node key: it opens the data key that seals the CA key. */
       nodeKey: KeyObject
       timings: ClusterTimings
@@ -105,7 +110,7 @@ export class Cluster {
   }
 
   record(): ClusterRecord {
-    const c = this.d.store.get<ClusterRecord>('cluster', 'default')
+    const c = this.d.state.get<ClusterRecord>('cluster', 'default')
     if (!c) throw new SwarmError('E_INTERNAL', 'the cluster record is missing from the store')
     return c
   }
@@ -114,15 +119,20 @@ export class Cluster {
   ca(): ClusterCA {
     const sealed = this.record().caKey
     if (this.caCache?.sealed !== sealed) {
-      this.box ??= openDataKey(this.d.store, this.d.nodeKey)
-      if (!this.box) throw new SwarmError('E_INTERNAL', 'the data key that seals the CA key is missing from the store')
-      this.caCache = { sealed, ca: ClusterCA.load(this.box.open(sealed).toString()) }
+      this.caCache = { sealed, ca: ClusterCA.load(this.dataKey().open(sealed).toString()) }
     }
     return this.caCache.ca
   }
 
+  /** The data key, which seals the CA's keys and the secrets. */
+  dataKey(): SecretBox {
+    this.box ??= openDataKey(this.d.local, this.d.nodeKey)
+    if (!this.box) throw new SwarmError('E_INTERNAL', 'the data key that seals the CA key is missing from the store')
+    return this.box
+  }
+
   selfCert(): NodeCertificate {
-    return this.d.store.get<NodeCertificate>('certs', 'self')!
+    return this.d.local.get<NodeCertificate>('certs', 'self')!
   }
 
   certTtlMs(): number {
@@ -138,13 +148,30 @@ export class Cluster {
     const own = this.selfCert()
     if (!own || !needsRenewal(own.body, Date.now())) return
     const cert = this.issueCert(publicKeyFromRaw(Buffer.from(own.body.publicKey, 'base64')), 'manager')
-    await this.d.store.commit([{ op: 'put', table: 'certs', id: 'self', value: cert }])
+    await this.d.local.commit([{ op: 'put', table: 'certs', id: 'self', value: cert }])
     this.d.log.info('certificate renewed')
+  }
+
+  timings(): ClusterTimings {
+    return this.d.timings
+  }
+
+  /**
+   * The managers' etcd CA (reference/ha.md §3.4: not the node CA, which
+   * workers hold too), created the first time a second manager joins and
+   * kept in the cluster record, its key sealed under the data key.
+   */
+  async etcdCA(): Promise<EtcdCA> {
+    const c = this.record()
+    if (c.etcdCa) return EtcdCA.load(c.etcdCa.cert, this.dataKey().open(c.etcdCa.keySealed).toString())
+    const ca = await EtcdCA.create(c.id)
+    await this.d.state.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, etcdCa: { cert: ca.certPem, keySealed: this.dataKey().seal(Buffer.from(await ca.exportKey())) } } }])
+    return ca
   }
 
   /** Nodes check in often enough that no key rotation or certificate expiry can outpace them. */
   heartbeatMs(): number {
-    const ttl = this.d.store.get<ClusterRecord>('cluster', 'default')?.certTtlMs ?? CERT_TTL_MS
+    const ttl = this.d.state.get<ClusterRecord>('cluster', 'default')?.certTtlMs ?? CERT_TTL_MS
     return Math.min(this.d.timings.heartbeatMs, Math.floor(this.d.timings.gossipKeyRotationMs / 3), Math.floor(ttl / 6))
   }
 
@@ -153,14 +180,14 @@ export class Cluster {
     if (version !== c.version) throw new SwarmError('E_OUT_OF_SEQUENCE', 'update out of sequence')
     const digest = this.ca().digest
     const tokens = { worker: worker ? newJoinToken(digest) : c.tokens.worker, manager: manager ? newJoinToken(digest) : c.tokens.manager }
-    await this.d.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, tokens, version: c.version + 1, updatedAt: now() } }])
+    await this.d.state.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, tokens, version: c.version + 1, updatedAt: now() } }])
   }
 
   /** Swarm's rotation: drop the oldest of three keys, add a new one; the middle one encrypts. Returns the new keys. */
-  async rotateGossipKeys(): Promise<string[]> {
+  async rotateGossipKeys(state: StateStore = this.d.state): Promise<string[]> {
     const c = this.record()
     const gossipKeys = [...c.gossipKeys.slice(1), newGossipKey()]
-    await this.d.store.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, gossipKeys, updatedAt: now() } }])
+    await state.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, gossipKeys, updatedAt: now() } }])
     this.d.log.info('gossip keys rotated')
     return gossipKeys
   }
@@ -171,12 +198,14 @@ export class Cluster {
   }
 
   /**
-   * Serves joins and the nodes' RPCs on the control plane. Every RPC's
-   * authority is the role the caller has in the store now, never more than
-   * its certificate says: a demoted node's manager certificate calls as a
-   * worker, a removed node's calls nothing.
+   * Serves joins and the nodes' RPCs on the control plane: `methods` (the
+   * manager's: check-in, enrollment) and the cluster's own (certificate
+   * renewal, the node list). Every RPC's authority is the role the caller
+   * has in the state now, never more than its certificate says: a demoted
+   * node's manager certificate calls as a worker, a removed node's calls
+   * nothing.
    */
-  async serve(control: ControlNode, o: { nodes: Nodes; onCheckIn: (nodeId: string) => void }): Promise<void> {
+  async serve(control: ControlNode, o: { nodes: Nodes; methods: Record<string, RpcMethod>; managers: () => string[] }): Promise<void> {
     const { nodes } = o
     await serveJoin(control, {
       ca: () => this.ca(),
@@ -190,7 +219,7 @@ export class Cluster {
         const host = splitAddr(a.advertiseAddr, GOSSIP_PORT).host
         const node = await nodes.admit({ nodeId: a.nodeId, role: a.role, hostname: a.hostname, addr: host, ...(a.role === 'manager' ? { managerAddr: `${host}:${CONTROL_PORT}` } : {}) })
         this.d.log.info({ nodeId: node.id, role: a.role, hostname: a.hostname }, 'node joined')
-        return { clusterId: this.record().id, gossipKeys: this.record().gossipKeys, gossipAddr: this.gossipAddr() }
+        return { clusterId: this.record().id, gossipKeys: this.record().gossipKeys, gossipAddr: this.gossipAddr(), managers: o.managers() }
       },
       onRefused: (why, peer) => this.d.log.warn({ why, peer: peer.publicKey.toString('base64') }, 'join refused'),
     })
@@ -200,14 +229,7 @@ export class Cluster {
       role: id => nodes.role(id),
       onRefused: why => this.d.log.warn({ why }, 'control call refused'),
       methods: {
-        heartbeat: {
-          roles: ['worker', 'manager'],
-          run: (_params, caller) => {
-            nodes.seen(caller.nodeId)
-            o.onCheckIn(caller.nodeId)
-            return { gossipKeys: this.record().gossipKeys, periodMs: this.heartbeatMs() }
-          },
-        },
+        ...o.methods,
         // A new certificate for the caller's key, with the role its node has now (promote / demote take effect here).
         renew: {
           roles: ['worker', 'manager'],

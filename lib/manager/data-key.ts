@@ -15,8 +15,8 @@ export function openDataKey(store: Store, nodeKey: KeyObject): SecretBox | undef
   return sealed ? SecretBox.open(nodeKey, sealed) : undefined
 }
 
-/** A fresh data key and the mutation that stores it sealed (committed with what it first seals). */
-export function newDataKey(nodeKey: KeyObject): { box: SecretBox; mutation: Mutation } {
-  const { box, sealedKey } = SecretBox.create(nodeKey)
+/** A fresh data key (or the swarm's, handed over by another manager) and the mutation that stores it sealed. */
+export function newDataKey(nodeKey: KeyObject, shared?: Buffer): { box: SecretBox; mutation: Mutation } {
+  const { box, sealedKey } = shared ? SecretBox.adopt(nodeKey, shared) : SecretBox.create(nodeKey)
   return { box, mutation: { op: 'put', table: ROW.table, id: ROW.id, value: sealedKey } }
 }

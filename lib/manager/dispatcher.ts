@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import type { Store } from './store.js'
+import type { StateStore } from './state-store.js'
 import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
 import { type Service } from '../types/service.js'
 
@@ -27,7 +27,7 @@ export class Dispatcher {
 
   constructor(
     private readonly d: {
-      store: Store
+      store: StateStore
       /** The networks, services' VIPs and ports every node's mesh serves. */
       routing: () => Routing
       /** Plaintext of the secrets these IDs name, base64. */
@@ -59,6 +59,11 @@ export class Dispatcher {
     this.sessions.delete(nodeId)
     this.sent.delete(nodeId)
     await s?.close()
+  }
+
+  /** The nodes with a session open. */
+  nodeIds(): string[] {
+    return [...this.sessions.keys()]
   }
 
   connected(nodeId: string): boolean {

@@ -48,17 +48,22 @@ async function setup(t: Test) {
   const clock = new VirtualClock(Date.now())
   const applied: string[][] = []
   const m = new Manager({
-    store,
+    state: store,
+    local: store,
     nodeId,
     nodeKey: keys.privateKey,
     control,
     clock,
     timings: DEFAULT_TIMINGS,
-    liveness: { inGossip: () => true },
+    inGossip: () => true,
+    deadInGossip: () => false,
     runsTasks: false,
     selfUp: () => true,
     applyGossipKeys: k => applied.push(k),
     onCheckIn: () => undefined,
+    onLeadership: () => undefined,
+    goReplicated: () => Promise.reject(new Error('one manager in this test')),
+    serveApi: () => undefined,
     log: pino({ level: 'silent' }),
   })
   await m.start()
@@ -93,7 +98,7 @@ t.test('node rm: the session closes at once, nothing more is pushed, and the key
   t.ok(s.isClosed(), 'its session is closed')
   t.notOk(h.m.dispatcher.connected('w1'))
   await h.m.services.create({ Name: 'after', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: 1 } } })
-  await h.m.orchestrator.kick()
+  await h.m.kick()
   t.equal(s.got.length, 1, 'nothing pushed after the removal')
 
   const now = (): { gossip: string[]; network: string[] } => ({ gossip: h.store.get<ClusterRecord>('cluster', 'default')!.gossipKeys, network: h.store.get<NetworkRecord>('networks', h.m.networks.get('secure').ID)!.Keys!.map(k => k.key) })

@@ -4,7 +4,8 @@ import type { Service } from '../types/service.js'
 import { stateRank, type Task } from '../types/task.js'
 import { allocateNetwork, nextRing, pickVip } from './network-allocator.js'
 import { rpc, validateCreate } from './network-spec.js'
-import type { Mutation, Store } from './store.js'
+import type { StateStore } from './state-store.js'
+import type { Mutation } from './store.js'
 
 /** swarmkit's IsIngressNetworkNeeded: the service publishes a port in ingress mode. */
 export const needsIngress = (s: Service): boolean => (s.Spec.EndpointSpec?.Ports ?? []).some(p => (p.PublishMode ?? 'ingress') === 'ingress')
@@ -20,7 +21,7 @@ export class Networks {
   /** Allocations read the store, then commit: one at a time, or two could take the same VNI. */
   private queue: Promise<unknown> = Promise.resolve()
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: StateStore) {}
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn)
@@ -177,12 +178,12 @@ export class Networks {
    * newer one. The new key only decrypts until the next rotation makes it
    * primary, so every node has it before anyone sends with it.
    */
-  rotateKeys(): Promise<number> {
+  rotateKeys(store: StateStore = this.store): Promise<number> {
     return this.serial(async () => {
       const rotated = this.list()
         .filter(n => n.Keys?.length)
         .map(n => ({ ...n, Keys: nextRing(n.Keys!) }))
-      if (rotated.length) await this.store.commit(rotated.map(n => ({ op: 'put', table: 'networks', id: n.ID, value: n })))
+      if (rotated.length) await store.commit(rotated.map(n => ({ op: 'put', table: 'networks', id: n.ID, value: n })))
       return rotated.length
     })
   }

@@ -20,17 +20,18 @@ async function setup(t: Test) {
   const clock = new VirtualClock(1_000_000)
   const gossip = new Set<string>()
   const sessions = new Set<string>()
+  const dead = new Set<string>()
   let up = true
   const nodes = new Nodes({
     store,
     clock,
     self: 'mgr',
     selfUp: () => up,
-    liveness: { inGossip: id => gossip.has(id), connected: id => sessions.has(id) },
+    liveness: { inGossip: id => gossip.has(id), deadInGossip: id => dead.has(id), connected: id => sessions.has(id) },
     heartbeatMs: () => HB,
   })
   await nodes.admit({ nodeId: 'mgr', role: 'manager', hostname: 'm', addr: '10.0.0.1', managerAddr: '10.0.0.1:2377' })
-  return { store, clock, gossip, sessions, nodes, setUp: (v: boolean) => (up = v) }
+  return { store, clock, gossip, dead, sessions, nodes, setUp: (v: boolean) => (up = v) }
 }
 
 t.test('this manager is Ready while its gossip runs', async t => {
@@ -51,6 +52,14 @@ t.test('a node not heard from since the manager started is Unknown for six heart
   t.equal(h.nodes.state('w1'), 'down')
   h.nodes.seen('w1')
   t.equal(h.nodes.state('w1'), 'ready', 'a check-in makes it Ready')
+})
+
+t.test('a node gossip holds dead is Down at once, grace or not (it died with the old leader)', async t => {
+  const h = await setup(t)
+  await h.store.commit([{ op: 'put', table: 'nodes', id: 'w2', value: { id: 'w2', version: 1, createdAt: '', updatedAt: '', spec: { Labels: {}, Role: 'manager', Availability: 'active' }, hostname: 'w2', addr: '10.0.0.3' } }])
+  t.equal(h.nodes.state('w2'), 'unknown', 'not heard from, gossip does not know it yet')
+  h.dead.add('w2')
+  t.equal(h.nodes.state('w2'), 'down')
 })
 
 t.test('Ready needs a recent check-in; gossip alone or a session alone does not hold it long', async t => {

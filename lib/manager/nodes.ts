@@ -3,7 +3,7 @@ import type { Clock } from '../gossip/clock.js'
 import { SwarmError } from '../types/errors.js'
 import type { NodeRecord, NodeRole, NodeSpec } from '../types/node.js'
 import type { NodeInfo } from './orchestrator/pass.js'
-import type { Store } from './store.js'
+import type { StateStore } from './state-store.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
@@ -13,6 +13,8 @@ export type NodeState = 'ready' | 'down' | 'unknown'
 export interface Liveness {
   /** The node is a live member of gossip. */
   inGossip(nodeId: string): boolean
+  /** Gossip saw the node and holds it dead or gone (not merely: does not know it yet). */
+  deadInGossip(nodeId: string): boolean
   /** The node has a session open with this manager. */
   connected(nodeId: string): boolean
 }
@@ -26,11 +28,11 @@ export interface Liveness {
 export class Nodes {
   /** When each node's control session last checked in. */
   private readonly lastSeen = new Map<string, number>()
-  private readonly startedAt: number
+  private startedAt: number
 
   constructor(
     private readonly d: {
-      store: Store
+      store: StateStore
       clock: Clock
       /** This manager's own node ID. */
       self: string
@@ -103,6 +105,12 @@ export class Nodes {
     return node
   }
 
+  /** A new leader starts its view afresh: nodes it has not heard from are Unknown for six heartbeats, as after swarm's leader change. */
+  restartGrace(): void {
+    this.startedAt = this.d.clock.now()
+    this.lastSeen.clear()
+  }
+
   /** The node checked in (a heartbeat, a session opened). */
   seen(nodeId: string): void {
     this.lastSeen.set(nodeId, this.d.clock.now())
@@ -128,15 +136,17 @@ export class Nodes {
   }
 
   /**
-   * Ready, Down, or Unknown: right after the manager starts, a node it has not
-   * heard from yet is Unknown (swarm's state after a leader change) for six
-   * heartbeat periods; its tasks are not replaced meanwhile, and nothing new
-   * is placed on it.
+   * Ready, Down, or Unknown: right after the manager starts (or becomes the
+   * leader), a node it has not heard from yet is Unknown (swarm's state after
+   * a leader change) for six heartbeat periods; its tasks are not replaced
+   * meanwhile, and nothing new is placed on it. A node gossip already holds
+   * dead is Down at once: a manager host that died with the leader has its
+   * tasks replaced now, not half a minute later.
    */
   state(nodeId: string): NodeState {
     if (this.isReady(nodeId)) return 'ready'
     const graceOver = this.d.clock.now() - this.startedAt > 6 * this.d.heartbeatMs()
-    return !graceOver && !this.lastSeen.has(nodeId) ? 'unknown' : 'down'
+    return !graceOver && !this.lastSeen.has(nodeId) && !this.d.liveness.deadInGossip(nodeId) ? 'unknown' : 'down'
   }
 
   /** Nodes as the orchestrator and scheduler see them: the records, their states, and whether they run tasks at all. */

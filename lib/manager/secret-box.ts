@@ -39,6 +39,22 @@ export class SecretBox {
     return { box: new SecretBox(dek), sealedKey: Buffer.concat([salt, sealed]).toString('base64') }
   }
 
+  /**
+   * A data key another manager handed over (the swarm's managers share one,
+   * since the secrets they replicate are sealed with it), with its sealed
+   * form under this node's key.
+   */
+  static adopt(nodeKey: KeyObject, dek: Buffer): { box: SecretBox; sealedKey: string } {
+    if (dek.length !== KEY) throw new SwarmdError(E_SECRET_KEY_MISMATCH, `a data key is ${KEY} bytes, got ${dek.length}`)
+    const salt = randomBytes(SALT)
+    return { box: new SecretBox(new Uint8Array(dek)), sealedKey: Buffer.concat([salt, sealWith(kek(nodeKey, salt), dek)]).toString('base64') }
+  }
+
+  /** The data key itself, to hand to a manager joining the swarm (over its authenticated, encrypted session only). */
+  exportKey(): Buffer {
+    return Buffer.from(this.#key)
+  }
+
   /** Recovers the data key stored as `sealedKey`; throws E_SECRET_KEY_MISMATCH for another node's key. */
   static open(nodeKey: KeyObject, sealedKey: string): SecretBox {
     const raw = decode(sealedKey)

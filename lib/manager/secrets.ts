@@ -1,10 +1,8 @@
-import type { KeyObject } from 'node:crypto'
 import { SwarmError } from '../types/errors.js'
 import { newId } from './ids.js'
-import { newDataKey, openDataKey } from './data-key.js'
 import type { SecretBox } from './secret-box.js'
 import { validateSecretSpec } from './secret-spec.js'
-import type { Store } from './store.js'
+import type { StateStore } from './state-store.js'
 import type { Secret } from '../types/secret.js'
 import type { Service } from '../types/service.js'
 
@@ -15,26 +13,17 @@ interface SecretRecord {
 }
 
 /**
- * Secrets: stored sealed (NaCl secretbox) under a data key that is itself
- * sealed with a key derived from this manager's node key, so the store never
- * holds a usable key beside the ciphertext. Values are never returned by the
+ * Secrets: stored sealed (NaCl secretbox) under the managers' data key,
+ * which each manager keeps only sealed with a key derived from its own node
+ * key, so the state never holds a usable key beside the ciphertext. Values are never returned by the
  * API; the dispatcher unseals them only for the nodes whose tasks use them.
  */
 export class Secrets {
-  private box: SecretBox | undefined
-
   constructor(
-    private readonly store: Store,
-    private readonly nodeKey: KeyObject,
+    private readonly store: StateStore,
+    /** The manager's data key (every manager has the same one). */
+    private readonly dataKey: () => SecretBox,
   ) {}
-
-  private async dataKey(): Promise<SecretBox> {
-    this.box ??= openDataKey(this.store, this.nodeKey)
-    if (this.box) return this.box
-    const { box, mutation } = newDataKey(this.nodeKey)
-    await this.store.commit([mutation])
-    return (this.box = box)
-  }
 
   list(): Secret[] {
     return this.store.list<SecretRecord>('secrets').map(r => r.secret)
@@ -57,7 +46,7 @@ export class Secrets {
     if (this.list().some(s => s.Spec.Name === spec.Name)) {
       throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = secret ${spec.Name} already exists`)
     }
-    const box = await this.dataKey()
+    const box = this.dataKey()
     const t = new Date().toISOString()
     const secret: Secret = { ID: newId(), Version: { Index: 1 }, CreatedAt: t, UpdatedAt: t, Spec: { Name: spec.Name, Labels: spec.Labels } }
     await this.store.commit([{ op: 'put', table: 'secrets', id: secret.ID, value: { secret, sealed: box.seal(spec.Data) } satisfies SecretRecord }])
@@ -80,11 +69,10 @@ export class Secrets {
   values(ids: string[]): Record<string, string> {
     const out: Record<string, string> = {}
     if (ids.length === 0) return out
-    this.box ??= openDataKey(this.store, this.nodeKey)
-    if (!this.box) return out
+    const box = this.dataKey()
     for (const id of ids) {
       const r = this.store.get<SecretRecord>('secrets', id)
-      if (r) out[id] = this.box.open(r.sealed).toString('base64')
+      if (r) out[id] = box.open(r.sealed).toString('base64')
     }
     return out
   }

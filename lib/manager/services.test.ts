@@ -2,7 +2,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import type { KeyObject } from 'node:crypto'
 import { generateKeyPair } from '../control/identity.js'
+import { newDataKey, openDataKey } from './data-key.js'
 import { swarmError } from '../test-helpers.test-helper.js'
 import { Networks } from './networks.js'
 import { Secrets } from './secrets.js'
@@ -10,11 +12,15 @@ import { parseFilters, Services } from './services.js'
 import { Store } from './store.js'
 import type { Task, TaskState } from '../types/task.js'
 
+/** The data key as a manager opens it: sealed in the store under its node key (another key cannot open it). */
+const dataKey = (store: Store, nodeKey: KeyObject) => () => openDataKey(store, nodeKey)!
+
 async function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
   const store = await Store.open(dir)
   const nodeKey = generateKeyPair().privateKey
-  const secrets = new Secrets(store, nodeKey)
+  await store.commit([newDataKey(nodeKey).mutation])
+  const secrets = new Secrets(store, dataKey(store, nodeKey))
   const networks = new Networks(store)
   const ingress = await networks.ensureIngress()
   let kicks = 0
@@ -169,7 +175,7 @@ t.test('publishing without an ingress network is refused', async t => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const services = new Services({ store, secrets: new Secrets(store, generateKeyPair().privateKey), networks: new Networks(store), kick: () => undefined })
+  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey(generateKeyPair().privateKey).box), networks: new Networks(store), kick: () => undefined })
   await t.rejects(
     services.create(body('web', { ports: [{ TargetPort: 80 }] })),
     swarmError('failed_precondition', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
@@ -295,6 +301,6 @@ t.test('secrets: sealed in the store, refused removal while used, values for the
   }
 
   // Another Secrets on the same store (the manager restarted) unseals with the node key, and with no other.
-  t.same(new Secrets(store, nodeKey).values([id]), { [id]: data })
-  t.throws(() => new Secrets(store, generateKeyPair().privateKey).values([id]))
+  t.same(new Secrets(store, dataKey(store, nodeKey)).values([id]), { [id]: data })
+  t.throws(() => new Secrets(store, dataKey(store, generateKeyPair().privateKey)).values([id]))
 })

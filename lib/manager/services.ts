@@ -3,7 +3,7 @@ import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { needsIngress, type Networks } from './networks.js'
 import type { Secrets } from './secrets.js'
-import type { Store } from './store.js'
+import type { StateStore } from './state-store.js'
 import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
 import { type Task } from '../types/task.js'
 
@@ -37,7 +37,7 @@ export function parseFilters(raw: string | null): Map<string, string[]> {
 export class Services {
   constructor(
     private readonly d: {
-      store: Store
+      store: StateStore
       secrets: Secrets
       networks: Networks
       /** Something changed: reconcile. */

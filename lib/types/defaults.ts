@@ -20,3 +20,6 @@ export const STOP_GRACE_MS = 10_000
 export const CERT_TTL_MS = 90 * 24 * 3_600_000
 /** Swarm's Orchestration.TaskHistoryRetentionLimit: ended tasks kept per slot. */
 export const TASK_HISTORY = 5
+/** A manager's etcd member: its clients (the managers) and its peers, on the manager's advertise address, once there are several managers. */
+export const ETCD_CLIENT_PORT = 2379
+export const ETCD_PEER_PORT = 2380

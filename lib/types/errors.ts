@@ -63,6 +63,9 @@ const SWARM_CODES = {
   E_NOT_MANAGER: 'unavailable',
   E_ALREADY_IN_SWARM: 'unavailable',
   E_LAST_MANAGER: 'unavailable',
+  E_NO_LEADER: 'unavailable',
+  E_NOT_LEADER: 'unavailable',
+  E_MANAGER_STARTING: 'unavailable',
   E_INVALID_ARGUMENT: 'invalid_argument',
   E_INVALID_ADDRESS: 'invalid_argument',
   E_INVALID_SPEC: 'invalid_argument',
@@ -80,6 +83,8 @@ const SWARM_CODES = {
   E_NAME_CONFLICT: 'conflict',
   E_NODE_IS_MANAGER: 'failed_precondition',
   E_NODE_NOT_DOWN: 'failed_precondition',
+  E_LAST_MANAGER_DEMOTE: 'failed_precondition',
+  E_QUORUM_LOSS: 'failed_precondition',
   E_IN_USE: 'failed_precondition',
   E_NO_INGRESS: 'failed_precondition',
   E_POOL_EXHAUSTED: 'failed_precondition',
@@ -107,3 +112,5 @@ export const NOT_IN_SWARM = 'This node is not part of a swarm'
 export const NOT_MANAGER =
   "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
 export const ALREADY_IN_SWARM = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.'
+export const NO_LEADER = "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."
+export const MANAGER_STARTING = 'This node is not a swarm manager. Manager is being prepared or has trouble connecting to the cluster.'

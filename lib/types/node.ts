@@ -18,7 +18,10 @@ export interface NodeRecord {
   spec: NodeSpec
   hostname: string
   addr: string
+  /** host:port of its control plane, for a manager. */
   managerAddr?: string
+  /** The node's state as the leader last saw it (what the other managers show). */
+  status?: { state: 'ready' | 'down' | 'unknown'; message?: string }
 }
 
 export interface ClusterRecord {
@@ -36,6 +39,8 @@ export interface ClusterRecord {
   dataPathPort: number
   /** Node certificates' validity (swarm's CAConfig.NodeCertExpiry), 90 days by default. */
   certTtlMs?: number
+  /** The managers' etcd CA (x509, PEM), its key sealed under the data key: from the second manager on. */
+  etcdCa?: { cert: string; keySealed: string }
 }
 
 export interface JoinRequest {
@@ -46,6 +51,8 @@ export interface JoinRequest {
 }
 
 export interface InitRequest {
+  /** Recovery from a lost quorum: this manager alone, with the state it holds. */
+  ForceNewCluster?: boolean
   ListenAddr?: string
   AdvertiseAddr?: string
   DataPathPort?: number

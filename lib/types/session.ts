@@ -33,3 +33,39 @@ export type UpMessage =
   | { t: 'status'; updates: { id: string; status: TaskStatus }[] }
   | { t: 'log'; req: number; lines: { task: string; line: LogLine }[] }
   | { t: 'logs-end'; req: number; error?: string }
+
+/** What a node's check-in with the leader is answered with. */
+export interface CheckInAnswer {
+  gossipKeys: string[]
+  periodMs: number
+  /** The node's role now: a worker told `manager` was promoted, and enrolls. */
+  role: 'manager' | 'worker'
+  /** Every manager's control address, the leader's first (swarm's RemoteManagers). */
+  managers: string[]
+}
+
+/** What a manager joining etcd is handed by the leader, over its authenticated session only. */
+export interface Enrollment {
+  tls: { ca: string; cert: string; key: string }
+  initialCluster: string
+  /** The swarm's cluster ID: etcd's cluster token. */
+  token: string
+  /** The managers' data key, base64. */
+  dataKey: string
+}
+
+/** An API call one manager forwards to the leader (swarmkit's raft proxy): no HTTP, just what the handler reads. */
+export interface ApiCall {
+  method: string
+  /** Without the `/v1.xx` prefix. */
+  path: string
+  /** The query string, without `?`. */
+  query: string
+  body: unknown
+}
+
+/** The leader's answer to a forwarded call: the status and JSON body it would have sent. */
+export interface ApiAnswer {
+  status: number
+  body: unknown
+}

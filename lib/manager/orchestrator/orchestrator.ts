@@ -4,7 +4,8 @@ import { TASK_HISTORY } from '../../types/defaults.js'
 import type { Service } from '../../types/service.js'
 import { stateRank, type Task, type TaskStatus } from '../../types/task.js'
 import type { Planner } from '../placement.js'
-import type { Mutation, Store } from '../store.js'
+import type { StateStore } from '../state-store.js'
+import type { Mutation } from '../store.js'
 import { assignPending } from './assign.js'
 import { reapOrphans } from './orphans.js'
 import { isLive, iso, Pass, type NodeInfo } from './pass.js'
@@ -26,10 +27,12 @@ export class Orchestrator {
   private again = false
   private wake: TimerHandle | undefined
   private closed = false
+  /** Passes and reports write the same tasks: one at a time, so neither loses the other's write (etcd compares every key). */
+  private writing: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly d: {
-      store: Store
+      store: StateStore
       /** Wall time: tasks' and services' timestamps come from it. */
       clock: Clock
       nodes: () => NodeInfo[]
@@ -54,7 +57,7 @@ export class Orchestrator {
       try {
         do {
           this.again = false
-          await this.pass()
+          await this.exclusive(() => this.pass())
         } while (this.again && !this.closed)
       } catch (e) {
         this.d.log.error({ err: e }, 'orchestrator pass failed')
@@ -73,8 +76,18 @@ export class Orchestrator {
     await this.running
   }
 
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writing.then(fn, fn)
+    this.writing = run.catch(() => undefined)
+    return run
+  }
+
   /** Observed states from a node's agent: only that node's tasks, and only forward. */
-  async report(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
+  report(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
+    return this.exclusive(() => this.record(nodeId, updates))
+  }
+
+  private async record(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
     const muts: Mutation[] = []
     for (const u of updates) {
       const t = this.d.store.get<Task>('tasks', u.id)
