@@ -253,6 +253,7 @@ export class Manager {
       clock: this.d.clock,
       runsTasks: this.d.runsTasks,
       routing: () => this.routing(),
+      nodeAttachments: () => this.networks.nodeAttachments(),
       applyGossipKeys: this.d.applyGossipKeys,
       ...(this.d.replica ? { replica: this.d.replica } : {}),
       resign: () => void this.election?.resign(),
@@ -355,7 +356,7 @@ export class Manager {
     const known = new Set(nets.map(n => n.ID))
     return {
       dataPathPort: this.cluster.record().dataPathPort,
-      networks: nets.map(n => ({ id: n.ID, vni: n.Vni, ingress: n.Ingress, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
+      networks: nets.map(n => ({ id: n.ID, name: n.Name, vni: n.Vni, ingress: n.Ingress, subnet: n.Subnet, gateway: n.Gateway, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
       services: this.d.state.list<Service>('services').map(svc => ({
         id: svc.ID,
         name: svc.Spec.Name,
@@ -364,7 +365,8 @@ export class Manager {
         vips: this.networks
           .vips(svc.ID)
           .filter(v => known.has(v.NetworkID))
-          .map(v => ({ network: v.NetworkID, loopback: v.Loopback })),
+          .map(v => ({ network: v.NetworkID, loopback: v.Loopback, addr: v.Addr.split('/')[0]! })),
+        ...(svc.Spec.EndpointSpec?.Mode === 'dnsrr' ? { mode: 'dnsrr' as const } : {}),
       })),
       nodes: this.nodes.list().map(n => n.id),
     }

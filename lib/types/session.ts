@@ -12,8 +12,20 @@ import type { Task, TaskStatus } from './task.js'
 export interface Routing {
   /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
   dataPathPort: number
-  networks: { id: string; vni: number; ingress: boolean; keys?: { tag: number; key: string }[] }[]
-  services: { id: string; name: string; labels: Record<string, string>; ports: PortConfig[]; vips: { network: string; loopback: string }[] }[]
+  /** `subnet` and `gateway` as the network's IPAM config has them ("10.0.1.0/24", "10.0.1.1"). */
+  networks: { id: string; name?: string; vni: number; ingress: boolean; subnet?: string; gateway?: string; keys?: { tag: number; key: string }[] }[]
+  services: {
+    id: string
+    name: string
+    labels: Record<string, string>
+    ports: PortConfig[]
+    /** `addr`: the VIP on the overlay (no prefix length); `loopback`: its twin the userspace mesh listens on. */
+    vips: { network: string; loopback: string; addr?: string }[]
+    /** Set for endpoint mode dnsrr: no VIPs, its name resolves to its tasks. */
+    mode?: 'dnsrr'
+  }[]
+  /** This node's own address on each network it takes part in (network ID → "10.0.1.254/24"): set per node by the dispatcher. */
+  nodeAddrs?: Record<string, string>
   /** The IDs of the swarm's nodes: the only peers a node's data plane accepts. */
   nodes?: string[]
 }
