@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bridgeAddresses, linkCommands, type LinkState, type OverlayLinks } from './links.js'
+import { bridgeAddresses, linkCommands, overlayMtu, type LinkState, type OverlayLinks } from './links.js'
 
 const NET: OverlayLinks = { vni: 4096, subnet: '10.0.0.0/24', nodeAddr: '10.0.0.254/24', gateway: '10.0.0.1', vips: ['10.0.0.2', '10.0.0.3'], mtu: 1450, vxlan: { port: 4789, local: '192.0.2.1' } }
 const SECURE: OverlayLinks = { vni: 4097, subnet: '10.0.1.0/24', nodeAddr: '10.0.1.254/24', gateway: '10.0.1.1', vips: [], mtu: 1450 }
@@ -64,4 +64,15 @@ t.test("when the node's address is not the primary one, the addresses are set ag
 t.test("swarmd's links no network wants go; others' are never touched", async t => {
   const cur = [...programmed(), { ifname: 'eth0', mtu: 1500 }, { ifname: 'docker0', mtu: 1500, linkinfo: { info_kind: 'bridge' } }, { ifname: 'swtp0123456789a', mtu: 1450 }]
   t.same(linkCommands(cur, []), ['link del swbr4096', 'link del swvx4096'])
+})
+
+t.test("the overlays' MTU: the underlay's less VXLAN's 50 bytes", async t => {
+  const links: LinkState[] = [
+    { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    { ifname: 'eth0', mtu: 1400, addr_info: [{ family: 'inet', local: '192.0.2.1', prefixlen: 24 }] },
+    { ifname: 'eth1', mtu: 9000, addr_info: [{ family: 'inet', local: '198.51.100.1', prefixlen: 24 }] },
+  ]
+  t.equal(overlayMtu(links, '192.0.2.1'), 1350)
+  t.equal(overlayMtu(links, '198.51.100.1'), 1450, 'never above 1450: tasks on other nodes may sit on 1500 links')
+  t.equal(overlayMtu(links, '0.0.0.0'), 1450)
 })

@@ -95,3 +95,17 @@ export function linkCommands(current: readonly LinkState[], want: readonly Overl
   }
   return out
 }
+
+/** What VXLAN adds to a frame: outer IPv4 (20), UDP (8), VXLAN (8) and Ethernet (14) headers. */
+export const VXLAN_OVERHEAD = 50
+
+/**
+ * The MTU of the overlays: the MTU of the link holding the node's
+ * underlay address, less VXLAN's 50 bytes (1450 on a 1500 underlay, as
+ * Docker's; 1350 on a 1400 one), so that no frame is dropped silently for
+ * its size. An address on no link (or the wildcard) counts as 1500.
+ */
+export function overlayMtu(links: readonly LinkState[], underlay: string): number {
+  const link = links.find(l => l.addr_info?.some(a => a.local === underlay))
+  return Math.min(link?.mtu ?? 1500, 1500) - VXLAN_OVERHEAD
+}
