@@ -71,6 +71,9 @@ function fakeMesh() {
     taskStopping: async (id: string, drain: boolean) => {
       calls.push(`stopping ${id} ${drain}`)
     },
+    // The userspace mesh's answers: no namespaces, VIPs at their loopback twins.
+    taskNetworks: () => undefined,
+    vipAddress: (v: { loopback: string }) => v.loopback,
   }
   return { mesh: m as unknown as NodeMesh, m, calls, running }
 }
@@ -445,7 +448,7 @@ t.test('the mesh: running tasks announced, withdrawn (drained) before stop, port
   const ps: PortStatus[] = [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' }]
   ex.emit('t1', { state: 'running', message: 'started', ports: ps })
   await settle()
-  t.same(running, [{ id: 't1', serviceId: 'svc1', serviceName: 'web', ports, networks: ['ing'], status: ps }])
+  t.same(running, [{ id: 't1', serviceId: 'svc1', serviceName: 'web', ports, networks: ['ing'], addresses: {}, status: ps }])
   t.notOk(last('t1')!.PortStatus, 'ingress ports are not in the task status')
 
   // The mesh could not listen on the published port: the task shows it.
@@ -480,4 +483,25 @@ t.test('the mesh: running tasks announced, withdrawn (drained) before stop, port
   await settle()
   t.same(calls, ['stopping t2 false'])
   t.match(last('t2'), { State: 'failed', Err: 'task: non-zero exit (1)', ContainerStatus: { ExitCode: 1 } })
+})
+
+t.test("the kernel data plane: a task's addresses reach the mesh, its networks the executor, VIPs are the VIPs", async t => {
+  const { mesh, m, running } = fakeMesh()
+  const net = { ID: 'be', Spec: { Name: 'be', Labels: {}, DriverConfiguration: { Name: 'overlay' as const }, Scope: 'swarm' as const }, DriverState: { Name: 'overlay' as const, Options: {} }, IPAMOptions: { Driver: { Name: 'default' as const }, Configs: [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }] } }
+  const given: unknown[] = []
+  Object.assign(m, {
+    taskNetworks: (a: unknown) => (given.push(a), [{ network: 'be', bridge: 'swbr4097', address: '10.0.1.5/24', gateway: '10.0.1.1', mtu: 1450 }]),
+    vipAddress: (v: { addr?: string }) => v.addr,
+  })
+  const { ex, agent } = setup({ mesh })
+  const r: Routing = { ...ROUTING, networks: [{ id: 'be', vni: 4097, ingress: false }], services: [{ id: 'svc2', name: 'api', labels: {}, ports: [], vips: [{ network: 'be', loopback: '127.1.1.2', addr: '10.0.1.2' }] }] }
+  agent.receive({ t: 'assign', tasks: [{ task: task('t1', { NetworksAttachments: [{ Network: net, Addresses: ['10.0.1.5/24'] }] }), serviceName: 'web', ports: [], networks: ['be'] }], secrets: {}, routing: r })
+  await settle()
+  const et = ex.started.get('t1')!.task
+  t.same(et.networks, [{ network: 'be', bridge: 'swbr4097', address: '10.0.1.5/24', gateway: '10.0.1.1', mtu: 1450 }])
+  t.same(given, [[{ Network: net, Addresses: ['10.0.1.5/24'] }]])
+  t.ok(et.spec.ContainerSpec.Env?.includes('SWARMD_VIP_API=10.0.1.2'), 'the VIP itself, not its loopback twin')
+  ex.emit('t1', { state: 'running', message: 'started' })
+  await settle()
+  t.same(running[0]?.addresses, { be: '10.0.1.5' })
 })

@@ -16,8 +16,8 @@ const MESH_PORT_ERROR = 'cannot listen on '
 interface Local {
   status: TaskStatus
   stopping?: Promise<void>
-  /** What the mesh needs to announce the task's endpoints. */
-  route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
+  /** What the mesh needs to announce the task's endpoints (`addresses`: network ID → the task's address there). */
+  route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; addresses: Record<string, string> }
 }
 
 /**
@@ -100,7 +100,8 @@ export class Agent {
     const wanted = new Set(list.map(x => x.task.ID))
     for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
-      const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
+      const addresses = Object.fromEntries((task.NetworksAttachments ?? []).map(a => [a.Network.ID, a.Addresses[0]?.split('/')[0] ?? '']))
+      const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [], addresses }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
       if (task.DesiredState === 'running') {
@@ -216,14 +217,15 @@ export class Agent {
 
   /**
    * How a task finds the other services on its networks: SWARMD_VIP_<NAME>
-   * is the VIP (on loopback) the mesh listens on for that service, on
-   * every node, at the service's target ports.
+   * is the service's VIP in the kernel data plane, and in the userspace
+   * mesh the VIP's loopback twin it listens on, on every node, at the
+   * service's target ports.
    */
   private serviceVips(networks: string[]): string[] {
     const env: string[] = []
     for (const s of this.routing?.services ?? []) {
       const vip = s.vips.find(v => networks.includes(v.network) && !this.routing!.networks.find(n => n.id === v.network)?.ingress)
-      if (vip) env.push(`SWARMD_VIP_${s.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${vip.loopback}`)
+      if (vip) env.push(`SWARMD_VIP_${s.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${this.d.mesh?.vipAddress(vip) ?? vip.loopback}`)
     }
     return env
   }
@@ -231,7 +233,9 @@ export class Agent {
   private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
     const vips = this.serviceVips(networks)
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
+    const attached = this.d.mesh?.taskNetworks(task.NetworksAttachments)
     return {
+      ...(attached ? { networks: attached } : {}),
       id: task.ID,
       serviceId: task.ServiceID,
       serviceName,

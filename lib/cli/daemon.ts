@@ -49,6 +49,7 @@ export interface DaemonFlags {
   ingressAddr: string
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
+  dataPlane: 'auto' | 'kernel' | 'userspace'
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -63,6 +64,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
+    .addOption(new Option('--data-plane <kind>', "tasks in namespaces on VXLAN overlays, VIPs and published ports in nftables (kernel: needs root, VXLAN and nftables), or the userspace mesh; auto: the kernel's where it can run").choices(['auto', 'kernel', 'userspace']).default('auto'))
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
 }
 
@@ -88,6 +90,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       ingressAddr: f.ingressAddr,
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
+      dataPlane: f.dataPlane,
     })
   } catch (e) {
     // A damaged store, a port in use: said once, plainly, and the daemon does not start.

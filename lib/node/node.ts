@@ -5,6 +5,7 @@ import { Agent } from '../agent/agent.js'
 import { CheckIn } from '../agent/checkin.js'
 import type { Executor } from '../agent/executor.js'
 import { ManagerPicker, type ManagerLink } from '../agent/manager-link.js'
+import type { DataPlaneChoice, DataPlaneStatus } from '../agent/data-plane.js'
 import { certificateAuth } from '../agent/mesh-auth.js'
 import { NodeMesh } from '../agent/node-mesh.js'
 import { WorkerSession } from '../agent/worker-session.js'
@@ -51,6 +52,8 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   /** Closes mesh connections idle this long (0: never). */
   meshIdleTimeoutMs?: number
   meshBalancing?: 'round-robin' | 'least-connections'
+  /** `swarmd --data-plane`: the kernel's where it can run, or the userspace mesh (default userspace here; the daemon's is auto). */
+  dataPlane?: DataPlaneChoice
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
 }
@@ -174,6 +177,11 @@ export class SwarmNode {
         throw new SwarmError('E_NO_LEADER', NO_LEADER, { cause: e })
       }
     })()
+  }
+
+  /** Which data plane this node's agent runs (undefined before it has one). */
+  get dataPlane(): DataPlaneStatus | undefined {
+    return this.nodeMesh?.dataPlane
   }
 
   /** This node's gossip runs. */
@@ -320,9 +328,14 @@ export class SwarmNode {
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
       ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
+      ...(this.opts.dataPlane ? { dataPlane: this.opts.dataPlane } : {}),
+      nodeId: this.nodeId,
       log: this.log.child({ layer: 'mesh' }),
     })
     this.nodeMesh = mesh
+    // Before the agent recovers its tasks: in the kernel data plane their namespaces are the executor's to find.
+    await mesh.start()
+    if (mesh.taskNetworking) this.executor?.attachNetworking?.(mesh.taskNetworking)
     this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
     await this.agent.init()
     return this.agent
