@@ -158,6 +158,8 @@ export class NodeMesh {
         const bound = t.status.find(s => s.TargetPort === p.TargetPort && s.Protocol === protocol)
         endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol, targetPort: p.TargetPort, host: '127.0.0.1', port: bound?.PublishedPort ?? p.TargetPort })
       }
+      // A task without ports is still on the network: its presence (target port 0) is what tasks.<name> and dnsrr answer from.
+      if (!endpoints.some(e => e.network === network)) endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol: 'tcp', targetPort: 0, host: '127.0.0.1', port: 0 })
     }
     this.tasks.set(t.id, { endpoints })
     if (this.mesh) for (const e of endpoints) this.mesh.register(e)
