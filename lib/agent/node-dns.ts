@@ -5,7 +5,6 @@ import type { Endpoint } from '../mesh/types.js'
 import type { Routing } from '../types/session.js'
 import { routingView } from './dns-records.js'
 import { DnsServer } from './dns-server.js'
-import type { DnsUpstream } from './dns-forwarder.js'
 
 /** Where a node's DNS answers in the userspace data plane by default: Docker's resolver address, on the host's loopback. */
 export const USERSPACE_DNS = { host: '127.0.0.11', port: 53 }
@@ -33,8 +32,8 @@ export class NodeDns {
       listen: { host: string; port: number }
       mesh: () => Mesh | undefined
       membership: () => Membership | undefined
-      /** Instead of the host's resolv.conf. */
-      upstreams?: DnsUpstream[]
+      /** Where the host's resolvers are read (default /etc/resolv.conf; systemd-resolved hosts may want /run/systemd/resolve/resolv.conf). */
+      resolvConf?: string
       log: Logger
     },
   ) {}
@@ -50,7 +49,7 @@ export class NodeDns {
 
   /** Creates the server and takes the address, before any task starts: tasks are told it as they start. */
   async start(): Promise<void> {
-    this.server = await DnsServer.create({ ...(this.o.upstreams ? { upstreams: this.o.upstreams } : {}), logger: this.o.log })
+    this.server = await DnsServer.create({ ...(this.o.resolvConf ? { resolvConf: this.o.resolvConf } : {}), logger: this.o.log })
     await this.take()
   }
 

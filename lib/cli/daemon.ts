@@ -52,6 +52,7 @@ export interface DaemonFlags {
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
   dnsAddr: { host: string; port: number } | null
+  resolvConf: string
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -67,6 +68,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
     .option('--dns-addr <ip:port|none>', "where this node's DNS answers tasks' queries for service names", parseDnsAddr, USERSPACE_DNS)
+    .option('--resolv-conf <path>', "the host's resolvers, where the node's DNS forwards names outside the swarm", '/etc/resolv.conf')
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
 }
 
@@ -103,6 +105,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
       dnsAddr: f.dnsAddr,
+      resolvConf: f.resolvConf,
     })
   } catch (e) {
     // A damaged store, a port in use: said once, plainly, and the daemon does not start.

@@ -54,6 +54,8 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   meshBalancing?: 'round-robin' | 'least-connections'
   /** Where the node's DNS answers tasks (default 127.0.0.11:53); null: no DNS. */
   dnsAddr?: { host: string; port: number } | null
+  /** Where the node's DNS reads the host's resolvers (default /etc/resolv.conf). */
+  resolvConf?: string
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
 }
@@ -329,7 +331,13 @@ export class SwarmNode {
     this.nodeMesh = mesh
     const listen = this.opts.dnsAddr === undefined ? USERSPACE_DNS : this.opts.dnsAddr
     if (listen) {
-      this.dns = new NodeDns({ listen, mesh: () => mesh.instance, membership: () => this.membership, log: this.log.child({ layer: 'dns' }) })
+      this.dns = new NodeDns({
+        listen,
+        mesh: () => mesh.instance,
+        membership: () => this.membership,
+        ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
+        log: this.log.child({ layer: 'dns' }),
+      })
       await this.dns.start()
     }
     this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, ...(this.dns ? { dns: this.dns } : {}), nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
