@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
-import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
@@ -10,6 +10,7 @@ import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.j
 import type { SealKeyring } from './seal.js'
 import { Tunnel, type DatagramFlow, type IncomingDatagram, type IncomingStream, type Peer, type PeerAddress, type TunnelAuth, type TunnelLimits } from './tunnel.js'
 import { endpointKey, type Endpoint, type Protocol, type Vni } from './types.js'
+import { dial, join, splice } from './splice.js'
 import { DATA_PATH_PORT } from '../types/defaults.js'
 
 export class MeshError extends SwarmdError {}
@@ -295,7 +296,7 @@ export class Mesh {
       }
       const preamble = client && t.proxyProtocol ? this.proxyHeader(t.proxyProtocol, client) : Buffer.alloc(0)
       try {
-        const s = e.node === this.self ? await this.dialLocal(e, preamble) : await this.tunnel.open(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), preamble)
+        const s = e.node === this.self ? await dial(e.host, e.port, this.o.keepAliveMs, preamble) : await this.tunnel.open(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), preamble)
         this.balancer.markOk(e)
         this.balancer.acquire(e)
         s.once('close', () => this.balancer.release(e))
@@ -315,64 +316,13 @@ export class Mesh {
     return v === 'v1' ? encodeProxyV1(a) : encodeProxyV2({ addresses: a })
   }
 
-  private dialLocal(e: Endpoint, preamble: Buffer): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const s = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
-      s.once('error', reject)
-      s.once('connect', () => {
-        s.off('error', reject)
-        this.tune(s)
-        if (preamble.length) s.write(preamble)
-        resolve(s)
-      })
-    })
-  }
-
-  private tune(s: Socket): void {
-    if (this.o.keepAliveMs > 0) s.setKeepAlive(true, this.o.keepAliveMs)
-    s.setNoDelay(true)
-  }
-
-  /**
-   * Forwards both ways with backpressure (lighter than pipe(): fewer
-   * listeners per connection). A half-close travels to the other side (the
-   * sockets allow half-open); either side failing or closing ends both.
-   */
-  private join(a: Duplex, b: Duplex): void {
+  /** Keeps both sides of a connection in `live` until the pair ends (close() destroys what is left). */
+  private tracked(a: Duplex, b: Duplex): () => void {
     this.live.add(a)
     this.live.add(b)
-    const forward = (from: Duplex, to: Duplex): void => {
-      from.on('data', chunk => {
-        if (!to.write(chunk)) {
-          from.pause()
-          to.once('drain', () => from.resume())
-        }
-      })
-      from.once('end', () => to.end())
-    }
-    forward(a, b)
-    forward(b, a)
-    const end = (): void => {
-      a.destroy()
-      b.destroy()
+    return () => {
       this.live.delete(a)
       this.live.delete(b)
-    }
-    a.once('error', end)
-    b.once('error', end)
-    a.once('close', end)
-    b.once('close', end)
-  }
-
-  /** Joins a client connection and a backend stream; either side ending or failing ends the other. */
-  private splice(client: Socket, backend: Duplex): void {
-    this.join(client, backend)
-    if (this.o.idleTimeoutMs > 0) {
-      // Idle connections end visibly (a reset the client sees), never silently.
-      client.setTimeout(this.o.idleTimeoutMs, () => {
-        client.resetAndDestroy()
-        backend.destroy()
-      })
     }
   }
 
@@ -380,22 +330,19 @@ export class Mesh {
   private incomingStream(s: IncomingStream): void {
     const e = this.localEndpoint(s.vni, s.endpointKey)
     if (!e) return s.reject('ENOENT')
-    const backend = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
-    const refused = (err: Error): void => s.reject((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED')
-    backend.once('error', refused)
-    backend.once('connect', () => {
-      backend.off('error', refused)
-      this.tune(backend)
-      let stream: Duplex
-      try {
-        stream = s.accept()
-      } catch {
-        backend.destroy()
-        return
-      }
-      if (s.preamble.length) backend.write(s.preamble)
-      this.join(stream, backend)
-    })
+    dial(e.host, e.port, this.o.keepAliveMs, s.preamble).then(
+      backend => {
+        let stream: Duplex
+        try {
+          stream = s.accept()
+        } catch {
+          backend.destroy()
+          return
+        }
+        join(stream, backend, this.tracked(stream, backend))
+      },
+      (err: NodeJS.ErrnoException) => s.reject(err.code ?? 'ECONNREFUSED'),
+    )
   }
 
   // ----------------------------------------------------------- listeners
@@ -429,7 +376,7 @@ export class Mesh {
       const info = t.proxyProtocol ? { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 } : undefined
       this.connect(t, info).then(
         backend => {
-          this.splice(client, backend)
+          splice(client, backend, this.o.idleTimeoutMs, this.tracked(client, backend))
           client.resume()
         },
         err => {
