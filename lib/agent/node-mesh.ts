@@ -43,6 +43,8 @@ export class NodeMesh {
       ingressHost: string
       idleTimeoutMs?: number
       strategy?: BalancingStrategy
+      /** Forwarder processes beside the daemon's (Mesh `workers`; default none). */
+      workers?: number
       /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
       auth?: TunnelAuth
       log: Logger
@@ -64,6 +66,7 @@ export class NodeMesh {
       port,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
+      ...(this.o.workers ? { workers: this.o.workers } : {}),
       ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })

@@ -51,6 +51,7 @@ export interface DaemonFlags {
   ingressAddr: string
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
+  meshWorkers: number
   dnsAddr: { host: string; port: number } | null
   resolvConf: string
 }
@@ -67,9 +68,16 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
+    .option('--mesh-workers <n>', 'forwarder processes beside the daemon that accept on published ports too (0: none)', parseCount, 0)
     .option('--dns-addr <ip:port|none>', "where this node's DNS answers tasks' queries for service names", parseDnsAddr, USERSPACE_DNS)
     .option('--resolv-conf <path>', "the host's resolvers, where the node's DNS forwards names outside the swarm", '/etc/resolv.conf')
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
+}
+
+function parseCount(v: string): number {
+  const n = Number(v)
+  if (!/^\d+$/.test(v) || n > 64) throw new InvalidArgumentError(`expected a number of processes from 0 to 64, got "${v}"`)
+  return n
 }
 
 /** `IP:PORT`, or `none` for no DNS. */
@@ -104,6 +112,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       ingressAddr: f.ingressAddr,
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
+      meshWorkers: f.meshWorkers,
       dnsAddr: f.dnsAddr,
       resolvConf: f.resolvConf,
     })

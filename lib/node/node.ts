@@ -52,6 +52,8 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   /** Closes mesh connections idle this long (0: never). */
   meshIdleTimeoutMs?: number
   meshBalancing?: 'round-robin' | 'least-connections'
+  /** Forwarder processes beside the daemon's for published ports (default none). */
+  meshWorkers?: number
   /** Where the node's DNS answers tasks (default 127.0.0.11:53); null: no DNS. */
   dnsAddr?: { host: string; port: number } | null
   /** Where the node's DNS reads the host's resolvers (default /etc/resolv.conf). */
@@ -326,6 +328,7 @@ export class SwarmNode {
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
       ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
+      ...(this.opts.meshWorkers ? { workers: this.opts.meshWorkers } : {}),
       log: this.log.child({ layer: 'mesh' }),
     })
     this.nodeMesh = mesh
