@@ -5,6 +5,7 @@ import { type PortConfig } from '../types/service.js'
 import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import type { NodeDns } from './node-dns.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
 /** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
@@ -40,6 +41,8 @@ export class Agent {
       executor: Executor
       /** The node's routing mesh: running tasks are announced there, and withdrawn before they stop. */
       mesh?: NodeMesh
+      /** The node's DNS: fed each routing; its address goes to tasks as SWARMD_DNS. */
+      dns?: NodeDns
       nodeId: string
       hostname: string
       log: Logger
@@ -71,6 +74,7 @@ export class Agent {
       if (m.routing) {
         this.routing = m.routing
         void this.d.mesh?.sync(m.routing).then(() => this.showConflicts())
+        this.d.dns?.sync(m.routing)
       }
       this.assign(m.tasks, m.secrets ?? {})
     } else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
@@ -229,7 +233,8 @@ export class Agent {
   }
 
   private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
-    const vips = this.serviceVips(networks)
+    const dns = this.d.dns?.address
+    const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
       id: task.ID,

@@ -10,7 +10,7 @@ interface AssignmentView {
   routing: Routing
   services: Map<string, Service>
   byNode: Map<string, Task[]>
-  vipNets: Map<string, string[]>
+  taskNets: Map<string, string[]>
 }
 
 /**
@@ -101,7 +101,7 @@ export class Dispatcher {
   /**
    * What every node's assignments are made of, read from the store once per
    * push: services by ID, the tasks of each node that are not known to be
-   * over, and the networks each service's VIPs are on.
+   * over, and the networks each service's tasks join (its VIPs', and for dnsrr its attachments).
    */
   private view(): AssignmentView {
     const byNode = new Map<string, Task[]>()
@@ -116,7 +116,7 @@ export class Dispatcher {
       routing,
       services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
       byNode,
-      vipNets: new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)])),
+      taskNets: new Map(routing.services.map(r => [r.id, [...new Set([...r.vips.map(v => v.network), ...(r.networks ?? [])])]])),
     }
   }
 
@@ -132,7 +132,7 @@ export class Dispatcher {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.vipNets.get(task.ServiceID) ?? [] }
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.taskNets.get(task.ServiceID) ?? [] }
       }),
       secrets: this.d.secrets([...secretIds]),
       routing: v.routing,

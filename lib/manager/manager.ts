@@ -364,7 +364,8 @@ export class Manager {
         vips: this.networks
           .vips(svc.ID)
           .filter(v => known.has(v.NetworkID))
-          .map(v => ({ network: v.NetworkID, loopback: v.Loopback })),
+          .map(v => ({ network: v.NetworkID, loopback: v.Loopback, addr: v.Addr.split('/')[0]! })),
+        ...serviceNames(svc, known),
       })),
       nodes: this.nodes.list().map(n => n.id),
     }
@@ -410,3 +411,14 @@ export const NO_LEADER_HERE = 'this manager is not the leader; the leader is at'
 
 /** The text an API call gets while the manager role is being prepared (moving into etcd, joining it). */
 export const managerStarting = (): SwarmError => new SwarmError('E_MANAGER_STARTING', MANAGER_STARTING)
+
+/** What a node's DNS needs of a service beyond its VIPs: its endpoint mode, the networks it is on, its aliases there. */
+function serviceNames(svc: Service, known: Set<string>): Pick<Routing['services'][number], 'mode' | 'networks' | 'aliases'> {
+  const attached = (svc.Spec.TaskTemplate.Networks ?? []).filter(n => known.has(n.Target))
+  const aliases = Object.fromEntries(attached.filter(n => n.Aliases?.length).map(n => [n.Target, n.Aliases!]))
+  return {
+    ...(svc.Spec.EndpointSpec?.Mode === 'dnsrr' ? { mode: 'dnsrr' as const } : {}),
+    ...(attached.length ? { networks: attached.map(n => n.Target) } : {}),
+    ...(Object.keys(aliases).length ? { aliases } : {}),
+  }
+}
