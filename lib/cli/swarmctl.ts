@@ -6,6 +6,7 @@ import { VERSION } from '../types/version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, socketPath } from './daemon.js'
 import { addNetworkCommands } from './network-commands.js'
+import { addConfigCommands } from './config-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
 import { addSwarmCommands } from './swarm-commands.js'
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   addNodeCommands(program, client)
   addServiceCommands(program, client)
   addSecretCommands(program, client)
+  addConfigCommands(program, client)
   addNetworkCommands(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
