@@ -83,7 +83,7 @@ interface NodeObj {
 }
 
 /** Node IDs to names as docker's idresolver: the spec name, else the hostname. */
-async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
+export async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
   const nodes = await c.call<NodeObj[]>('GET', '/nodes')
   return {
     names: new Map(nodes.map(n => [n.ID, n.Spec.Name || n.Description.Hostname])),
@@ -103,7 +103,7 @@ export function progressApi(c: ApiClient): ProgressApi {
 }
 
 /** Follows convergence unless -d; -q watches silently. Ctrl-C stops watching. */
-async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
+export async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
   const sink: ProgressSink = quiet
     ? { write: () => undefined }
     : process.stdout.isTTY

@@ -9,6 +9,7 @@ import { addNetworkCommands } from './network-commands.js'
 import { addConfigCommands } from './config-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
+import { addStackCommands } from './stack-commands.js'
 import { addSwarmCommands } from './swarm-commands.js'
 import { addNodeCommands } from './node-commands.js'
 
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   addSecretCommands(program, client)
   addConfigCommands(program, client)
   addNetworkCommands(program, client)
+  addStackCommands(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()
