@@ -446,12 +446,13 @@ class Converter {
 
   /** docker's convertServiceNetworks: the stack's default network when none is named, the service's name as an alias on each, by target. */
   private serviceNetworks(service: string, v: unknown, declared: Obj, path: Path): NonNullable<TaskSpec['Networks']> {
-    const list: [string, unknown][] = Array.isArray(v) ? v.map(n => [String(n), null]) : entries(v)
-    if (!list.length) list.push(['default', null])
+    // Each with where it is in the file: its index in a list, its key in a map.
+    const list: [string, unknown, string | number][] = Array.isArray(v) ? v.map((n, i) => [String(n), null, i]) : entries(v).map(([n, a]) => [n, a, n])
+    if (!list.length) list.push(['default', null, 'default'])
     return list
-      .map(([name, att]) => {
-        if (declared[name] === undefined && name !== 'default') this.fail([...path, name], `service ${JSON.stringify(service)} references network ${JSON.stringify(name)}, which is not declared`)
-        this.only(att, [...path, name], ['aliases'])
+      .map(([name, att, at]) => {
+        if (declared[name] === undefined && name !== 'default') this.fail([...path, at], `service ${JSON.stringify(service)} references network ${JSON.stringify(name)}, which is not declared`)
+        this.only(att, [...path, at], ['aliases'])
         const def = isObj(declared[name]) ? (declared[name] as Obj) : {}
         const ext = this.external(def, ['networks', name])
         const target = typeof ext === 'string' ? ext : typeof def.name === 'string' ? def.name : ext ? name : this.scope(name)
