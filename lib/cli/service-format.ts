@@ -353,24 +353,22 @@ export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: bo
   return formatRows(o.format ?? table, SECRET_HEADERS, rows)
 }
 
-/** What the pretty inspect of a secret and of a config begin with: ID, name, labels. */
-function prettyHead(s: SecretObj): string[] {
-  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`]
+/** The labels block of the pretty inspect of a secret or a config. */
+function prettyLabels(s: SecretObj): string[] {
   const labels = Object.entries(s.Spec.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
-  if (labels.length) L.push('Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`))
-  return L
+  return labels.length ? ['Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`)] : []
 }
 
 /** `secret inspect --pretty` (docker's secretInspectPrettyTemplate). */
 export function prettySecret(s: SecretObj): string {
-  const L = prettyHead(s)
+  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`, ...prettyLabels(s)]
   L.push(`Driver:            ${s.Spec.Driver?.Name ?? ''}`, `Created at:        ${goTime(s.CreatedAt)}`, `Updated at:        ${goTime(s.UpdatedAt)}`)
   return L.join('\n') + '\n'
 }
 
-/** `config inspect --pretty` (docker's configInspectPrettyTemplate): the data shown as it is. */
+/** `config inspect --pretty` (docker's configInspectPrettyTemplate, tabs and all): the data shown as it is. */
 export function prettyConfig(c: Config): string {
-  const L = prettyHead(c)
-  L.push(`Created at:        ${goTime(c.CreatedAt)}`, `Updated at:        ${goTime(c.UpdatedAt)}`, 'Data:', Buffer.from(c.Spec.Data, 'base64').toString())
+  const L = [`ID:\t\t\t${c.ID}`, `Name:\t\t\t${c.Spec.Name}`, ...prettyLabels(c)]
+  L.push(`Created at:            \t${goTime(c.CreatedAt)}`, `Updated at:            \t${goTime(c.UpdatedAt)}`, 'Data:', Buffer.from(c.Spec.Data, 'base64').toString())
   return L.join('\n') + '\n'
 }

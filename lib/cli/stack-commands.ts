@@ -6,7 +6,6 @@ import { SwarmdError } from '../types/errors.js'
 import type { Service, ServiceSpec } from '../types/service.js'
 import type { Task } from '../types/task.js'
 import { convertStack, LABEL_NAMESPACE, type DataCreate, type StackPlan } from './compose-convert.js'
-import { loadCompose } from './compose-load.js'
 import { errText, filtersQuery, nodeNames, out, waitOnService, withConfigIDs, withSecretIDs } from './service-commands.js'
 import { collect } from './service-flags.js'
 import { formatRows, formatServices, formatTasks, naturalCompare, type ListedService } from './service-format.js'
@@ -56,7 +55,9 @@ interface DeployFlags {
 }
 
 /** Reads, checks and converts the stack's compose file; the deployer's environment fills its variables. */
-export function planStack(file: string, namespace: string, env: NodeJS.ProcessEnv, warn: (msg: string) => void): StackPlan {
+async function planStack(file: string, namespace: string, env: NodeJS.ProcessEnv, warn: (msg: string) => void): Promise<StackPlan> {
+  // The schema validator is loaded only by a deploy, not by every swarmctl command.
+  const { loadCompose } = await import('./compose-load.js')
   let text: string
   try {
     text = readFileSync(file === '-' ? 0 : file, 'utf8')
@@ -94,7 +95,7 @@ async function deploy(c: ApiClient, namespace: string, o: DeployFlags): Promise<
   if (!info.Swarm.ControlAvailable) {
     throw usage('this node is not a swarm manager. Use "swarmctl swarm init" or "swarmctl swarm join" to connect this node to swarm and try again')
   }
-  const plan = planStack(o.composeFile[0]!, namespace, process.env, msg => err(`WARN[0000] ${msg}\n`))
+  const plan = await planStack(o.composeFile[0]!, namespace, process.env, msg => err(`WARN[0000] ${msg}\n`))
   for (const w of plan.warnings) err(`${w}\n\n`)
   const existing = await c.call<Service[]>('GET', `/services?${byLabel(namespace)}`)
   if (o.prune) {
