@@ -4,7 +4,7 @@ import type { Session } from '../control/session.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
 import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
-import { type Service } from '../types/service.js'
+import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
   routing: Routing
@@ -32,6 +32,8 @@ export class Dispatcher {
       routing: () => Routing
       /** Plaintext of the secrets these IDs name, base64. */
       secrets: (ids: string[]) => Record<string, string>
+      /** Data of the configs these IDs name, base64. */
+      configs: (ids: string[]) => Record<string, string>
       report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
       log: Logger
     },
@@ -120,21 +122,19 @@ export class Dispatcher {
     }
   }
 
-  /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
+  /** A node's tasks that are not known to be over, with the secrets and configs they use and nothing more. */
   private assignments(nodeId: string, v: AssignmentView): DownMessage {
     const tasks = v.byNode.get(nodeId) ?? []
-    const secretIds = new Set<string>()
-    for (const t of tasks) {
-      if (t.DesiredState !== 'running') continue
-      for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
-    }
+    const running = tasks.filter(t => t.DesiredState === 'running').map(t => t.Spec.ContainerSpec)
+    const ids = (refs: (c: ContainerSpec) => string[] | undefined): string[] => [...new Set(running.flatMap(c => refs(c) ?? []))]
     return {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
         return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.taskNets.get(task.ServiceID) ?? [] }
       }),
-      secrets: this.d.secrets([...secretIds]),
+      secrets: this.d.secrets(ids(c => c.Secrets?.map(r => r.SecretID))),
+      configs: this.d.configs(ids(c => c.Configs?.map(r => r.ConfigID))),
       routing: v.routing,
     }
   }

@@ -15,6 +15,7 @@ import type { ApiAnswer, ApiCall, CheckInAnswer, Enrollment, Routing } from '../
 import type { Service } from '../types/service.js'
 import type { Task } from '../types/task.js'
 import { Cluster, type ClusterTimings } from './cluster.js'
+import { Configs } from './configs.js'
 import type { Dispatcher } from './dispatcher.js'
 import { Election } from './etcd/election.js'
 import type { Fence } from './etcd/etcd-store.js'
@@ -87,6 +88,7 @@ export class Manager {
   readonly cluster: Cluster
   readonly nodes: Nodes
   readonly secrets: Secrets
+  readonly configs: Configs
   readonly networks: Networks
   readonly services: Services
   private duties: LeaderDuties | undefined
@@ -106,8 +108,9 @@ export class Manager {
       heartbeatMs: () => this.cluster.heartbeatMs(),
     })
     this.secrets = new Secrets(d.state, () => this.cluster.dataKey())
+    this.configs = new Configs(d.state)
     this.networks = new Networks(d.state)
-    this.services = new Services({ store: d.state, secrets: this.secrets, networks: this.networks, kick: () => void this.kick() })
+    this.services = new Services({ store: d.state, secrets: this.secrets, configs: this.configs, networks: this.networks, kick: () => void this.kick() })
   }
 
   get replicated(): boolean {
@@ -250,6 +253,7 @@ export class Manager {
       nodes: this.nodes,
       networks: this.networks,
       secrets: this.secrets,
+      configs: this.configs,
       clock: this.d.clock,
       runsTasks: this.d.runsTasks,
       routing: () => this.routing(),

@@ -37,6 +37,8 @@ export type DownMessage =
       /** Each task with its service's name and ports, and the IDs of the networks its endpoints join. */
       tasks: { task: Task; serviceName: string; ports: PortConfig[]; networks: string[] }[]
       secrets: Record<string, string>
+      /** The data of the configs those tasks use, base64, by config ID. */
+      configs: Record<string, string>
       routing: Routing
     }
   | { t: 'logs'; req: number; taskIds: string[]; opts: LogOptions }
