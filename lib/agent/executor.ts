@@ -12,6 +12,14 @@ export interface SecretFile {
   mode?: number
 }
 
+/** A config handed to a task: not secret, a file of `mode` (Docker's 0o444 by default) at `target`. */
+export interface ConfigFile {
+  /** An absolute path, or one relative to the container's root, where Docker puts it (/<target>). */
+  target: string
+  data: Buffer
+  mode: number
+}
+
 /** What an executor needs to run one task. */
 export interface ExecutorTask {
   id: string
@@ -27,6 +35,7 @@ export interface ExecutorTask {
   secrets: SecretFile[]
   /** In the kernel data plane: the task's place on each of its networks, for a network namespace of its own. */
   networks?: TaskNetwork[]
+  configs?: ConfigFile[]
 }
 
 /** A task's observed progress, as the executor reports it (states only move forward). */

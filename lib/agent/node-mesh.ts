@@ -77,6 +77,8 @@ export class NodeMesh {
       ingressHost: string
       idleTimeoutMs?: number
       strategy?: BalancingStrategy
+      /** Forwarder processes beside the daemon's (Mesh `workers`; default none). */
+      workers?: number
       /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
       auth?: TunnelAuth
       /** Which data plane to run (default userspace); `start()` decides. */
@@ -155,6 +157,7 @@ export class NodeMesh {
       udpPort: port + 1,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
+      ...(this.o.workers ? { workers: this.o.workers } : {}),
       ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })
@@ -315,7 +318,8 @@ export class NodeMesh {
         const bound = t.status.find(s => s.TargetPort === p.TargetPort && s.Protocol === protocol)
         endpoints.push({ ...base, protocol, targetPort: p.TargetPort, host: addr ?? '127.0.0.1', port: kernel ? p.TargetPort : (bound?.PublishedPort ?? p.TargetPort) })
       }
-      if (kernel && !endpoints.some(e => e.network === network)) endpoints.push({ ...base, protocol: 'tcp', targetPort: 0, host: addr!, port: 0 })
+      // A task without ports is still on the network: its presence (target port 0) is what tasks.<name> and dnsrr answer from, and (kernel) what lets other nodes reach its address.
+      if (!endpoints.some(e => e.network === network)) endpoints.push({ ...base, protocol: 'tcp', targetPort: 0, host: addr ?? '127.0.0.1', port: 0 })
     }
     const first = t.addresses?.[t.networks[0] ?? '']
     if (kernel && first) {

@@ -5,7 +5,7 @@ import type { NodeAttachmentRecord } from '../types/network.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
 import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
-import { type Service } from '../types/service.js'
+import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
   routing: Routing
@@ -13,7 +13,7 @@ interface AssignmentView {
   nodeAddrs: Map<string, Record<string, string>>
   services: Map<string, Service>
   byNode: Map<string, Task[]>
-  vipNets: Map<string, string[]>
+  taskNets: Map<string, string[]>
 }
 
 /**
@@ -37,6 +37,8 @@ export class Dispatcher {
       nodeAttachments?: () => NodeAttachmentRecord[]
       /** Plaintext of the secrets these IDs name, base64. */
       secrets: (ids: string[]) => Record<string, string>
+      /** Data of the configs these IDs name, base64. */
+      configs: (ids: string[]) => Record<string, string>
       report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
       log: Logger
     },
@@ -106,7 +108,7 @@ export class Dispatcher {
   /**
    * What every node's assignments are made of, read from the store once per
    * push: services by ID, the tasks of each node that are not known to be
-   * over, and the networks each service's VIPs are on.
+   * over, and the networks each service's tasks join (its VIPs', and for dnsrr its attachments).
    */
   private view(): AssignmentView {
     const byNode = new Map<string, Task[]>()
@@ -124,27 +126,25 @@ export class Dispatcher {
       nodeAddrs,
       services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
       byNode,
-      vipNets: new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)])),
+      taskNets: new Map(routing.services.map(r => [r.id, [...new Set([...r.vips.map(v => v.network), ...(r.networks ?? [])])]])),
     }
   }
 
-  /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
+  /** A node's tasks that are not known to be over, with the secrets and configs they use and nothing more. */
   private assignments(nodeId: string, v: AssignmentView): DownMessage {
     const tasks = v.byNode.get(nodeId) ?? []
-    const secretIds = new Set<string>()
-    for (const t of tasks) {
-      if (t.DesiredState !== 'running') continue
-      for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
-    }
+    const running = tasks.filter(t => t.DesiredState === 'running').map(t => t.Spec.ContainerSpec)
+    const ids = (refs: (c: ContainerSpec) => string[] | undefined): string[] => [...new Set(running.flatMap(c => refs(c) ?? []))]
     return {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
-        // The networks it has addresses on once allocated (a dnsrr service has no VIPs), else its VIPs'.
-        const networks = task.NetworksAttachments?.map(a => a.Network.ID) ?? v.vipNets.get(task.ServiceID) ?? []
+        // The networks it has addresses on once allocated, else its service's (VIP or not).
+        const networks = task.NetworksAttachments?.map(a => a.Network.ID) ?? v.taskNets.get(task.ServiceID) ?? []
         return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks }
       }),
-      secrets: this.d.secrets([...secretIds]),
+      secrets: this.d.secrets(ids(c => c.Secrets?.map(r => r.SecretID))),
+      configs: this.d.configs(ids(c => c.Configs?.map(r => r.ConfigID))),
       routing: v.nodeAddrs.has(nodeId) ? { ...v.routing, nodeAddrs: v.nodeAddrs.get(nodeId)! } : v.routing,
     }
   }

@@ -23,6 +23,10 @@ export interface Routing {
     vips: { network: string; loopback: string; addr?: string }[]
     /** Set for endpoint mode dnsrr: no VIPs, its name resolves to its tasks. */
     mode?: 'dnsrr'
+    /** The networks the service's tasks are attached to (beside ingress), VIP or not. */
+    networks?: string[]
+    /** Network ID → the service's network aliases there (the spec's TaskTemplate.Networks[].Aliases). */
+    aliases?: Record<string, string[]>
   }[]
   /** This node's own address on each network it takes part in (network ID → "10.0.1.254/24"): set per node by the dispatcher. */
   nodeAddrs?: Record<string, string>
@@ -36,6 +40,8 @@ export type DownMessage =
       /** Each task with its service's name and ports, and the IDs of the networks its endpoints join. */
       tasks: { task: Task; serviceName: string; ports: PortConfig[]; networks: string[] }[]
       secrets: Record<string, string>
+      /** The data of the configs those tasks use, base64, by config ID. */
+      configs: Record<string, string>
       routing: Routing
     }
   | { t: 'logs'; req: number; taskIds: string[]; opts: LogOptions }
