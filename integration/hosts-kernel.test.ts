@@ -8,11 +8,14 @@
  * published port answers on every host, spread over the tasks; a daemon
  * killed and restarted adopts its tasks, which kept answering; an
  * encrypted network's traffic between hosts holds no plaintext (the sealed
- * tunnel: this kernel has no IPsec); a dead host's tasks leave the rotation
+ * tunnel: this kernel has no IPsec); a task's resolv.conf names its
+ * gateway, where the node's DNS answers `api` with the VIP, `tasks.api`
+ * with the tasks' addresses and a dnsrr service with its tasks'; a dead host's tasks leave the rotation
  * on the membership's word; and nothing is left behind: no namespace, link,
  * nft table or xfrm state.
  */
 import t from 'tap'
+import { ApiClient } from '../lib/api/client.js'
 import { Hosts, hostsMissing, pcapPayloads, secondsSince, taskNamespaces, type Host } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
 import { captureMissing, dockerCliMissing, testNeeding, DOCKER } from './helpers/prerequisites.js'
@@ -86,6 +89,36 @@ testNeeding(t, 'the kernel data plane across three hosts', hostsMissing, async t
     await waitUntil(async () => (await httpGet(h2.ip, 28602)).startsWith('via vip: '), { timeoutMs: 20_000, what: 'the client answering' })
     const answers = await Promise.all(Array.from({ length: 10 }, () => httpGet(h2.ip, 28602)))
     t.ok(answers.every(a => a.startsWith(`via vip: ${h1.name} `)), `from ${h2.name} to the api tasks on ${h1.name}: ${answers[0]?.trim()}`)
+  })
+
+  await t.test("names by the node's DNS, at the task's gateway: http://api/, tasks.api, a dnsrr service", async t => {
+    const net = JSON.parse(await ctl('network', 'inspect', 'backend'))[0]
+    // swarmctl has no --endpoint-mode yet: the API, as the docker CLI sends it.
+    await new ApiClient(mgr.sock).call('POST', '/services/create', {
+      Name: 'db',
+      Mode: { Replicated: { Replicas: 2 } },
+      EndpointSpec: { Mode: 'dnsrr' },
+      TaskTemplate: { ContainerSpec: { Image: 'node', Command: ['node', '-e', HTTP80] }, Networks: [{ Target: net.Id }], Placement: { Constraints: [`node.hostname==${mgr.name}`] } },
+    })
+    const client = (await tasksOf('client'))[0]!
+    const ns = `swarmd-${h2.id}-${client.ID}`
+    // `ip netns exec` puts the task's resolv.conf over /etc/resolv.conf, as for the task itself.
+    const inTask = async (...cmd: string[]): Promise<string> => (await run('ip', ['netns', 'exec', ns, ...cmd], { timeoutMs: 10_000 })).stdout
+    const gw: string = net.IPAM.Config[0].Gateway
+    t.match(await inTask('cat', '/etc/resolv.conf'), new RegExp(`^nameserver ${gw.replace(/\./g, '\\.')}$`, 'm'), `the task's resolv.conf names backend's gateway ${gw} (not ingress's: it has no names)`)
+    const addrsOf = (out: string): string[] => [...new Set(out.split('\n').filter(Boolean).map(l => l.split(/\s+/)[0]!))].sort()
+    const vip = await vipOf('api', 'backend')
+    await waitUntil(async () => addrsOf(await inTask('getent', 'ahostsv4', 'api')).join() === vip, { timeoutMs: 20_000, what: `api resolving to ${vip} in the client task` })
+    t.pass(`getent ahostsv4 api: ${vip}, the VIP`)
+    const apiAddrs = (await tasksOf('api')).map(x => x.NetworksAttachments!.find(a => a.Network.Spec.Name === 'backend')!.Addresses[0]!.split('/')[0]!).sort()
+    t.same(addrsOf(await inTask('getent', 'ahostsv4', 'tasks.api')), apiAddrs, `tasks.api: both tasks' addresses (${apiAddrs.join(', ')})`)
+    const get = 'require("http").get("http://api/",r=>{let b="";r.on("data",d=>b+=d);r.on("end",()=>process.stdout.write(b))}).on("error",e=>process.stdout.write("error "+e.code))'
+    const byName = await inTask(process.execPath, '-e', get)
+    t.ok(byName.startsWith(`${h1.name} `), `http://api/ by name from a task on ${h2.name}: ${byName.trim()}`)
+    await waitUntil(async () => (await tasksOf('db')).length === 2, { timeoutMs: 30_000, what: 'db running' })
+    const dbAddrs = (await tasksOf('db')).map(x => x.NetworksAttachments!.find(a => a.Network.Spec.Name === 'backend')!.Addresses[0]!.split('/')[0]!).sort()
+    await waitUntil(async () => addrsOf(await inTask('getent', 'ahostsv4', 'db')).join() === dbAddrs.join(), { timeoutMs: 20_000, what: 'db resolving to its tasks' })
+    t.pass(`db (dnsrr): its tasks' addresses ${dbAddrs.join(', ')}, no VIP`)
   })
 
   await t.test("ip -d link shows the network's VXLAN device, nft list table swarmd's table", async t => {
@@ -206,7 +239,7 @@ testNeeding(t, 'the kernel data plane across three hosts', hostsMissing, async t
   })
 
   await t.test('nothing is left behind: service rm, swarm leave', async t => {
-    await ctl('service', 'rm', 'web', 'api', 'client', 'sec', 'seccli')
+    await ctl('service', 'rm', 'web', 'api', 'client', 'db', 'sec', 'seccli')
     await waitUntil(async () => c.hosts.every(h => taskNamespaces(h).length === 0), { timeoutMs: 30_000, what: 'every task namespace gone' })
     for (const h of [h1, h2]) await c.ctlOk(h, 'swarm', 'leave')
     await c.ctlOk(mgr, 'swarm', 'leave', '--force')

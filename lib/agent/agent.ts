@@ -6,6 +6,7 @@ import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
 import type { NodeDns } from './node-dns.js'
+import { resolverOf } from './task-netns.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
 /** Docker's default mode of secret and config files; for secrets left to the executor, which gives process tasks 0400 (readable by the task's user only). */
@@ -235,10 +236,12 @@ export class Agent {
   }
 
   private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>): ExecutorTask {
-    const dns = this.d.dns?.address
+    const attached = this.d.mesh?.taskNetworks(task.NetworksAttachments)
+    // A task in a namespace of its own asks its first network's gateway (as its resolv.conf says), not the host's loopback.
+    const resolver = attached && resolverOf(attached)
+    const dns = this.d.dns && resolver ? `${resolver}:53` : this.d.dns?.address
     const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
-    const attached = this.d.mesh?.taskNetworks(task.NetworksAttachments)
     return {
       ...(attached ? { networks: attached } : {}),
       id: task.ID,

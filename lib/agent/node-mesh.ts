@@ -87,6 +87,8 @@ export class NodeMesh {
       nodeId?: string
       /** Where the kernel data plane's claim on the namespace is kept (default /run/swarmd). */
       lockDir?: string
+      /** Called after each programming of the kernel data plane (the node's DNS listens on the gateways once they exist). */
+      onProgrammed?: () => void
       log: Logger
     },
   ) {}
@@ -116,12 +118,14 @@ export class NodeMesh {
   taskNetworks(attachments: readonly NetworkAttachment[] | undefined): TaskNetwork[] | undefined {
     if (!this.choice || !attachments?.length) return undefined
     const vnis = new Map(this.routing?.networks.map(n => [n.id, n.vni]))
+    const ingress = this.routing?.networks.find(n => n.ingress)?.id
     return attachments.map(a => ({
       network: a.Network.ID,
       bridge: bridgeName(vnis.get(a.Network.ID) ?? Number(a.Network.DriverState.Options[OPT_VXLANID_LIST])),
       address: a.Addresses[0] ?? '',
       gateway: a.Network.IPAMOptions.Configs[0]?.Gateway ?? '',
       mtu: this.choice!.mtu,
+      ...(a.Network.ID === ingress ? { ingress: true } : {}),
     }))
   }
 
@@ -176,11 +180,14 @@ export class NodeMesh {
         log: this.o.log,
       })
       this.plane = plane
+      const programmed = this.o.onProgrammed
+      const offProgrammed = programmed ? plane.onChange(programmed) : undefined
       // A dead node's endpoints leave the table in the same membership event: one reconcile takes them out.
       const unwatch = mesh.watch(() => plane.changed())
       const onMember = (): void => plane.changed()
       membership.on('event', onMember)
       this.unhook = () => {
+        offProgrammed?.()
         unwatch()
         membership.off('event', onMember)
       }

@@ -13,6 +13,13 @@ export interface TaskNetwork {
   address: string
   gateway: string
   mtu: number
+  /** The ingress network: it has no names, so its gateway is never the task's resolver. */
+  ingress?: boolean
+}
+
+/** Where a task's DNS queries go: the gateway of its first network with names (not ingress), where the node's DNS answers. */
+export function resolverOf(networks: readonly TaskNetwork[]): string | undefined {
+  return (networks.find(n => !n.ingress) ?? networks[0])?.gateway
 }
 
 /** How an executor gives a task its own network namespace (see TaskNetns). */
@@ -36,9 +43,9 @@ const ETC_NETNS = '/etc/netns'
  * whose peer is on the network's bridge (hairpin on, so a task reaching
  * its own VIP can be sent to itself), with the task's address and the MAC
  * derived from it, the MTU of the overlay; the default route through the
- * first network's gateway; and a resolv.conf naming that gateway, where
- * the node's DNS answers (`ip netns exec` puts /etc/netns/<name>/resolv.conf
- * over /etc/resolv.conf).
+ * first network's gateway; and a resolv.conf naming the gateway of its
+ * first network but ingress (resolverOf), where the node's DNS answers
+ * (`ip netns exec` puts /etc/netns/<name>/resolv.conf over /etc/resolv.conf).
  */
 export class TaskNetns implements TaskNetworking {
   private readonly run: Runner
@@ -82,7 +89,7 @@ export class TaskNetns implements TaskNetworking {
     try {
       await runBatch(this.run, 'ip', host)
       await runBatch(this.run, 'ip', inside, ['-n', ns])
-      this.writeResolvConf(ns, first.gateway)
+      this.writeResolvConf(ns, resolverOf(networks)!)
     } catch (e) {
       await this.teardown(taskId)
       throw e

@@ -339,6 +339,7 @@ export class SwarmNode {
       ...(this.opts.dataPlane ? { dataPlane: this.opts.dataPlane } : {}),
       ...(this.opts.meshWorkers ? { workers: this.opts.meshWorkers } : {}),
       nodeId: this.nodeId,
+      onProgrammed: () => this.dns?.resync(),
       log: this.log.child({ layer: 'mesh' }),
     })
     this.nodeMesh = mesh
@@ -352,6 +353,7 @@ export class SwarmNode {
         mesh: () => mesh.instance,
         membership: () => this.membership,
         ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
+        kernel: () => mesh.dataPlane.kind === 'kernel',
         log: this.log.child({ layer: 'dns' }),
       })
       await this.dns.start()
