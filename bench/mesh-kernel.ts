@@ -15,11 +15,12 @@
  * through the published port. Prints one JSON object per case, then the
  * ratios. Everything is removed at the end, also on failure.
  *
- * Run with `npm run bench:mesh:kernel` (root). Measured 2026-12-02 (three
- * runs, load 3-5 from other tenants, so ±30 %): published port to a local
- * task 0.64-1.07 x direct keep-alive and 0.94-1.03 x with connection close,
- * 1.10-1.71 x HAProxy keep-alive; through VXLAN to the other node 0.77 x
- * direct keep-alive (0.85 x the direct cross-node path), 0.69 x with close.
+ * Run with `npm run bench:mesh:kernel` (root). Measured 2026-12-02 (four
+ * runs, load 2-5 from other tenants, so ±30 %): published port to a local
+ * task 0.95-1.07 x direct keep-alive (one outlier 0.64) and 0.92-1.03 x
+ * with connection close, 1.10-1.71 x HAProxy keep-alive; through VXLAN to
+ * the other node (two runs) 0.77-0.81 x direct keep-alive (0.80-0.85 x
+ * the direct cross-node path), 0.59-0.69 x with close.
  * HAProxy's connection-close rate in these namespaces collapses (SYN
  * timeouts, ~1.6k/s, against 20k/s on loopback in bench/mesh.ts), so the
  * close ratio against it says nothing yet.
