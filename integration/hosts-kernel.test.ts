@@ -1,6 +1,6 @@
 /**
  * The kernel data plane on three hosts (network namespaces on a bridge, the
- * manager on docker-swarm-3, every daemon as root with --data-plane auto):
+ * manager on docker-swarm-3, every daemon as root with --data-plane kernel):
  * tasks in namespaces of their own, on VXLAN overlays between the hosts,
  * VIPs and published ports in nftables. Two replicas on one host both
  * listen on port 80; a task reaches another service by its VIP across
@@ -39,7 +39,7 @@ interface TaskObject {
 
 testNeeding(t, 'the kernel data plane across three hosts', hostsMissing, async t => {
   const tFile = performance.now()
-  const c = await Hosts.create(t, 3)
+  const c = await Hosts.create(t, 3, { dataPlane: 'kernel' })
   const [h1, h2, mgr] = c.hosts as [Host, Host, Host]
   const ctl = (...args: string[]): Promise<string> => c.ctlOk(mgr, ...args)
   await c.formSwarm(mgr)
