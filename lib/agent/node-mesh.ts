@@ -316,7 +316,8 @@ export class NodeMesh {
     const hostPorts: PlaneSpec['hostPorts'] = []
     const kernel = !!this.choice && !!t.addresses
     for (const network of t.networks) {
-      const addr = t.addresses?.[network]
+      // In the userspace mesh tasks share the host's network: their overlay addresses (the manager allocates them either way) are not where they listen.
+      const addr = kernel ? t.addresses?.[network] : undefined
       if (kernel && !addr) continue
       const base = { network, service: t.serviceId, serviceName: t.serviceName, task: t.id }
       for (const p of t.ports) {
