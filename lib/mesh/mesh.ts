@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { Delegate, Membership, MemberEvent } from '../gossip/membership.js'
-import { Balancer, type BalancerTarget, type BalancingStrategy } from './balancer.js'
+import { Balancer, type BackendHealth, type BalancerTarget, type BalancingStrategy } from './balancer.js'
 import { decodeDelta, decodeFullState, encodeDeltas, encodeFullState, EndpointTable, type TableUpdate } from './endpoint-table.js'
 import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.js'
 import type { SealKeyring } from './seal.js'
@@ -60,6 +60,9 @@ export interface PublishTarget {
 
 export interface MeshCounters {
   connections: number
+  /** Bytes forwarded toward tasks (from clients, or from peers' tunnels to this node's tasks), and back. */
+  bytesToTasks: number
+  bytesFromTasks: number
   connectionsFailed: number
   retries: number
   datagrams: number
@@ -99,7 +102,7 @@ export class Mesh {
   private readonly udpFlows = new Map<string, UdpFlow>()
   private readonly inboundUdp = new Map<string, UdpSocket>()
   private readonly timers: NodeJS.Timeout[] = []
-  private readonly counters: MeshCounters = { connections: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
+  private readonly counters: MeshCounters = { connections: 0, bytesToTasks: 0, bytesFromTasks: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
   private readonly onMember = (e: MemberEvent): void => this.memberEvent(e)
   private previous: Delegate = {}
   /** Members alive or suspect, kept from membership events: the balancer asks on every pick. */
@@ -337,12 +340,17 @@ export class Mesh {
    * Forwards both ways with backpressure (lighter than pipe(): fewer
    * listeners per connection). A half-close travels to the other side (the
    * sockets allow half-open); either side failing or closing ends both.
+   * `a` is the client's side (a client, or a peer's stream), `b` the task's.
    */
   private join(a: Duplex, b: Duplex): void {
     this.live.add(a)
     this.live.add(b)
+    const c = this.counters
     const forward = (from: Duplex, to: Duplex): void => {
-      from.on('data', chunk => {
+      const toTask = from === a
+      from.on('data', (chunk: Buffer) => {
+        if (toTask) c.bytesToTasks += chunk.length
+        else c.bytesFromTasks += chunk.length
         if (!to.write(chunk)) {
           from.pause()
           to.once('drain', () => from.resume())
@@ -543,8 +551,9 @@ export class Mesh {
     }
   }
 
-  stats(): MeshCounters & { tunnel: ReturnType<Tunnel['counters']> } {
-    return { ...this.counters, tunnel: this.tunnel.counters() }
+  stats(): MeshCounters & { active: number; backends: Record<string, BackendHealth>; tunnel: ReturnType<Tunnel['counters']> } {
+    // Each forwarded connection holds two live sockets (or streams).
+    return { ...this.counters, active: this.live.size / 2, backends: Object.fromEntries(this.balancer.health()), tunnel: this.tunnel.counters() }
   }
 
   async close(): Promise<void> {
