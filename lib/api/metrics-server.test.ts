@@ -77,6 +77,7 @@ t.test('metrics, the page, and its data as the node goes from no swarm to managi
     ['/ui/', 'text/html'],
     ['/ui/app.js', 'text/javascript'],
     ['/ui/style.css', 'text/css'],
+    ['/ui/icon.svg', 'image/svg+xml'],
   ] as const) {
     const r = await fetch(base + path)
     t.equal(r.status, 200, path)
@@ -109,6 +110,7 @@ t.test('GET and HEAD only; unknown paths and garbage are answered, and the serve
   }
   t.equal((await fetch(`${base}/metrics/../etc/passwd`)).status, 404)
   t.equal((await fetch(`${base}/ui/../../package.json`)).status, 404)
+  t.equal((await fetch(`${base}/ui/index.html`)).status, 404, 'the page is at / and /ui/')
   const head = await fetch(`${base}/metrics`, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(await head.text(), '', 'HEAD: no body')

@@ -71,7 +71,8 @@ export class MetricsServer {
       const path = (req.url ?? '/').replace(/[?#].*$/, '')
       if (path === '/metrics') return this.reply(res, req, 200, this.o.metrics.contentType, await this.o.metrics.text())
       if (path === '/' || path === '/ui' || path === '/ui/') return this.file(res, req, 'index.html')
-      if (path === '/ui/app.js' || path === '/ui/style.css') return this.file(res, req, path.slice('/ui/'.length))
+      const name = path.startsWith('/ui/') ? path.slice('/ui/'.length) : ''
+      if (name !== 'index.html' && this.files!.has(name)) return this.file(res, req, name)
       if (path === '/ui/state') {
         const v = this.view()
         return this.reply(res, req, 'error' in v ? 503 : 200, 'application/json', JSON.stringify(v) + '\n')

@@ -61,7 +61,8 @@ function render(v) {
     return
   }
   const ready = v.nodes.filter(n => n.state === 'ready').length
-  $('summary').textContent = `${v.nodes.length} nodes (${ready} ready) · ${v.services.length} services · ${v.tasks.length} tasks`
+  const self = v.nodes.find(n => n.id === v.self.nodeId)
+  $('summary').textContent = `${v.nodes.length} nodes (${ready} ready) · ${v.services.length} services · ${v.tasks.length} tasks · shown by ${self ? self.hostname : 'a manager'}`
   const rows = $('services').tBodies[0]
   rows.replaceChildren(
     ...v.services.map(s => {
