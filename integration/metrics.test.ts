@@ -48,7 +48,7 @@ async function checked(t: Test, h: LoopbackHost, dir: string): Promise<Sample[]>
 }
 
 testNeeding(t, 'metrics of a three-node swarm', promtoolMissing, async t => {
-  const s = await loopbackSwarm(t, { prefix: 'metrics', name: i => `metrics-${i}`, ip: i => `127.0.16.${i}`, args: h => ['--metrics-addr', metricsAddr(h)] })
+  const s = await loopbackSwarm(t, { prefix: 'metrics', name: i => `metrics-${i}`, ip: i => `127.0.16.${i}`, args: h => ['--metrics-addr', metricsAddr(h), '--ingress-addr', h.ip] })
   const [w1, w2, mgr] = s.hosts
   await s.ctl('service', 'create', '--name', 'web', '--replicas', '3', '--publish', '18180:80', 'node', 'node', '-e', HELLO)
   // Through every node's published port: some answers come from a task on another node, over the tunnel.
@@ -95,7 +95,7 @@ testNeeding(t, 'metrics of a three-node swarm', promtoolMissing, async t => {
   })
 
   t.test('mesh and tunnel', async t => {
-    t.ok(sum('swarmd_mesh_connections_total') >= 9, 'nine connections forwarded')
+    t.same(all.map(m => total(m, 'swarmd_mesh_connections_total') >= 3), [true, true, true], "three connections forwarded by each node's own published port")
     t.ok(sum('swarmd_mesh_bytes_total', { direction: 'from_task' }) >= answers.join('').length, 'at least the answers, back from the tasks')
     t.ok(sum('swarmd_tunnel_connections_total', { event: 'opened' }) >= 1 && sum('swarmd_tunnel_frames_total', { direction: 'received' }) > 0, 'some crossed the tunnel')
     t.equal(sum('swarmd_tunnel_dropped_total'), 0, 'nothing dropped')
