@@ -152,7 +152,9 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
   t.teardown(() => rmSync(secretsRoot, { recursive: true, force: true }))
   const docker = new Docker({ socketPath: d.socket })
   const nodeId = 'node000000000000000000001'
-  const ex = new DockerExecutor({ docker, nodeId, secretsRoot })
+  const configsRoot = mkdtempSync('/dev/shm/swarmd-test-configs-')
+  t.teardown(() => rmSync(configsRoot, { recursive: true, force: true }))
+  const ex = new DockerExecutor({ docker, nodeId, secretsRoot, configsRoot })
   t.teardown(() => ex.close())
 
   t.test('a task that prints its env and exits 0 completes; name, labels and spec fields as swarm', async t => {
@@ -339,6 +341,30 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     t.equal(rec.events.at(-1)?.state, 'shutdown')
     t.notOk(existsSync(dir), 'removed when the task stopped')
     t.same(await grepTree(d.dataRoot, plain), [], 'the plaintext is nowhere in the engine data root')
+    await ex.remove(tk.id)
+  })
+
+  t.test('configs are bind-mounted read-only at their targets, with their modes, and gone after', async t => {
+    const rec = recorder()
+    const tk = task(sh('cat /etc/app/app.conf; echo; cat /plain; echo; stat -c "%a %n" /etc/app/app.conf /plain; touch /etc/app/app.conf 2>/dev/null || echo read-only; exec sleep 1000'), {
+      configs: [
+        { target: '/etc/app/app.conf', data: Buffer.from('listen 80'), mode: 0o444 },
+        { target: 'plain', data: Buffer.from('p'), mode: 0o440 },
+      ],
+    })
+    await ex.start(tk, rec.emit)
+    await rec.until('running')
+    const lines = await waitUntil(
+      async () => {
+        const l = await collectLogs(ex, tk.id)
+        return l.length >= 5 && l.map(x => x.text)
+      },
+      { timeoutMs: 10_000, what: 'the config checks' },
+    )
+    t.same(lines, ['listen 80', 'p', '444 /etc/app/app.conf', '440 /plain', 'read-only'], 'at the target (a relative one from /), modes kept, read-only')
+    t.ok(existsSync(join(configsRoot, tk.id)), 'on the host while running')
+    await ex.stop(tk.id, 0)
+    t.notOk(existsSync(join(configsRoot, tk.id)), 'removed when the task stopped')
     await ex.remove(tk.id)
   })
 

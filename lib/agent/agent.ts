@@ -1,14 +1,15 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
-import { type PortConfig } from '../types/service.js'
+import type { FileTarget, PortConfig } from '../types/service.js'
 import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import type { NodeDns } from './node-dns.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
-/** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
-const DOCKER_SECRET_MODE = 0o444
+/** Docker's default mode of secret and config files; for secrets left to the executor, which gives process tasks 0400 (readable by the task's user only). */
+const DOCKER_FILE_MODE = 0o444
 
 /** How the mesh's published-port conflicts begin (see Mesh.publish). */
 const MESH_PORT_ERROR = 'cannot listen on '
@@ -57,6 +58,8 @@ export class Agent {
       executor: Executor
       /** The node's routing mesh: running tasks are announced there, and withdrawn before they stop. */
       mesh?: NodeMesh
+      /** The node's DNS: fed each routing; its address goes to tasks as SWARMD_DNS. */
+      dns?: NodeDns
       nodeId: string
       hostname: string
       log: Logger
@@ -88,8 +91,9 @@ export class Agent {
       if (m.routing) {
         this.routing = m.routing
         void this.d.mesh?.sync(m.routing).then(() => this.showConflicts())
+        this.d.dns?.sync(m.routing)
       }
-      this.assign(m.tasks, m.secrets ?? {})
+      this.assign(m.tasks, m.secrets ?? {}, m.configs ?? {})
     } else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
     else if (m.t === 'logs-cancel') this.logStreams.get(m.req)?.abort()
   }
@@ -113,7 +117,7 @@ export class Agent {
     })
   }
 
-  private assign(list: { task: Task; serviceName: string; ports: PortConfig[]; networks?: string[] }[], secrets: Record<string, string>): void {
+  private assign(list: { task: Task; serviceName: string; ports: PortConfig[]; networks?: string[] }[], secrets: Record<string, string>, configs: Record<string, string>): void {
     const wanted = new Set(list.map(x => x.task.ID))
     for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
@@ -131,7 +135,7 @@ export class Agent {
           this.track(task, route)
           this.counted(task)
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -256,8 +260,9 @@ export class Agent {
     return env
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
-    const vips = this.serviceVips(networks)
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>): ExecutorTask {
+    const dns = this.d.dns?.address
+    const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
       id: task.ID,
@@ -268,9 +273,8 @@ export class Agent {
       nodeHostname: this.d.hostname,
       spec,
       ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
-      secrets: (task.Spec.ContainerSpec.Secrets ?? [])
-        .filter(r => secrets[r.SecretID] !== undefined)
-        .map(r => ({ name: r.File?.Name ?? r.SecretName, data: Buffer.from(secrets[r.SecretID]!, 'base64'), ...(r.File?.Mode !== undefined && r.File.Mode !== DOCKER_SECRET_MODE ? { mode: r.File.Mode } : {}) })),
+      secrets: delivered(spec.ContainerSpec.Secrets, secrets, r => r.SecretID, r => r.SecretName).map(({ mode, ...f }) => ({ ...f, ...(mode !== DOCKER_FILE_MODE ? { mode } : {}) })),
+      configs: delivered(spec.ContainerSpec.Configs, configs, r => r.ConfigID, r => r.ConfigName).map(({ name, ...f }) => ({ target: name, ...f })),
     }
   }
 
@@ -319,4 +323,9 @@ export class Agent {
     for (const ac of this.logStreams.values()) ac.abort()
     this.send = undefined
   }
+}
+
+/** The references whose data the manager sent, decoded, with their file name (or path) and mode: how secrets and configs alike reach a task. */
+function delivered<R extends { File?: FileTarget }>(refs: R[] | undefined, values: Record<string, string>, id: (r: R) => string, name: (r: R) => string): { name: string; data: Buffer; mode: number }[] {
+  return (refs ?? []).filter(r => values[id(r)] !== undefined).map(r => ({ name: r.File?.Name ?? name(r), data: Buffer.from(values[id(r)]!, 'base64'), mode: r.File?.Mode ?? DOCKER_FILE_MODE }))
 }

@@ -18,6 +18,7 @@ import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { PortStatus } from '../types/task.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
+import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 
@@ -46,6 +47,8 @@ export interface DockerExecutorOptions {
    * the plaintext never reaches a disk. Default /dev/shm/swarmd-secrets.
    */
   secretsRoot?: string
+  /** Where each task's configs are written (`<root>/<task id>`) to be bind-mounted read-only at their targets. Default /dev/shm/swarmd-configs. */
+  configsRoot?: string
   /** The containers' network mode (default: the engine's default bridge). With 'host', ports are not mapped. */
   networkMode?: string
   logger?: Logger
@@ -148,6 +151,7 @@ export class DockerExecutor implements Executor {
   readonly kind = 'docker' as const
   private readonly docker: Docker
   private readonly secretsRoot: string
+  private readonly configsRoot: string
   private readonly tasks = new Map<string, Tracked>()
   private readonly byContainer = new Map<string, Tracked>()
   private watching: Promise<void> | undefined
@@ -158,6 +162,7 @@ export class DockerExecutor implements Executor {
   constructor(private readonly opts: DockerExecutorOptions) {
     this.docker = opts.docker
     this.secretsRoot = opts.secretsRoot ?? '/dev/shm/swarmd-secrets'
+    this.configsRoot = opts.configsRoot ?? '/dev/shm/swarmd-configs'
   }
 
   async start(task: ExecutorTask, emit: (e: TaskEvent) => void): Promise<void> {
@@ -184,7 +189,7 @@ export class DockerExecutor implements Executor {
     let container: Docker.Container
     try {
       await this.watch()
-      container = await this.docker.createContainer(this.containerConfig(task, this.writeSecrets(task)))
+      container = await this.docker.createContainer(this.containerConfig(task, this.writeSecrets(task), this.writeConfigs(task)))
     } catch (err) {
       // Before starting, every failure is a rejection (swarmkit's agent/exec/controller.go).
       this.report(tr, { state: 'rejected', message: 'preparing', err: engineMessage(err) })
@@ -217,7 +222,7 @@ export class DockerExecutor implements Executor {
     return this.opts.networkMode === 'host' || (task.spec.Networks ?? []).some(n => n.Target === 'host')
   }
 
-  private containerConfig(task: ExecutorTask, secretsDir: string | undefined): Docker.ContainerCreateOptions {
+  private containerConfig(task: ExecutorTask, secretsDir: string | undefined, configs: { target: string; file: string }[]): Docker.ContainerCreateOptions {
     const spec = task.spec.ContainerSpec
     const ctx = templateContext(task, { OS: process.platform, Architecture: goArch(process.arch) })
     const ports = this.usesHostNetwork(task) ? [] : task.ports
@@ -246,7 +251,7 @@ export class DockerExecutor implements Executor {
       HostConfig: {
         // An empty HostPort lets the engine pick a free one; host-mode ports keep the one asked for.
         PortBindings: Object.fromEntries(ports.map(p => [key(p), [{ HostPort: p.PublishMode === 'host' && p.PublishedPort ? String(p.PublishedPort) : '' }]])),
-        ...(secretsDir ? { Binds: [`${secretsDir}:${SECRETS_TARGET}:ro`] } : {}),
+        ...(secretsDir || configs.length ? { Binds: [...(secretsDir ? [`${secretsDir}:${SECRETS_TARGET}:ro`] : []), ...configs.map(c => `${c.file}:${c.target}:ro`)] } : {}),
         ...(this.opts.networkMode ? { NetworkMode: this.opts.networkMode } : {}),
         ...(spec.Init !== undefined ? { Init: spec.Init } : {}),
         ...(limits?.NanoCPUs ? { NanoCpus: limits.NanoCPUs } : {}),
@@ -264,9 +269,10 @@ export class DockerExecutor implements Executor {
     })
   }
 
-  private secretsDirOf(taskId: string): string {
+  /** The task's own directory under `root` (of its secrets, of its configs). */
+  private dirOf(root: string, taskId: string): string {
     if (!SAFE_NAME.test(taskId)) throw new SwarmdError('E_BAD_TASK_ID', `task id ${JSON.stringify(taskId)} cannot name a directory`)
-    return join(this.secretsRoot, taskId)
+    return join(root, taskId)
   }
 
   /** Writes the task's secrets to its own dir on the tmpfs; undefined when it has none. */
@@ -275,7 +281,7 @@ export class DockerExecutor implements Executor {
     mkdirSync(this.secretsRoot, { recursive: true, mode: 0o700 })
     const fsType = statfsSync(this.secretsRoot).type
     if (fsType !== TMPFS_MAGIC && fsType !== RAMFS_MAGIC) throw new SwarmdError('E_SECRETS_ON_DISK', `secrets: ${this.secretsRoot} is not on a tmpfs`)
-    const dir = this.secretsDirOf(task.id)
+    const dir = this.dirOf(this.secretsRoot, task.id)
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { mode: 0o755 })
     for (const s of task.secrets) {
@@ -288,8 +294,16 @@ export class DockerExecutor implements Executor {
     return dir
   }
 
+  /** Writes the task's configs to its own dir, one file per target to bind-mount. */
+  private writeConfigs(task: ExecutorTask): { target: string; file: string }[] {
+    if (!task.configs?.length) return []
+    return writeConfigs(this.dirOf(this.configsRoot, task.id), task.configs)
+  }
+
+  /** What a task leaves on the host: its secrets and its configs. */
   private removeSecrets(taskId: string): void {
-    rmSync(this.secretsDirOf(taskId), { recursive: true, force: true })
+    rmSync(this.dirOf(this.secretsRoot, taskId), { recursive: true, force: true })
+    rmSync(this.dirOf(this.configsRoot, taskId), { recursive: true, force: true })
   }
 
   /** Reports a state; a terminal one once only, and it drops the task's secrets. */

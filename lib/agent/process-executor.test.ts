@@ -388,6 +388,30 @@ t.test('secrets: files on tmpfs, mode 0400, removed when the task stops', async 
   t.match(await bad.end(), { state: 'rejected', err: /invalid secret file name/ })
 })
 
+t.test('configs: in $SWARMD_CONFIGS_DIR as in a container\'s root, with their mode; a target cannot climb out', async t => {
+  const { ex, root } = setup(t)
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'echo "$SWARMD_CONFIGS_DIR"; cat "$SWARMD_CONFIGS_DIR/etc/app.conf"; echo; sleep 30'], {
+    configs: [
+      { target: '/etc/app.conf', data: Buffer.from('listen 80'), mode: 0o444 },
+      { target: 'plain', data: Buffer.from('p'), mode: 0o400 },
+      { target: '../../up', data: Buffer.from('u'), mode: 0o444 },
+    ],
+  })
+  await ex.start(tk, ev.emit)
+  await waitForLine(ex, tk.id, 'listen 80')
+  const dir = texts(await allLogs(ex, tk.id))[0] ?? ''
+  t.equal(dir, path.join(root, 'exec', tk.id, 'configs'), 'beside the task\'s log: configs are no secret')
+  t.equal(fs.statSync(path.join(dir, 'etc/app.conf')).mode & 0o777, 0o444)
+  t.equal(fs.statSync(path.join(dir, 'plain')).mode & 0o777, 0o400, 'a relative target from the root, with the mode asked for')
+  t.equal(fs.readFileSync(path.join(dir, 'up'), 'utf8'), 'u', '.. stays inside')
+  await ex.stop(tk.id, 1000)
+
+  const bad = new Events()
+  await ex.start(task(['true'], { configs: [{ target: '/', data: Buffer.from('x'), mode: 0o444 }] }), bad.emit)
+  t.match(await bad.end(), { state: 'rejected', err: 'invalid config target "/"' })
+})
+
 t.test('a daemon restart: the task keeps running and logging, the next executor adopts it', async t => {
   const { ex: a, root, make } = setup(t)
   const flags = fs.mkdtempSync(path.join(root, 'flags-'))

@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { PortStatus } from '../types/task.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
+import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 import { childrenOf, cmdline, groupAlive, isAlive, makeFifo, processStat, readExitStatus, readRecord, signalGroup, taskPaths, writeRecord, type TaskPaths, type TaskRecord } from './task-dir.js'
@@ -296,6 +297,11 @@ export class ProcessExecutor implements Executor {
     await makeFifo(e.paths.stdout)
     await makeFifo(e.paths.stderr)
     if (task.secrets.length > 0) env.SWARMD_SECRETS_DIR = this.writeSecrets(task)
+    // Configs are no secret: beside the task's log, laid out as in a container's root.
+    if (task.configs?.length) {
+      env.SWARMD_CONFIGS_DIR = path.join(e.paths.dir, 'configs')
+      writeConfigs(env.SWARMD_CONFIGS_DIR, task.configs)
+    }
     return { program, args: argv.slice(1), env, cwd }
   }
 

@@ -1,5 +1,6 @@
 import type { SwarmNode } from '../node/node.js'
 import type { ApiServer } from './http.js'
+import { mountSecretAndConfigRoutes } from './data-object-routes.js'
 import { mountNetworkRoutes } from './network-routes.js'
 import { mountNodeRoutes } from './node-routes.js'
 import { mountServiceRoutes } from './service-routes.js'
@@ -12,6 +13,7 @@ export function mountRoutes(api: ApiServer, node: SwarmNode, hostname: string): 
   mountSwarmRoutes(api, node)
   mountNodeRoutes(api, node)
   mountServiceRoutes(api, node)
+  mountSecretAndConfigRoutes(api, () => node.manager())
   mountNetworkRoutes(api, () => node.manager().networks)
   // With several managers: writes go to the leader, which serves them through these same routes.
   api.forwarder = call => node.forward(call)

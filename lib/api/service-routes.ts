@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { ApiError } from './api-error.js'
 import { applyDefaults } from '../manager/service-spec.js'
+import { matchLabels } from '../manager/label-filter.js'
 import { parseFilters } from '../manager/services.js'
 import type { SwarmNode } from '../node/node.js'
 import type { Task } from '../types/task.js'
@@ -64,11 +65,10 @@ function logsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): Strea
   })
 }
 
-/** Services, tasks, secrets and logs of the Docker Engine API. */
+/** Services, tasks and logs of the Docker Engine API. */
 export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
   const m = {
     services: () => node.manager().services,
-    secrets: () => node.manager().secrets,
   }
   const nodeRef = (ref: string): string | undefined => {
     try {
@@ -89,6 +89,8 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
       if (names?.length) list = list.filter(x => names.some(n => x.Spec.Name.startsWith(n)))
       const mode = f.get('mode')
       if (mode?.length) list = list.filter(x => mode.includes(x.Spec.Mode.Global ? 'global' : 'replicated'))
+      const labels = f.get('label')
+      if (labels?.length) list = list.filter(x => matchLabels(labels, x.Spec.Labels ?? {}))
       return list.map(x => (truthy(req.query.get('status')) ? { ...x, ServiceStatus: s.status(x) } : x))
     })
     .route('GET', '/services/:id', req => {
@@ -111,20 +113,6 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
     .route('GET', '/tasks', req => m.services().tasks(parseFilters(req.query.get('filters')), nodeRef))
     .route('GET', '/tasks/:id', req => taskByRef(node, req.params.id!))
     .route('GET', '/tasks/:id/logs', req => logsResponse(node, [taskByRef(node, req.params.id!)], req.query))
-    .route('POST', '/secrets/create', async req => ({ ID: await m.secrets().create(req.body) }))
-    .route('GET', '/secrets', req => {
-      const f = parseFilters(req.query.get('filters'))
-      let list = m.secrets().list()
-      const names = f.get('name')
-      if (names?.length) list = list.filter(x => names.includes(x.Spec.Name))
-      const ids = f.get('id')
-      if (ids?.length) list = list.filter(x => ids.some(i => x.ID.startsWith(i)))
-      return list
-    })
-    .route('GET', '/secrets/:id', req => m.secrets().get(req.params.id!))
-    .route('DELETE', '/secrets/:id', async req => {
-      await m.secrets().remove(req.params.id!)
-    })
 }
 
 function taskByRef(node: SwarmNode, ref: string): Task {

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { homedir, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
@@ -6,8 +7,8 @@ import Docker from 'dockerode'
 import { pino, type Logger } from 'pino'
 import { DockerExecutor } from '../agent/docker-executor.js'
 import type { Executor } from '../agent/executor.js'
+import { USERSPACE_DNS } from '../agent/node-dns.js'
 import { ProcessExecutor } from '../agent/process-executor.js'
-import { isIP } from 'node:net'
 import { ApiServer } from '../api/http.js'
 import { MetricsServer } from '../api/metrics-server.js'
 import { mountRoutes } from '../api/routes.js'
@@ -64,6 +65,9 @@ export interface DaemonFlags {
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
   metricsAddr?: { host: string; port: number }
+  meshWorkers: number
+  dnsAddr: { host: string; port: number } | null
+  resolvConf: string
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -79,7 +83,26 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
     .option('--metrics-addr <ip:port>', 'serve Prometheus metrics at /metrics and, on managers, the cluster page at / (plain HTTP; default off)', parseListenAddr)
+    .option('--mesh-workers <n>', 'forwarder processes beside the daemon that accept on published ports too (0: none)', parseCount, 0)
+    .option('--dns-addr <ip:port|none>', "where this node's DNS answers tasks' queries for service names", parseDnsAddr, USERSPACE_DNS)
+    .option('--resolv-conf <path>', "the host's resolvers, where the node's DNS forwards names outside the swarm", '/etc/resolv.conf')
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
+}
+
+function parseCount(v: string): number {
+  const n = Number(v)
+  if (!/^\d+$/.test(v) || n > 64) throw new InvalidArgumentError(`expected a number of processes from 0 to 64, got "${v}"`)
+  return n
+}
+
+/** `IP:PORT`, or `none` for no DNS. */
+export function parseDnsAddr(v: string): { host: string; port: number } | null {
+  if (v === 'none') return null
+  try {
+    return parseListenAddr(v)
+  } catch {
+    throw new InvalidArgumentError(`expected IP:PORT ([v6]:PORT) or none, got "${v}"`)
+  }
 }
 
 /** The executor that runs this node's tasks: host processes (the default) or the local Docker engine (DOCKER_HOST). */
@@ -112,6 +135,9 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
       ...(metrics ? { observer: metrics.observer } : {}),
+      meshWorkers: f.meshWorkers,
+      dnsAddr: f.dnsAddr,
+      resolvConf: f.resolvConf,
     })
     metrics?.attach(node)
   } catch (e) {

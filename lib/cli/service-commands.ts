@@ -2,13 +2,14 @@ import { Command } from 'commander'
 import type { ApiClient } from '../api/client.js'
 import { SwarmdError } from '../types/errors.js'
 import { ApiError } from '../api/api-error.js'
-import type { PortConfig, SecretReference, Service, ServiceSpec } from '../types/service.js'
+import type { ConfigReference, PortConfig, SecretReference, Service, ServiceSpec } from '../types/service.js'
 import type { Task } from '../types/task.js'
 import { Demuxer, formatLogLine, logContext, parseLogLine, sinceParam } from './log-prefix.js'
 import { PlainRenderer, serviceProgress, TerminalRenderer, type ProgressApi, type ProgressSink } from './progress.js'
 import {
   collect,
   collectPorts,
+  collectConfigs,
   collectPrefs,
   collectSecrets,
   createSpec,
@@ -18,6 +19,7 @@ import {
   parseMemBytes,
   parseNanoCPUs,
   parseUint,
+  resolveConfigs,
   resolveSecrets,
   shellWords,
   updateSpec,
@@ -81,7 +83,7 @@ interface NodeObj {
 }
 
 /** Node IDs to names as docker's idresolver: the spec name, else the hostname. */
-async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
+export async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
   const nodes = await c.call<NodeObj[]>('GET', '/nodes')
   return {
     names: new Map(nodes.map(n => [n.ID, n.Spec.Name || n.Description.Hostname])),
@@ -101,7 +103,7 @@ export function progressApi(c: ApiClient): ProgressApi {
 }
 
 /** Follows convergence unless -d; -q watches silently. Ctrl-C stops watching. */
-async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
+export async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
   const sink: ProgressSink = quiet
     ? { write: () => undefined }
     : process.stdout.isTTY
@@ -117,10 +119,16 @@ async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise
   }
 }
 
-async function withSecretIDs(c: ApiClient, refs: SecretReference[]): Promise<SecretReference[]> {
+type Named = { ID: string; Spec: { Name: string } }
+
+export async function withSecretIDs(c: ApiClient, refs: SecretReference[]): Promise<SecretReference[]> {
   if (!refs.length) return []
-  const secrets = await c.call<{ ID: string; Spec: { Name: string } }[]>('GET', `/secrets?${filtersQuery({ name: refs.map(r => r.SecretName) })}`)
-  return resolveSecrets(refs, secrets)
+  return resolveSecrets(refs, await c.call<Named[]>('GET', `/secrets?${filtersQuery({ name: refs.map(r => r.SecretName) })}`))
+}
+
+export async function withConfigIDs(c: ApiClient, refs: ConfigReference[]): Promise<ConfigReference[]> {
+  if (!refs.length) return []
+  return resolveConfigs(refs, await c.call<Named[]>('GET', `/configs?${filtersQuery({ name: refs.map(r => r.ConfigName) })}`))
 }
 
 function warn(w: { Warnings?: string[] | null }): void {
@@ -184,6 +192,7 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       .option('-p, --publish <port>', 'Publish a port as a node port', collectPorts)
       .option('--network <network>', 'Network attachments', collect)
       .option('--secret <secret>', 'Specify secrets to expose to the service', collectSecrets)
+      .option('--config <config>', 'Specify configurations to expose to the service', collectConfigs)
       .option('-l, --label <list>', 'Service labels', collect)
       .option('--container-label <list>', 'Container labels', collect),
   ).action(async (image: string, args: string[], o: CreateFlags) => {
@@ -191,6 +200,7 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
     const spec = createSpec(o, image, args)
     const c0 = spec.TaskTemplate.ContainerSpec
     if (c0.Secrets) c0.Secrets = await withSecretIDs(c, c0.Secrets)
+    if (c0.Configs) c0.Configs = await withConfigIDs(c, c0.Configs)
     const r = await c.call<{ ID: string; Warnings?: string[] | null }>('POST', '/services/create', spec)
     warn(r)
     out(r.ID + '\n')
@@ -214,11 +224,13 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       .option('--publish-rm <port>', 'Remove a published port by its target port', collectPorts)
       .option('--secret-add <secret>', 'Add or update a secret on a service', collectSecrets)
       .option('--secret-rm <list>', 'Remove a secret', collect)
+      .option('--config-add <config>', 'Add or update a config file on a service', collectConfigs)
+      .option('--config-rm <list>', 'Remove a configuration file', collect)
       .option('--label-add <list>', 'Add or update a service label', collect)
       .option('--label-rm <list>', 'Remove a label by its key', collect)
       .option('--container-label-add <list>', 'Add or update a container label', collect)
       .option('--container-label-rm <list>', 'Remove a container label by its key', collect),
-  ).action(async (ref: string, o: UpdateFlags & { secretAdd?: SecretReference[]; publishAdd?: PortConfig[] }) => {
+  ).action(async (ref: string, o: UpdateFlags & { publishAdd?: PortConfig[] }) => {
     const c = client()
     const s = await getService(c, ref)
     if (o.rollback && hasSpecFlags(o)) throw new SwarmdError('E_USAGE', 'other flags may not be combined with --rollback')
@@ -226,6 +238,10 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
     if (o.secretAdd) {
       const cs = spec.TaskTemplate.ContainerSpec
       cs.Secrets = [...(cs.Secrets ?? []), ...(await withSecretIDs(c, o.secretAdd))]
+    }
+    if (o.configAdd) {
+      const cs = spec.TaskTemplate.ContainerSpec
+      cs.Configs = [...(cs.Configs ?? []), ...(await withConfigIDs(c, o.configAdd))]
     }
     await postUpdate(c, s, spec, !!o.rollback)
     out(ref + '\n')

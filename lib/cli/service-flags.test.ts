@@ -10,7 +10,9 @@ import {
   parseMemBytes,
   parseNanoCPUs,
   parsePublish,
+  parseConfigRef,
   parseSecretRef,
+  resolveConfigs,
   resolveSecrets,
   shellWords,
   updatePorts,
@@ -107,6 +109,22 @@ t.test('secret names resolve to IDs; a missing one or a doubled target is an err
   )
   t.throws(() => resolveSecrets([parseSecretRef('nope')], secrets), { message: 'secret not found: nope' })
   t.throws(() => resolveSecrets([parseSecretRef('db'), parseSecretRef('source=tls,target=db')], secrets), { message: 'duplicate secret target for tls not allowed' })
+})
+
+t.test('--config as docker\'s ConfigOpt: a target path, mode 0444 by default; names resolve to IDs', async t => {
+  t.same(parseConfigRef('app'), { ConfigID: '', ConfigName: 'app', File: { Name: 'app', UID: '0', GID: '0', Mode: 0o444 } })
+  t.same(parseConfigRef('source=app,target=/etc/app.conf,mode=0440'), { ConfigID: '', ConfigName: 'app', File: { Name: '/etc/app.conf', UID: '0', GID: '0', Mode: 0o440 } })
+  t.throws(() => parseConfigRef('source=x,color=red'), { message: 'invalid field in config request: color' })
+  t.throws(() => parseConfigRef('target=/x'), { message: 'source is required' })
+  const configs = [{ ID: 'id-app', Spec: { Name: 'app' } }]
+  t.same(resolveConfigs([parseConfigRef('source=app,target=/a'), parseConfigRef('source=app,target=/b')], configs).map(r => [r.ConfigID, r.File?.Name]), [
+    ['id-app', '/a'],
+    ['id-app', '/b'],
+  ])
+  t.throws(() => resolveConfigs([parseConfigRef('nope')], configs), { message: 'config not found: nope' })
+  t.throws(() => resolveConfigs([parseConfigRef('source=app,target=/a'), parseConfigRef('source=app,target=/a')], configs), { message: 'duplicate config target for app not allowed' })
+  const spec = createSpec({ config: [parseConfigRef('app')] }, 'busybox', [])
+  t.same(updateSpec(spec, { configRm: ['app'] }).TaskTemplate.ContainerSpec.Configs, [], '--config-rm by name')
 })
 
 t.test('CPU and memory values', async t => {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander'
 import { SwarmdError } from '../types/errors.js'
-import type { Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../types/service.js'
+import type { ConfigReference, FileTarget, Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * docker service create/update flags turned into a ServiceSpec, with
@@ -145,11 +145,11 @@ export function parsePublish(value: string): PortConfig[] {
 
 export const collectPorts = (v: string, prev: PortConfig[] = []): PortConfig[] => [...prev, ...parsePublish(v)]
 
-/** --secret `name` or `source=x,target=y,uid=0,gid=0,mode=0400`; SecretID is resolved later. */
-export function parseSecretRef(value: string): SecretReference {
+/** --secret or --config `name` or `source=x,target=y,uid=0,gid=0,mode=0400` (docker's SecretOpt and ConfigOpt). */
+function parseFileRef(value: string, kind: 'secret' | 'config'): { name: string; file: Required<FileTarget> } {
   const fields = value.split(',')
   const file = { Name: '', UID: '0', GID: '0', Mode: 0o444 }
-  if (fields.length === 1 && !fields[0]!.includes('=')) return { SecretID: '', SecretName: value, File: { ...file, Name: value } }
+  if (fields.length === 1 && !fields[0]!.includes('=')) return { name: value, file: { ...file, Name: value } }
   let name = ''
   for (const field of fields) {
     const i = field.indexOf('=')
@@ -165,14 +165,27 @@ export function parseSecretRef(value: string): SecretReference {
       const m = /^0[xX][0-9a-fA-F]+$|^0[oO]?[0-7]*$|^[1-9]\d*$/.test(val) ? Number(/^0[0-7]/.test(val) ? `0o${val.slice(1)}` : val) : NaN
       if (!Number.isInteger(m)) throw new InvalidArgumentError(`invalid mode specified: strconv.ParseUint: parsing "${val}": invalid syntax`)
       file.Mode = m
-    } else throw new InvalidArgumentError(`invalid field in secret request: ${key}`)
+    } else throw new InvalidArgumentError(`invalid field in ${kind} request: ${key}`)
   }
   if (!name) throw new InvalidArgumentError('source is required')
   if (!file.Name) file.Name = name
+  return { name, file }
+}
+
+/** --secret; SecretID is resolved later. */
+export function parseSecretRef(value: string): SecretReference {
+  const { name, file } = parseFileRef(value, 'secret')
   return { SecretID: '', SecretName: name, File: file }
 }
 
+/** --config; ConfigID is resolved later. A relative target is a path from the container's root. */
+export function parseConfigRef(value: string): ConfigReference {
+  const { name, file } = parseFileRef(value, 'config')
+  return { ConfigID: '', ConfigName: name, File: file }
+}
+
 export const collectSecrets = (v: string, prev: SecretReference[] = []): SecretReference[] => [...prev, parseSecretRef(v)]
+export const collectConfigs = (v: string, prev: ConfigReference[] = []): ConfigReference[] => [...prev, parseConfigRef(v)]
 
 /** --placement-pref spread=node.labels.zone. */
 export function parsePlacementPref(v: string): { Spread: { SpreadDescriptor: string } } {
@@ -275,6 +288,7 @@ export interface CreateFlags extends CommonFlags {
   publish?: PortConfig[]
   network?: string[]
   secret?: SecretReference[]
+  config?: ConfigReference[]
   label?: string[]
   containerLabel?: string[]
 }
@@ -291,6 +305,8 @@ export interface UpdateFlags extends CommonFlags {
   publishRm?: PortConfig[]
   secretAdd?: SecretReference[]
   secretRm?: string[]
+  configAdd?: ConfigReference[]
+  configRm?: string[]
   labelAdd?: string[]
   labelRm?: string[]
   containerLabelAdd?: string[]
@@ -378,6 +394,7 @@ export function createSpec(f: CreateFlags, image: string, args: string[], env: N
         ...(args.length > 0 && { Args: args }),
         ...(f.env?.length && { Env: f.env.map(e => envEntry(e, env)) }),
         ...(f.secret?.length && { Secrets: f.secret }),
+        ...(f.config?.length && { Configs: f.config }),
       },
       Resources: { Limits: {}, Reservations: {} },
       Placement: {
@@ -449,6 +466,10 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
     const rm = new Set(f.secretRm)
     c.Secrets = (c.Secrets ?? []).filter(r => !rm.has(r.SecretName))
   }
+  if (f.configRm) {
+    const rm = new Set(f.configRm)
+    c.Configs = (c.Configs ?? []).filter(r => !rm.has(r.ConfigName))
+  }
   if (f.force) s.TaskTemplate.ForceUpdate = (s.TaskTemplate.ForceUpdate ?? 0) + 1
   applyCommon(s, f)
   return s
@@ -460,20 +481,27 @@ export function hasSpecFlags(f: UpdateFlags): boolean {
 }
 
 /**
- * Secret references with their IDs, resolved by name from the swarm's
- * secrets as docker's ParseSecrets does; one target per file name.
+ * Secret or config references with their IDs, resolved by name from the
+ * swarm's objects as docker's ParseSecrets and ParseConfigs do; one target
+ * per file name.
  */
-export function resolveSecrets(refs: SecretReference[], secrets: { ID: string; Spec: { Name: string } }[]): SecretReference[] {
-  const byTarget = new Map<string, SecretReference>()
+export function resolveRefs<R extends { File?: FileTarget }>(kind: 'secret' | 'config', refs: R[], objects: { ID: string; Spec: { Name: string } }[], nameOf: (r: R) => string, withId: (r: R, id: string) => R): R[] {
+  const byTarget = new Map<string, R>()
   for (const r of refs) {
-    const target = r.File?.Name ?? r.SecretName
-    if (byTarget.has(target)) throw usage(`duplicate secret target for ${r.SecretName} not allowed`)
-    byTarget.set(target, { ...r })
+    const target = r.File?.Name ?? nameOf(r)
+    if (byTarget.has(target)) throw usage(`duplicate ${kind} target for ${nameOf(r)} not allowed`)
+    byTarget.set(target, r)
   }
-  const ids = new Map(secrets.map(s => [s.Spec.Name, s.ID]))
+  const ids = new Map(objects.map(s => [s.Spec.Name, s.ID]))
   return [...byTarget.values()].map(r => {
-    const id = ids.get(r.SecretName)
-    if (id === undefined) throw usage(`secret not found: ${r.SecretName}`)
-    return { ...r, SecretID: id }
+    const id = ids.get(nameOf(r))
+    if (id === undefined) throw usage(`${kind} not found: ${nameOf(r)}`)
+    return withId(r, id)
   })
 }
+
+export const resolveSecrets = (refs: SecretReference[], secrets: { ID: string; Spec: { Name: string } }[]): SecretReference[] =>
+  resolveRefs('secret', refs, secrets, r => r.SecretName, (r, id) => ({ ...r, SecretID: id }))
+
+export const resolveConfigs = (refs: ConfigReference[], configs: { ID: string; Spec: { Name: string } }[]): ConfigReference[] =>
+  resolveRefs('config', refs, configs, r => r.ConfigName, (r, id) => ({ ...r, ConfigID: id }))

@@ -7,12 +7,14 @@ import {
   ellipsis,
   familiarImage,
   formatPorts,
+  CONFIG_FORMAT,
   formatSecrets,
   formatServices,
   formatTasks,
   goTime,
   humanDuration,
   naturalLess,
+  prettyConfig,
   prettySecret,
   prettyService,
   serviceStatus,
@@ -354,4 +356,11 @@ Created at:        2024-01-02 03:04:05 +0000 utc
 Updated at:        2024-01-02 03:04:05.25 +0000 utc
 `,
   )
+})
+
+t.test('config ls and inspect --pretty as docker 28 prints them (no driver; tabs; the data)', async t => {
+  const c = { ID: 'cfgID', Version: { Index: 1 }, CreatedAt: '2024-01-02T03:04:05Z', UpdatedAt: '2024-01-02T03:04:05.25Z', Spec: { Name: 'app', Labels: { k: 'v' }, Data: Buffer.from('conf\n').toString('base64') } }
+  t.equal(formatSecrets([{ ...c, CreatedAt: ago(2 * 3_600_000), UpdatedAt: ago(3_600_000) }], { now: NOW }, CONFIG_FORMAT), 'ID        NAME      CREATED       UPDATED\ncfgID     app       2 hours ago   About an hour ago\n')
+  // Taken from docker 28's `config inspect --pretty` against swarmd.
+  t.equal(prettyConfig(c), 'ID:\t\t\tcfgID\nName:\t\t\tapp\nLabels:\n - k=v\nCreated at:            \t2024-01-02 03:04:05 +0000 utc\nUpdated at:            \t2024-01-02 03:04:05.25 +0000 utc\nData:\nconf\n\n')
 })

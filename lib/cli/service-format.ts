@@ -1,4 +1,5 @@
 import type { PortConfig, Service } from '../types/service.js'
+import type { Config } from '../types/config.js'
 import type { Secret } from '../types/secret.js'
 import type { Task } from '../types/task.js'
 import { formatGoDuration } from './service-flags.js'
@@ -332,8 +333,11 @@ const SECRET_HEADERS = { ID: 'ID', Name: 'NAME', Driver: 'DRIVER', CreatedAt: 'C
 
 type SecretObj = Secret & { Spec: Secret['Spec'] & { Driver?: { Name: string } } }
 
-/** docker secret ls: full IDs, natural sort by name. */
-export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: boolean; format?: string }): string {
+/** docker config ls (no driver column). */
+export const CONFIG_FORMAT = 'table {{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}'
+
+/** docker secret ls and config ls (with the configs' `table`): full IDs, natural sort by name. */
+export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: boolean; format?: string }, table = SECRET_FORMAT): string {
   const sorted = [...secrets].sort((a, b) => naturalCompare(a.Spec.Name, b.Spec.Name))
   if (o.quiet && !o.format) return sorted.map(s => s.ID + '\n').join('')
   const rows = sorted.map(s => ({
@@ -346,14 +350,25 @@ export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: bo
       .map(([k, v]) => `${k}=${v}`)
       .join(','),
   }))
-  return formatRows(o.format ?? SECRET_FORMAT, SECRET_HEADERS, rows)
+  return formatRows(o.format ?? table, SECRET_HEADERS, rows)
+}
+
+/** The labels block of the pretty inspect of a secret or a config. */
+function prettyLabels(s: SecretObj): string[] {
+  const labels = Object.entries(s.Spec.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
+  return labels.length ? ['Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`)] : []
 }
 
 /** `secret inspect --pretty` (docker's secretInspectPrettyTemplate). */
 export function prettySecret(s: SecretObj): string {
-  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`]
-  const labels = Object.entries(s.Spec.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
-  if (labels.length) L.push('Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`))
+  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`, ...prettyLabels(s)]
   L.push(`Driver:            ${s.Spec.Driver?.Name ?? ''}`, `Created at:        ${goTime(s.CreatedAt)}`, `Updated at:        ${goTime(s.UpdatedAt)}`)
+  return L.join('\n') + '\n'
+}
+
+/** `config inspect --pretty` (docker's configInspectPrettyTemplate, tabs and all): the data shown as it is. */
+export function prettyConfig(c: Config): string {
+  const L = [`ID:\t\t\t${c.ID}`, `Name:\t\t\t${c.Spec.Name}`, ...prettyLabels(c)]
+  L.push(`Created at:            \t${goTime(c.CreatedAt)}`, `Updated at:            \t${goTime(c.UpdatedAt)}`, 'Data:', Buffer.from(c.Spec.Data, 'base64').toString())
   return L.join('\n') + '\n'
 }

@@ -6,8 +6,10 @@ import { VERSION } from '../types/version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, socketPath } from './daemon.js'
 import { addNetworkCommands } from './network-commands.js'
+import { addConfigCommands } from './config-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
+import { addStackCommands } from './stack-commands.js'
 import { addSwarmCommands } from './swarm-commands.js'
 import { addNodeCommands } from './node-commands.js'
 
@@ -28,7 +30,9 @@ export async function main(argv: string[]): Promise<number> {
   addNodeCommands(program, client)
   addServiceCommands(program, client)
   addSecretCommands(program, client)
+  addConfigCommands(program, client)
   addNetworkCommands(program, client)
+  addStackCommands(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()

@@ -84,6 +84,7 @@ async function setup(t: Test) {
       secretCalls.push([...ids].sort())
       return Object.fromEntries(ids.map(id => [id, Buffer.from(`value-${id}`).toString('base64')]))
     },
+    configs: ids => Object.fromEntries(ids.map(id => [id, Buffer.from(`config-${id}`).toString('base64')])),
     report: async (nodeId, updates) => {
       if (reportError) throw reportError
       reports.push({ nodeId, updates })
@@ -140,6 +141,21 @@ t.test('attach pushes the node its tasks, with only the secrets its running task
   t.equal(Buffer.from(m.secrets.sec1!, 'base64').toString(), 'value-sec1')
   t.same(m.routing, ROUTING)
   t.notOk(JSON.stringify(m).includes('sec6'), "another node's secrets are not sent")
+})
+
+t.test('configs go, like secrets, only to the nodes whose running tasks use them', async t => {
+  const { d, put } = await setup(t)
+  await put('services', svc('s1', 'web'))
+  const withConfigs = (x: Task, ids: string[]): Task => ({ ...x, Spec: { ContainerSpec: { ...x.Spec.ContainerSpec, Configs: ids.map(id => ({ ConfigID: id, ConfigName: `name-${id}` })) } } })
+  await put('tasks', withConfigs(task('a', 'n1', 'running', 'running'), ['cfg1']))
+  await put('tasks', withConfigs(task('b', 'n1', 'running', 'shutdown'), ['cfg2']))
+  await put('tasks', withConfigs(task('c', 'n2', 'running', 'running'), ['cfg3']))
+  const s = fakeSession()
+  d.attach('n1', s)
+  const m = assignOf(s.sent[0])
+  t.same(Object.keys(m.configs), ['cfg1'], 'not those of a task being stopped, nor of another node')
+  t.equal(Buffer.from(m.configs.cfg1!, 'base64').toString(), 'config-cfg1')
+  t.same(m.secrets, {})
 })
 
 t.test('pushAll sends only what changed', async t => {

@@ -13,9 +13,11 @@ const SECRETS = [
   { ID: 'sec1id', Spec: { Name: 'db' } },
   { ID: 'sec2id', Spec: { Name: 'api' } },
 ]
+const CONFIGS = [{ ID: 'cfg1id', Spec: { Name: 'nginx.conf' } }]
 const NETWORKS = [{ ID: 'net1id', Name: 'backend' }]
 const ctx: SpecContext = {
   secretByRef: ref => SECRETS.find(s => s.ID === ref) ?? SECRETS.find(s => s.Spec.Name === ref),
+  configByRef: ref => CONFIGS.find(s => s.ID === ref) ?? CONFIGS.find(s => s.Spec.Name === ref),
   networkByRef: ref => NETWORKS.find(n => n.ID === ref || n.Name === ref),
 }
 const validate = (body: unknown) => validateServiceSpec(body, ctx)

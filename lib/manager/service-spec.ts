@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { SwarmError } from '../types/errors.js'
 import { parseConstraints } from './constraint.js'
-import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortConfig, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig } from '../types/service.js'
+import type { ContainerSpec, EndpointSpec, FileTarget, Nanos, NetworkAttachmentConfig, PortConfig, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * Checks the body of POST /services/create and /services/{id}/update as
@@ -18,13 +18,15 @@ import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortC
  *     "rpc error: code = InvalidArgument desc = …".
  * Beyond Docker (which accepts them silently): port numbers outside
  * 1..65535, unknown protocols and publish modes, and bad RollbackConfig
- * values are rejected; secret references may name only the ID or the name
- * and get a default file target, as the docker CLI would send.
+ * values are rejected; secret and config references may name only the ID
+ * or the name and get a default file target, as the docker CLI would send.
  */
 
 export interface SpecContext {
   /** A secret by ID, name or ID prefix. */
   secretByRef(ref: string): { ID: string; Spec: { Name: string } } | undefined
+  /** A config by ID, name or ID prefix. */
+  configByRef(ref: string): { ID: string; Spec: { Name: string } } | undefined
   /** A swarm-scoped network by ID, name or ID prefix. */
   networkByRef(ref: string): { ID: string; Name: string } | undefined
 }
@@ -41,10 +43,12 @@ const q = (s: string) => JSON.stringify(s)
 export function validateServiceSpec(body: unknown, ctx: SpecContext): ServiceSpec {
   const raw = decode(body ?? {}, SERVICE_SPEC, [], 'serviceWithLegacy') as RawSpec
   const networks = (raw.TaskTemplate?.Networks ?? []).map(n => resolveNetwork(n, ctx))
-  const { spec, secrets } = convert(raw, networks, ctx)
-  validate(spec, secrets)
-  const missing = secrets.filter(s => !s.found).map(s => s.label)
-  if (missing.length) throw rpc(`${missing.length === 1 ? 'secret' : 'secrets'} not found: ${missing.join(', ')}`)
+  const { spec, refs } = convert(raw, networks, ctx)
+  validate(spec, refs)
+  for (const kind of ['secret', 'config'] as const) {
+    const missing = refs.filter(r => r.kind === kind && !r.found).map(r => r.label)
+    if (missing.length) throw rpc(`${kind}${missing.length === 1 ? '' : 's'} not found: ${missing.join(', ')}`)
+  }
   return spec
 }
 
@@ -77,6 +81,17 @@ const UPDATE_CONFIG = struct('UpdateConfig', {
   Order: str('swarm.UpdateOrder'),
 })
 
+/** []*swarm.SecretReference or []*swarm.ConfigReference (a config's may have a Runtime target instead of a file). */
+function fileRefs(kind: 'Secret' | 'Config'): Schema {
+  const fields: Record<string, Schema> = {
+    File: struct(`${kind}ReferenceFileTarget`, { Name: str(), UID: str(), GID: str(), Mode: { kind: 'int', go: 'fs.FileMode', min: 0, max: 2 ** 32 - 1 } }),
+    [`${kind}ID`]: str(),
+    [`${kind}Name`]: str(),
+  }
+  if (kind === 'Config') fields.Runtime = struct('ConfigReferenceRuntimeTarget')
+  return { kind: 'slice', go: `[]*swarm.${kind}Reference`, of: struct(`${kind}Reference`, fields) }
+}
+
 const SERVICE_SPEC = struct('serviceWithLegacy', {
   Name: str(),
   Labels: { kind: 'map' },
@@ -92,15 +107,8 @@ const SERVICE_SPEC = struct('serviceWithLegacy', {
       User: str(),
       StopGracePeriod: DURATION,
       Init: { kind: 'bool' },
-      Secrets: {
-        kind: 'slice',
-        go: '[]*swarm.SecretReference',
-        of: struct('SecretReference', {
-          File: struct('SecretReferenceFileTarget', { Name: str(), UID: str(), GID: str(), Mode: { ...U32, go: 'fs.FileMode' } }),
-          SecretID: str(),
-          SecretName: str(),
-        }),
-      },
+      Secrets: fileRefs('Secret'),
+      Configs: fileRefs('Config'),
     }),
     Resources: struct('ResourceRequirements', { Limits: struct('Limit', RESOURCES), Reservations: struct('Resources', RESOURCES) }),
     RestartPolicy: struct('RestartPolicy', { Condition: str('swarm.RestartPolicyCondition'), Delay: DURATION, MaxAttempts: U64, Window: DURATION }),
@@ -136,7 +144,7 @@ interface RawSpec {
   Name?: string
   Labels?: Record<string, string>
   TaskTemplate?: Omit<TaskSpec, 'ContainerSpec' | 'RestartPolicy' | 'Networks'> & {
-    ContainerSpec?: Omit<ContainerSpec, 'Image' | 'Secrets'> & { Image?: string; Secrets?: RawSecretRef[] }
+    ContainerSpec?: Omit<ContainerSpec, 'Image' | 'Secrets' | 'Configs'> & { Image?: string; Secrets?: RawSecretRef[]; Configs?: RawConfigRef[] }
     RestartPolicy?: Omit<RestartPolicy, 'Condition'> & { Condition?: string }
     Networks?: Partial<NetworkAttachmentConfig>[]
   }
@@ -146,10 +154,17 @@ interface RawSpec {
   EndpointSpec?: { Mode?: string; Ports?: (Omit<PortConfig, 'Protocol' | 'PublishMode' | 'TargetPort'> & { Protocol?: string; PublishMode?: string; TargetPort?: number })[] }
 }
 type RawUpdate = Omit<UpdateConfig, 'FailureAction' | 'Order'> & { FailureAction?: string; Order?: string }
+type RawFile = Partial<FileTarget>
 interface RawSecretRef {
-  File?: { Name?: string; UID?: string; GID?: string; Mode?: number }
+  File?: RawFile
   SecretID?: string
   SecretName?: string
+}
+interface RawConfigRef {
+  File?: RawFile
+  Runtime?: object
+  ConfigID?: string
+  ConfigName?: string
 }
 
 /**
@@ -228,9 +243,13 @@ function resolveNetwork(n: Partial<NetworkAttachmentConfig>, ctx: SpecContext): 
   return { Target: found.ID, ...(n.Aliases?.length ? { Aliases: n.Aliases } : {}) }
 }
 
-interface ResolvedSecret {
-  ref: SecretReference
-  /** The name swarmkit prints when the secret does not exist. */
+/** A secret or config reference with its object looked up. */
+interface ResolvedRef {
+  kind: 'secret' | 'config'
+  id: string
+  name: string
+  file: FileTarget
+  /** The name swarmkit prints when the object does not exist. */
   label: string
   found: boolean
   malformed: boolean
@@ -245,16 +264,23 @@ const PUBLISH_MODES = ['ingress', 'host'] as const
 const oneOf = <T extends string>(values: readonly T[], v: string): v is T => (values as readonly string[]).includes(v)
 
 /** daemon/cluster/convert ServiceSpecToGRPC and back: what dockerd rejects and what it stores. */
-function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecContext): { spec: ServiceSpec; secrets: ResolvedSecret[] } {
+function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecContext): { spec: ServiceSpec; refs: ResolvedRef[] } {
   const task = raw.TaskTemplate ?? {}
   const runtime = task.Runtime ?? ''
   if (runtime !== '' && runtime !== 'container' && runtime !== 'plugin') throw invalid('unsupported runtime')
   if (runtime === 'plugin' || !task.ContainerSpec) throw invalid('mismatched Runtime and *Spec fields')
-  const { Secrets: rawSecrets, Image, ...container } = task.ContainerSpec
-  const secrets = (rawSecrets ?? []).map(r => resolveSecret(r, ctx))
+  const { Secrets: rawSecrets, Configs: rawConfigs, Image, ...container } = task.ContainerSpec
+  const secrets = (rawSecrets ?? []).map(r => resolveRef('secret', r.SecretID, r.SecretName, r.File, ref => ctx.secretByRef(ref)))
+  if (rawConfigs?.some(r => r.Runtime)) throw invalid('config references with a Runtime target are not supported')
+  const configs = (rawConfigs ?? []).map(r => resolveRef('config', r.ConfigID, r.ConfigName, r.File, ref => ctx.configByRef(ref)))
 
   const template: TaskSpec = {
-    ContainerSpec: { Image: Image ?? '', ...container, ...(secrets.length ? { Secrets: secrets.map(s => s.ref) } : {}) },
+    ContainerSpec: {
+      Image: Image ?? '',
+      ...container,
+      ...(secrets.length ? { Secrets: secrets.map(r => ({ File: r.file, SecretID: r.id, SecretName: r.name })) } : {}),
+      ...(configs.length ? { Configs: configs.map(r => ({ File: r.file, ConfigID: r.id, ConfigName: r.name })) } : {}),
+    },
     ...(task.Resources ? { Resources: task.Resources } : {}),
     ...(task.RestartPolicy ? { RestartPolicy: restartPolicy(task.RestartPolicy) } : {}),
     ...(task.Placement ? { Placement: placement(task.Placement) } : {}),
@@ -283,23 +309,19 @@ function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecCon
     ...(rollback ? { RollbackConfig: rollback } : {}),
     ...(endpoint ? { EndpointSpec: endpoint } : {}),
   }
-  return { spec, secrets }
+  return { spec, refs: [...secrets, ...configs] }
 }
 
-function resolveSecret(r: RawSecretRef, ctx: SpecContext): ResolvedSecret {
-  const id = r.SecretID ?? ''
-  const name = r.SecretName ?? ''
-  const hit = id || name ? ctx.secretByRef(id || name) : undefined
-  // As swarmkit: a reference whose ID and name disagree names no secret.
+function resolveRef(kind: ResolvedRef['kind'], rawId: string | undefined, rawName: string | undefined, rawFile: RawFile | undefined, byRef: (ref: string) => { ID: string; Spec: { Name: string } } | undefined): ResolvedRef {
+  const id = rawId ?? ''
+  const name = rawName ?? ''
+  const hit = id || name ? byRef(id || name) : undefined
+  // As swarmkit: a reference whose ID and name disagree names no object.
   const found = hit && (!name || hit.Spec.Name === name) ? hit : undefined
-  const secretName = found?.Spec.Name ?? name
-  const file = r.File ?? {}
-  const ref: SecretReference = {
-    File: { Name: r.File ? (file.Name ?? '') : secretName || id, UID: file.UID || '0', GID: file.GID || '0', Mode: file.Mode ?? 0o444 },
-    SecretID: found?.ID ?? id,
-    SecretName: secretName,
-  }
-  return { ref, label: name || id, found: found !== undefined, malformed: !id && !name }
+  const objectName = found?.Spec.Name ?? name
+  const f = rawFile ?? {}
+  const file = { Name: rawFile ? (f.Name ?? '') : objectName || id, UID: f.UID || '0', GID: f.GID || '0', Mode: f.Mode ?? 0o444 }
+  return { kind, id: found?.ID ?? id, name: objectName, file, label: name || id, found: found !== undefined, malformed: !id && !name }
 }
 
 function restartPolicy(p: NonNullable<NonNullable<RawSpec['TaskTemplate']>['RestartPolicy']>): RestartPolicy {
@@ -372,7 +394,7 @@ export function randomName(): string {
 
 // ---- stage 3: swarmkit's controlapi ----------------------------------------------------------
 
-function validate(spec: ServiceSpec, secrets: ResolvedSecret[]): void {
+function validate(spec: ServiceSpec, refs: ResolvedRef[]): void {
   if (!isDNSLabel(spec.Name)) throw rpc('name must be valid as a DNS name component')
   if (spec.Name.length > 63) throw rpc('name must be 63 characters or fewer')
 
@@ -386,7 +408,8 @@ function validate(spec: ServiceSpec, secrets: ResolvedSecret[]): void {
   if ((task.RestartPolicy?.Delay ?? 0) < 0) throw rpc('TaskSpec: restart-delay cannot be negative')
   if ((task.RestartPolicy?.Window ?? 0) < 0) throw rpc('TaskSpec: restart-window cannot be negative')
   if (task.Placement?.Constraints) parseConstraints(task.Placement.Constraints)
-  validateSecretRefs(secrets)
+  validateRefs(refs.filter(r => r.kind === 'secret'))
+  validateRefs(refs.filter(r => r.kind === 'config'))
   validateImage(task.ContainerSpec.Image)
 
   if (spec.UpdateConfig) validateUpdate(spec.UpdateConfig, 'update')
@@ -410,15 +433,15 @@ function isDNSLabel(name: string): boolean {
   return /^[a-zA-Z0-9]$/.test(name.at(0) ?? '') && /^[a-zA-Z0-9]$/.test(name.at(-1) ?? '') && /^[-_a-zA-Z0-9]*$/.test(name)
 }
 
-function validateSecretRefs(secrets: ResolvedSecret[]): void {
+/** swarmkit's validateSecretRefsSpec and validateConfigRefsSpec: well-formed, one reference per target. */
+function validateRefs(refs: ResolvedRef[]): void {
   const targets = new Map<string, string>()
-  for (const { ref, malformed } of secrets) {
-    if (malformed) throw rpc('malformed secret reference')
-    const file = ref.File?.Name ?? ''
-    if (file === '') throw rpc('malformed file secret reference, invalid target file name provided')
-    const previous = targets.get(file)
-    if (previous !== undefined) throw rpc(`secret references '${previous}' and '${ref.SecretName}' have a conflicting target: '${file}'`)
-    targets.set(file, ref.SecretName)
+  for (const { kind, name, file, malformed } of refs) {
+    if (malformed) throw rpc(`malformed ${kind} reference`)
+    if (file.Name === '') throw rpc(`malformed file ${kind} reference, invalid target file name provided`)
+    const previous = targets.get(file.Name)
+    if (previous !== undefined) throw rpc(`${kind} references '${previous}' and '${name}' have a conflicting target: '${file.Name}'`)
+    targets.set(file.Name, name)
   }
 }
 

@@ -1,7 +1,9 @@
 import { SwarmError } from '../types/errors.js'
 import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
+import { matchLabels } from './label-filter.js'
 import { needsIngress, type Networks } from './networks.js'
+import type { Configs } from './configs.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
 import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
@@ -39,6 +41,7 @@ export class Services {
     private readonly d: {
       store: StateStore
       secrets: Secrets
+      configs: Configs
       networks: Networks
       /** Something changed: reconcile. */
       kick: () => void
@@ -68,6 +71,7 @@ export class Services {
   private validate(body: unknown, self?: Service): ServiceSpec {
     const spec = validateServiceSpec(body, {
       secretByRef: r => this.d.secrets.find(r),
+      configByRef: r => this.d.configs.find(r),
       networkByRef: r => this.d.networks.find(r),
     })
     for (const n of spec.TaskTemplate.Networks ?? []) {
@@ -172,7 +176,7 @@ export class Services {
     this.d.kick()
   }
 
-  /** GET /tasks with Docker's filters: service (ID or name), node, desired-state, id, name. */
+  /** GET /tasks with Docker's filters: service (ID or name), node, desired-state, id, name, label (the service's, as swarmkit's ServiceAnnotations). */
   tasks(filters: Map<string, string[]>, nodeRef: (ref: string) => string | undefined): Task[] {
     let tasks = this.d.store.list<Task>('tasks')
     const svcFilter = filters.get('service')
@@ -192,6 +196,11 @@ export class Services {
     }
     const ids = filters.get('id')
     if (ids?.length) tasks = tasks.filter(t => ids.some(i => t.ID.startsWith(i)))
+    const labels = filters.get('label')
+    if (labels?.length) {
+      const byId = new Map(this.list().map(s => [s.ID, s.Spec.Labels ?? {}]))
+      tasks = tasks.filter(t => byId.has(t.ServiceID) && matchLabels(labels, byId.get(t.ServiceID)!))
+    }
     const names = filters.get('name')
     if (names?.length) {
       const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))

@@ -7,10 +7,34 @@
 /** Go durations travel as nanoseconds in the API. */
 export type Nanos = number
 
+/** Where a secret or config appears in the task: a file name (secrets) or path (configs), its owner and mode. */
+export interface FileTarget {
+  Name: string
+  UID?: string
+  GID?: string
+  Mode?: number
+}
+
 export interface SecretReference {
-  File?: { Name: string; UID?: string; GID?: string; Mode?: number }
+  File?: FileTarget
   SecretID: string
   SecretName: string
+}
+
+export interface ConfigReference {
+  File?: FileTarget
+  ConfigID: string
+  ConfigName: string
+}
+
+/** Docker's container.HealthConfig: Test is ["NONE"], ["CMD", args...] or ["CMD-SHELL", command]. */
+export interface HealthConfig {
+  Test?: string[]
+  Interval?: Nanos
+  Timeout?: Nanos
+  StartPeriod?: Nanos
+  StartInterval?: Nanos
+  Retries?: number
 }
 
 export interface ContainerSpec {
@@ -24,6 +48,8 @@ export interface ContainerSpec {
   User?: string
   StopGracePeriod?: Nanos
   Secrets?: SecretReference[]
+  Configs?: ConfigReference[]
+  Healthcheck?: HealthConfig
   Init?: boolean
 }
 
