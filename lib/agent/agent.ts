@@ -16,6 +16,8 @@ const MESH_PORT_ERROR = 'cannot listen on '
 interface Local {
   status: TaskStatus
   stopping?: Promise<void>
+  /** The manager no longer lists it: it is being removed. */
+  forgetting?: boolean
   /** What the mesh needs to announce the task's endpoints. */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
 }
@@ -128,15 +130,8 @@ export class Agent {
         this.report(task.ID, this.status('shutdown', 'shutdown'))
       }
     }
-    // What the manager no longer lists: stop it and let it go.
-    for (const [id, l] of this.tasks) {
-      if (wanted.has(id)) continue
-      if (!isTerminal(l.status.State)) void this.stop(id)
-      else {
-        this.tasks.delete(id)
-        void this.d.executor.remove(id).catch(() => undefined)
-      }
-    }
+    // What the manager no longer lists (it left the task history): stop it, then let it go with its log.
+    for (const [id] of this.tasks) if (!wanted.has(id)) void this.forget(id)
     if (this.recovered) {
       for (const [id] of this.recovered) if (!wanted.has(id)) void this.d.executor.stop(id, 0).then(() => this.d.executor.remove(id)).catch(() => undefined)
       this.recovered = undefined
@@ -209,9 +204,22 @@ export class Agent {
       }
       const cur = this.tasks.get(id)
       if (cur && !isTerminal(cur.status.State)) this.report(id, { ...cur.status, ...this.status('shutdown', 'shutdown') })
-      await this.d.executor.remove(id).catch(() => undefined)
     })()
     return l.stopping
+  }
+
+  /**
+   * An ended task stays with its log (its directory, its container) while
+   * the manager keeps it in the history, so `service logs` shows why it
+   * ended; it goes once the manager no longer lists it.
+   */
+  private async forget(id: string): Promise<void> {
+    const l = this.tasks.get(id)
+    if (!l || l.forgetting) return
+    l.forgetting = true
+    if (!isTerminal(l.status.State)) await this.stop(id)
+    this.tasks.delete(id)
+    await this.d.executor.remove(id).catch(e => this.d.log.warn({ err: e, task: id }, 'removing the task failed'))
   }
 
   /**
@@ -281,9 +289,9 @@ export class Agent {
     this.send?.({ t: 'logs-end', req, ...(error ? { error } : {}) })
   }
 
-  /** Stops every task (the node leaves the swarm). */
+  /** Stops and removes every task (the node leaves the swarm). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.tasks.keys()].map(id => this.stop(id)))
+    await Promise.all([...this.tasks.keys()].map(id => this.forget(id)))
   }
 
   /** Stops reading logs; tasks keep running (the daemon may be restarting). */
