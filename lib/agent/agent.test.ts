@@ -250,6 +250,26 @@ t.test('an ended task keeps its logs while listed', async t => {
   t.match(sent.find(m => m.t === 'log'), { req: 7, lines: [{ task: 't1', line: { text: 'last words of t1' } }] })
 })
 
+t.test('a task held at desired ready is handed over with a hold, released once the manager wants it running', async t => {
+  const { ex, agent } = setup()
+  agent.receive(assign([{ task: task('t1', { DesiredState: 'ready' }) }]))
+  await settle()
+  const hold = ex.started.get('t1')!.task.hold
+  t.ok(hold, 'the executor gets a hold')
+  let released = false
+  void hold!.then(() => (released = true))
+  agent.receive(assign([{ task: task('t1', { DesiredState: 'ready' }, 'ready') }]))
+  await settle()
+  t.notOk(released, 'still held')
+  agent.receive(assign([{ task: task('t1', {}, 'ready') }]))
+  await settle()
+  t.ok(released, 'released once desired running')
+  t.equal(ex.calls.filter(c => c === 'start t1').length, 1, 'started once')
+  agent.receive(assign([{ task: task('t2') }]))
+  await settle()
+  t.notOk(ex.started.get('t2')!.task.hold, 'a task wanted running at once has no hold')
+})
+
 t.test('a failing stop still reports shutdown', async t => {
   const { ex, agent, last } = setup()
   agent.receive(assign([{ task: task('t1') }]))

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { isRunDesired, isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
 import { type PortConfig } from '../types/service.js'
 import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
@@ -18,6 +18,8 @@ interface Local {
   stopping?: Promise<void>
   /** The manager no longer lists it: it is being removed. */
   forgetting?: boolean
+  /** Lets a task held at desired `ready` start. */
+  release?: () => void
   /** What the mesh needs to announce the task's endpoints. */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
 }
@@ -105,17 +107,21 @@ export class Agent {
       const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
-      if (task.DesiredState === 'running') {
-        if (local) continue
+      if (isRunDesired(task.DesiredState)) {
+        if (local) {
+          if (task.DesiredState !== 'ready') local.release?.()
+          continue
+        }
         // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
         if (recovered !== undefined) {
           this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
-          this.track(task, route)
+          const l = this.track(task, route)
+          const hold = task.DesiredState === 'ready' ? new Promise<void>(resolve => (l.release = resolve)) : undefined
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, hold), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -156,8 +162,10 @@ export class Agent {
     }
   }
 
-  private track(task: Task, route?: Local['route']): void {
-    this.tasks.set(task.ID, { status: task.Status, ...(route ? { route } : {}) })
+  private track(task: Task, route?: Local['route']): Local {
+    const l: Local = { status: task.Status, ...(route ? { route } : {}) }
+    this.tasks.set(task.ID, l)
+    return l
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -236,7 +244,7 @@ export class Agent {
     return env
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, hold: Promise<void> | undefined): ExecutorTask {
     const vips = this.serviceVips(networks)
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
@@ -251,6 +259,7 @@ export class Agent {
       secrets: (task.Spec.ContainerSpec.Secrets ?? [])
         .filter(r => secrets[r.SecretID] !== undefined)
         .map(r => ({ name: r.File?.Name ?? r.SecretName, data: Buffer.from(secrets[r.SecretID]!, 'base64'), ...(r.File?.Mode !== undefined && r.File.Mode !== DOCKER_SECRET_MODE ? { mode: r.File.Mode } : {}) })),
+      ...(hold ? { hold } : {}),
     }
   }
 

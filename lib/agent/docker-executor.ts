@@ -56,6 +56,9 @@ interface Tracked {
   containerId?: string
   emit: (e: TaskEvent) => void
   stopRequested: boolean
+  /** Resolves when a stop is asked for: a task held at `ready` gives up waiting. */
+  stopAsked: Promise<void>
+  askStop: () => void
   ended: boolean
   /** Settles once `running` is reported or the start gave up: exit reports wait for it, so states only move forward. */
   started: Promise<void>
@@ -173,8 +176,10 @@ export class DockerExecutor implements Executor {
 
   private track(id: string, emit: (e: TaskEvent) => void, started: Promise<void>): Tracked {
     let markDone!: () => void
+    let askStop!: () => void
     const done = new Promise<void>(resolve => (markDone = resolve))
-    const tr: Tracked = { id, emit, stopRequested: false, ended: false, started, done, markDone }
+    const stopAsked = new Promise<void>(resolve => (askStop = resolve))
+    const tr: Tracked = { id, emit, stopRequested: false, stopAsked, askStop, ended: false, started, done, markDone }
     this.tasks.set(id, tr)
     return tr
   }
@@ -193,6 +198,7 @@ export class DockerExecutor implements Executor {
     tr.containerId = container.id
     this.byContainer.set(container.id, tr)
     tr.emit({ state: 'ready', message: 'prepared' })
+    if (task.hold && !tr.stopRequested) await Promise.race([task.hold, tr.stopAsked])
     if (tr.stopRequested) {
       this.report(tr, { state: 'shutdown', message: 'shutdown' })
       return
@@ -390,6 +396,7 @@ export class DockerExecutor implements Executor {
     const tr = this.tasks.get(taskId)
     if (tr) {
       tr.stopRequested = true
+      tr.askStop()
       // A task still being created sees the request and never starts; one being started is stopped below.
       await tr.started
       if (tr.ended) return

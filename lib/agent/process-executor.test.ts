@@ -320,6 +320,30 @@ t.test('stop while preparing: shutdown without starting', async t => {
   t.same(ev.states, ['preparing', 'shutdown'])
 })
 
+t.test('held at ready (a restart delay): prepared, started only once released; a stop while held never starts it', async t => {
+  const { ex } = setup(t)
+  let release!: () => void
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'echo up'], { hold: new Promise<void>(r => (release = r)) })
+  const started = ex.start(tk, ev.emit)
+  await ev.until('ready')
+  await new Promise(r => setTimeout(r, 100))
+  t.same(ev.states, ['preparing', 'ready'], 'prepared, and waiting')
+  release()
+  await started
+  await ev.end()
+  t.same(ev.states, ['preparing', 'ready', 'starting', 'running', 'complete'])
+
+  const ev2 = new Events()
+  const tk2 = task(['sh', '-c', 'echo never'], { hold: new Promise<void>(() => undefined) })
+  const started2 = ex.start(tk2, ev2.emit)
+  await ev2.until('ready')
+  await ex.stop(tk2.id, 1000)
+  await started2
+  t.same(ev2.states, ['preparing', 'ready', 'shutdown'])
+  t.same(texts(await allLogs(ex, tk2.id)), [], 'it never ran')
+})
+
 t.test('logs: tail, since, follow, long lines, partial last line, rotation bounds', async t => {
   const { ex, root } = setup(t, { maxBytes: 2000, maxFiles: 2 })
   const ev = new Events()

@@ -62,6 +62,9 @@ interface Entry {
   poll?: NodeJS.Timeout
   /** Settles once start() has spawned the process or given up. */
   started: Promise<void>
+  /** Resolves when a stop (or close) is asked for: a task held at `ready` gives up waiting. */
+  stopAsked: Promise<void>
+  askStop: () => void
   settleStarted: () => void
   /** Settles once the terminal state is reported (or the executor closed). */
   done: Promise<void>
@@ -122,6 +125,10 @@ export class ProcessExecutor implements Executor {
         this.finish(e, { state: 'rejected', message: 'preparing', err: errorText(err) })
         return
       }
+      if (task.hold && !e.stopping) {
+        emit({ state: 'ready', message: 'prepared' })
+        await Promise.race([task.hold, e.stopAsked])
+      }
       if (e.stopping || this.closed) {
         this.finish(e, { state: 'shutdown', message: 'shutdown' })
         return
@@ -144,6 +151,7 @@ export class ProcessExecutor implements Executor {
     if (e) {
       if (e.finished) return
       e.stopping = true
+      e.askStop()
       await e.started
       if (e.finished || !e.rec) return e.done
       await terminate(e.rec, graceMs)
@@ -244,6 +252,7 @@ export class ProcessExecutor implements Executor {
       e.child?.removeAllListeners('exit')
       for (const s of e.readers) s.destroy()
       e.log?.end()
+      e.askStop()
       e.settleStarted()
       e.settle()
     }
@@ -515,9 +524,11 @@ async function terminate(rec: TaskRecord, graceMs: number): Promise<void> {
 function newEntry(id: string, paths: TaskPaths, emit: (e: TaskEvent) => void): Entry {
   let settleStarted = (): void => undefined
   let settle = (): void => undefined
+  let askStop = (): void => undefined
   const started = new Promise<void>(r => (settleStarted = r))
   const done = new Promise<void>(r => (settle = r))
-  return { id, paths, emit, readers: [], openReaders: 0, drainWaiters: [], ports: [], hostPorts: [], stopping: false, exited: false, finished: false, started, settleStarted, done, settle }
+  const stopAsked = new Promise<void>(r => (askStop = r))
+  return { id, paths, emit, readers: [], openReaders: 0, drainWaiters: [], ports: [], hostPorts: [], stopping: false, exited: false, finished: false, started, settleStarted, stopAsked, askStop, done, settle }
 }
 
 /** The program as exec would find it, checked now so a missing one rejects the task instead of failing it. */

@@ -3,7 +3,7 @@ import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
-import type { Task, TaskStatus } from '../types/task.js'
+import { isRunDesired, type Task, type TaskStatus } from '../types/task.js'
 import { type Service } from '../types/service.js'
 
 interface AssignmentView {
@@ -126,7 +126,7 @@ export class Dispatcher {
     const tasks = v.byNode.get(nodeId) ?? []
     const secretIds = new Set<string>()
     for (const t of tasks) {
-      if (t.DesiredState !== 'running') continue
+      if (!isRunDesired(t.DesiredState)) continue
       for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
     }
     return {

@@ -106,10 +106,16 @@ t.test('update: versions, rolling updates, kept ports, refused changes', async t
   t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000)
   t.equal(kicks(), 3)
 
-  await t.rejects(services.update(id, 3, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
-  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  // Scaled after that update: the old update's status goes, so the CLI follows the new convergence.
+  await services.update(id, 3, body('web', { ports: [{ TargetPort: 80 }], container: { Image: 'busybox:2' }, top: { Mode: { Replicated: { Replicas: 5 } } } }), false)
+  s = services.get(id)
+  t.equal(s.UpdateStatus, undefined, 'no UpdateStatus after a scale')
+  t.same(s.Spec.Mode, { Replicated: { Replicas: 5 } })
+
+  await t.rejects(services.update(id, 4, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
+  await t.rejects(services.update(id, 4, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
   await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
-  t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
+  t.same(services.get(id).Version, { Index: 4 }, 'refused updates change nothing')
 })
 
 t.test('rollback swaps back to the previous spec', async t => {
@@ -234,6 +240,20 @@ t.test('tasks(): Docker filters', async t => {
   t.same(f({ name: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
   t.same(f({ service: ['web'], node: ['n2'], 'desired-state': ['running'] }), ['aaa2'], 'filters combine')
   t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
+})
+
+t.test("tasks(): '_up-to-date' keeps the tasks that run the service's current spec", async t => {
+  const { services, store } = await setup(t)
+  const web = await services.create(body('web'))
+  const current = services.get(web).Spec.TaskTemplate
+  const fresh = { ...task('new1', web, { slot: 1 }), Spec: current }
+  const stale = task('old1', web, { slot: 1, desired: 'shutdown', state: 'shutdown' })
+  const orphan = { ...task('orph', 'gone', { slot: 1 }), Spec: current }
+  await store.commit([fresh, stale, orphan].map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  const f = (o: Record<string, string[]>) => services.tasks(new Map(Object.entries(o)), () => undefined).map(x => x.ID)
+  t.same(f({ service: [web], '_up-to-date': ['true'] }), ['new1'])
+  t.same(f({ '_up-to-date': ['true'] }), ['new1'], "a task whose service is gone is not up to date")
+  t.same(f({ service: [web] }).sort(), ['new1', 'old1'])
 })
 
 t.test('parseFilters: both Docker formats and the errors', async t => {

@@ -2,6 +2,7 @@ import { SwarmError } from '../types/errors.js'
 import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { needsIngress, type Networks } from './networks.js'
+import { sameSpec } from './orchestrator/pass.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
 import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
@@ -161,6 +162,8 @@ export class Services {
     else delete next.Endpoint.VirtualIPs
     if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
     else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    // As swarmkit: any other update clears the last one's status, so `scale` is followed as a new convergence.
+    else delete next.UpdateStatus
     await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
     this.d.kick()
   }
@@ -192,6 +195,11 @@ export class Services {
     }
     const ids = filters.get('id')
     if (ids?.length) tasks = tasks.filter(t => ids.some(i => t.ID.startsWith(i)))
+    // The docker CLI's progress asks for the tasks that run the service's current spec (swarmkit's !IsTaskDirty).
+    if (filters.get('_up-to-date')?.length) {
+      const template = new Map(this.list().map(s => [s.ID, s.Spec.TaskTemplate]))
+      tasks = tasks.filter(t => template.has(t.ServiceID) && sameSpec(t.Spec, template.get(t.ServiceID)!))
+    }
     const names = filters.get('name')
     if (names?.length) {
       const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))

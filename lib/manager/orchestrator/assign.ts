@@ -2,7 +2,8 @@ import type { Task } from '../../types/task.js'
 import type { Planner } from '../placement.js'
 import { isLive, iso, type NodeInfo, type Pass } from './pass.js'
 
-const waiting = (t: Task): boolean => !t.NodeID && t.Status.State === 'pending' && t.DesiredState === 'running'
+/** Tasks held at `ready` (a restart delay) are placed too, so their node prepares them meanwhile. */
+const waiting = (t: Task): boolean => !t.NodeID && t.Status.State === 'pending' && (t.DesiredState === 'running' || t.DesiredState === 'ready')
 
 /**
  * Placement of what waits for a node, one service at a time: tasks this pass

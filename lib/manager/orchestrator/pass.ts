@@ -64,8 +64,8 @@ export class Pass {
     return this.muts.has(`tasks/${t.ID}`)
   }
 
-  /** The task is no longer wanted running: it is to stop, or (`remove`) to stop and be forgotten. */
-  desire(t: Task, state: 'shutdown' | 'remove'): Task {
+  /** The task is no longer wanted running: it is to stop, or (`remove`) to stop and be forgotten; or a held one (`ready`) may start. */
+  desire(t: Task, state: 'shutdown' | 'remove' | 'running'): Task {
     const n = { ...t, DesiredState: state, Version: { Index: t.Version.Index + 1 }, UpdatedAt: iso(this.now) }
     this.put(n)
     return n

@@ -20,6 +20,9 @@ export function restartDecision(last: Task, slot: Task[], template: TaskSpec, rp
     const attempts = slot.filter(t => sameSpec(t.Spec, template) && (window === 0 || Date.parse(t.CreatedAt) >= now - window)).length
     if (attempts > rp.MaxAttempts) return { never: true }
   }
-  const due = Date.parse(last.Status.Timestamp) + ms(rp.Delay)
+  const due = startAt(last, rp)
   return now < due ? { at: due } : { now: true }
 }
+
+/** When a replacement held at desired `ready` may start: the restart delay after its predecessor ended. */
+export const startAt = (predecessor: Task, rp: Required<RestartPolicy>): number => Date.parse(predecessor.Status.Timestamp) + ms(rp.Delay)
