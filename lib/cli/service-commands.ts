@@ -160,6 +160,7 @@ function commonOptions(cmd: Command): Command {
     .option('--limit-memory <bytes>', 'Limit Memory', parseMemBytes)
     .option('--replicas <uint>', 'Number of tasks', parseUint)
     .option('--replicas-max-per-node <uint>', 'Maximum number of tasks per node (default 0 = unlimited)', parseUint)
+    .option('--max-concurrent <uint>', 'Number of job tasks to run concurrently (default equal to --replicas)', parseUint)
     .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
     .option('-q, --quiet', 'Suppress progress output')
 }
@@ -177,7 +178,7 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       .argument('[command...]')
       .passThroughOptions()
       .option('--name <string>', 'Service name')
-      .option('--mode <string>', 'Service mode ("replicated" or "global")', 'replicated')
+      .option('--mode <string>', 'Service mode ("replicated", "global", "replicated-job", "global-job")', 'replicated')
       .option('-e, --env <list>', 'Set environment variables', collect)
       .option('--constraint <list>', 'Placement constraints', collect)
       .option('--placement-pref <pref>', 'Add a placement preference', collectPrefs)
@@ -274,9 +275,10 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       }
       try {
         const s = await getService(c, name)
-        if (!s.Spec.Mode.Replicated) throw new SwarmdError('E_USAGE', 'scale can only be used with replicated or replicated-job mode')
         const spec = structuredClone(s.Spec)
-        spec.Mode.Replicated!.Replicas = Number(v)
+        if (spec.Mode.Replicated) spec.Mode.Replicated.Replicas = Number(v)
+        else if (spec.Mode.ReplicatedJob) spec.Mode.ReplicatedJob.TotalCompletions = Number(v)
+        else throw new SwarmdError('E_USAGE', 'scale can only be used with replicated or replicated-job mode')
         await postUpdate(c, s, spec, false)
       } catch (e) {
         if (!(e instanceof SwarmdError)) throw e

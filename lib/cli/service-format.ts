@@ -188,13 +188,17 @@ export function formatPorts(ports: PortConfig[] | undefined): string {
 }
 
 export function serviceMode(s: Service): string {
-  return s.Spec.Mode.Global ? 'global' : s.Spec.Mode.Replicated ? 'replicated' : ''
+  const m = s.Spec.Mode
+  return m.Global ? 'global' : m.Replicated ? 'replicated' : m.ReplicatedJob ? 'replicated job' : m.GlobalJob ? 'global job' : ''
 }
 
-/** REPLICAS: running/desired, with `(max N per node)` when set. */
+/** REPLICAS: running/desired, with `(max N per node)` when set; jobs add their completions, `0/1 (1/1 completed)`. */
 export function replicas(s: ListedService): string {
   const running = s.ServiceStatus?.RunningTasks ?? 0
   const desired = s.ServiceStatus?.DesiredTasks ?? 0
+  const completed = s.ServiceStatus?.CompletedTasks ?? 0
+  if (s.Spec.Mode.ReplicatedJob) return `${running}/${desired} (${completed}/${s.Spec.Mode.ReplicatedJob.TotalCompletions ?? 0} completed)`
+  if (s.Spec.Mode.GlobalJob) return `${running}/${desired} (${completed}/${desired + completed} completed)`
   const max = s.Spec.Mode.Replicated ? (s.Spec.TaskTemplate.Placement?.MaxReplicas ?? 0) : 0
   return max > 0 ? `${running}/${desired} (max ${max} per node)` : `${running}/${desired}`
 }

@@ -71,7 +71,8 @@ const cases: [string, unknown, ErrorKind, string][] = [
   ['target port 65536', ports({ TargetPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid target port 65536: must be between 1 and 65535`],
   ['published port 65536', ports({ TargetPort: 80, PublishedPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid published port 65536: must be between 0 and 65535`],
   ['both modes', body({ top: { Mode: { Replicated: { Replicas: 1 }, Global: {} } } }), 'invalid_argument', 'must specify only one service mode'],
-  ['a job', body({ top: { Mode: { ReplicatedJob: {} } } }), 'invalid_argument', 'job services (ReplicatedJob, GlobalJob) are not supported'],
+  ['a job with an update config', body({ top: { Mode: { ReplicatedJob: {} }, UpdateConfig: {} } }), 'invalid_argument', `${RPC}Jobs may not have an update config`],
+  ['a job past the task limit', body({ top: { Mode: { ReplicatedJob: { TotalCompletions: 100_001 } } } }), 'invalid_argument', `${RPC}TotalCompletions: 100001 is more than swarmd's limit of 100000 tasks per service`],
   ['an unknown network', body({ task: { Networks: [{ Target: 'nope' }] } }), 'not_found', 'network nope not found'],
 
   // swarmkit's controlapi
@@ -176,6 +177,14 @@ t.test('stores the spec as dockerd would', async t => {
     },
   })
   t.notOk('unknownField' in full, 'unknown fields are dropped')
+})
+
+t.test("jobs get dockerd's defaults: one at a time, as many completions as run at once", async t => {
+  const mode = (m: object) => validateServiceSpec(body({ top: { Mode: m } }), ctx).Mode
+  t.same(mode({ ReplicatedJob: {} }), { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } })
+  t.same(mode({ ReplicatedJob: { MaxConcurrent: 3 } }), { ReplicatedJob: { MaxConcurrent: 3, TotalCompletions: 3 } })
+  t.same(mode({ ReplicatedJob: { TotalCompletions: 5 } }), { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 5 } })
+  t.same(mode({ GlobalJob: {} }), { GlobalJob: {} })
 })
 
 t.test('an unnamed service gets a generated name', async t => {

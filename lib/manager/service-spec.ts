@@ -140,7 +140,7 @@ interface RawSpec {
     RestartPolicy?: Omit<RestartPolicy, 'Condition'> & { Condition?: string }
     Networks?: Partial<NetworkAttachmentConfig>[]
   }
-  Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: object; GlobalJob?: object }
+  Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: { MaxConcurrent?: number; TotalCompletions?: number }; GlobalJob?: object }
   UpdateConfig?: RawUpdate
   RollbackConfig?: RawUpdate
   EndpointSpec?: { Mode?: string; Ports?: (Omit<PortConfig, 'Protocol' | 'PublishMode' | 'TargetPort'> & { Protocol?: string; PublishMode?: string; TargetPort?: number })[] }
@@ -270,15 +270,19 @@ function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecCon
   if ([mode.Replicated, mode.Global, mode.ReplicatedJob, mode.GlobalJob].filter(Boolean).length > 1) {
     throw invalid('must specify only one service mode')
   }
-  if (mode.ReplicatedJob || mode.GlobalJob) throw invalid('job services (ReplicatedJob, GlobalJob) are not supported')
   // A slot is a task: the orchestrator walks them all, so an absurd count would stall the manager.
   if ((mode.Replicated?.Replicas ?? 1) > MAX_REPLICAS) throw rpc(`Replicas: ${mode.Replicated!.Replicas} is more than swarmd's limit of ${MAX_REPLICAS} tasks per service`)
+  // dockerd's defaults: one at a time, as many completions as may run at once.
+  const job = mode.ReplicatedJob && { MaxConcurrent: mode.ReplicatedJob.MaxConcurrent ?? 1, TotalCompletions: mode.ReplicatedJob.TotalCompletions ?? mode.ReplicatedJob.MaxConcurrent ?? 1 }
+  if (job && job.TotalCompletions > MAX_REPLICAS) throw rpc(`TotalCompletions: ${job.TotalCompletions} is more than swarmd's limit of ${MAX_REPLICAS} tasks per service`)
+  // swarmkit's validateJob.
+  if ((job || mode.GlobalJob) && update) throw rpc('Jobs may not have an update config')
 
   const spec: ServiceSpec = {
     Name: raw.Name || randomName(),
     Labels: raw.Labels ?? {},
     TaskTemplate: template,
-    Mode: mode.Global ? { Global: {} } : { Replicated: { Replicas: mode.Replicated?.Replicas ?? 1 } },
+    Mode: mode.Global ? { Global: {} } : job ? { ReplicatedJob: job } : mode.GlobalJob ? { GlobalJob: {} } : { Replicated: { Replicas: mode.Replicated?.Replicas ?? 1 } },
     ...(update ? { UpdateConfig: update } : {}),
     ...(rollback ? { RollbackConfig: rollback } : {}),
     ...(endpoint ? { EndpointSpec: endpoint } : {}),

@@ -285,8 +285,36 @@ t.test('status(): running, desired and completed counts', async t => {
     task('g3', api, { node: 'n3', desired: 'shutdown', state: 'shutdown' }),
   ]
   await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
-  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 1 })
+  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 0 }, 'completions count for jobs only')
   t.same(services.status(services.get(api)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 0 })
+})
+
+t.test('jobs: a JobIteration from 0, one more per update (no rolling update); status counts the current iteration', async t => {
+  const { services, store } = await setup(t)
+  const job = await services.create(body('job', { top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }))
+  const gjob = await services.create(body('gjob', { top: { Mode: { GlobalJob: {} } } }))
+  t.match(services.get(job), { Spec: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } }, JobStatus: { JobIteration: { Index: 0 }, LastExecution: String } })
+  const it = (n: number) => ({ JobIteration: { Index: n } })
+  const all = [
+    { ...task('j1', job, { slot: 0, state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('j2', job, { slot: 1, state: 'running', desired: 'complete' }), ...it(0) },
+    { ...task('g1', gjob, { node: 'n1', state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('g2', gjob, { node: 'n2', state: 'running', desired: 'complete' }), ...it(0) },
+  ]
+  await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  t.same(services.status(services.get(job)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 1 }, 'MaxConcurrent desired')
+  t.same(services.status(services.get(gjob)), { RunningTasks: 1, DesiredTasks: 1, CompletedTasks: 1 }, 'the tasks not complete yet desired')
+
+  await services.update(job, 1, body('job', { container: { Image: 'busybox:2' }, top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }), false)
+  const s = services.get(job)
+  t.same(s.JobStatus?.JobIteration, { Index: 1 })
+  t.equal(s.UpdateStatus, undefined, 'a job has no rolling update')
+  t.same(services.status(s), { RunningTasks: 0, DesiredTasks: 2, CompletedTasks: 0 }, "the last iteration's tasks no longer count")
+  await t.rejects(services.update(job, 2, body('job'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(
+    services.create(body('bad', { top: { Mode: { GlobalJob: {} }, UpdateConfig: { Parallelism: 1 } } })),
+    swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = Jobs may not have an update config'),
+  )
 })
 
 t.test('secrets: sealed in the store, refused removal while used, values for the dispatcher', async t => {

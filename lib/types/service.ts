@@ -86,7 +86,14 @@ export interface ServiceSpec {
   Name: string
   Labels?: Record<string, string>
   TaskTemplate: TaskSpec
-  Mode: { Replicated?: { Replicas?: number }; Global?: Record<string, never> }
+  Mode: {
+    Replicated?: { Replicas?: number }
+    Global?: Record<string, never>
+    /** A job: TotalCompletions tasks run to completion, at most MaxConcurrent at once. */
+    ReplicatedJob?: { MaxConcurrent?: number; TotalCompletions?: number }
+    /** A job: one task per eligible node, run to completion. */
+    GlobalJob?: Record<string, never>
+  }
   UpdateConfig?: UpdateConfig
   RollbackConfig?: UpdateConfig
   EndpointSpec?: EndpointSpec
@@ -107,4 +114,8 @@ export interface Service {
   PreviousSpec?: ServiceSpec
   Endpoint: { Spec: EndpointSpec; Ports?: PortConfig[]; VirtualIPs?: { NetworkID: string; Addr: string }[] }
   UpdateStatus?: { State: UpdateState; StartedAt?: string; CompletedAt?: string; Message: string }
+  /** Jobs only: each update runs the job again, as a new iteration. */
+  JobStatus?: { JobIteration: Version; LastExecution?: string }
 }
+
+export const isJob = (spec: ServiceSpec): boolean => !!(spec.Mode.ReplicatedJob || spec.Mode.GlobalJob)

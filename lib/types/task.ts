@@ -45,6 +45,8 @@ export interface Task {
   /** Replicated services number their tasks 1..N; global ones have no slot. */
   Slot?: number
   NodeID?: string
+  /** A job's task: the service's JobIteration it runs for. */
+  JobIteration?: Version
   Status: TaskStatus
   DesiredState: TaskState
 }

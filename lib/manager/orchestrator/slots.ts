@@ -1,13 +1,10 @@
 import { newId } from '../ids.js'
 import { effective } from '../service-spec.js'
-import type { RestartPolicy, Service, UpdateConfig } from '../../types/service.js'
+import type { Service, UpdateConfig } from '../../types/service.js'
 import { isTerminal, type Task } from '../../types/task.js'
 import { trimHistory, historyKept } from './history.js'
 import { byAge, isLive, iso, ms, sameSpec, type Pass } from './pass.js'
-import { restartDecision, startAt } from './restart.js'
-
-/** How long a slot waits for its old task to stop on a live node before replacing it anyway (swarmkit's defaultOldTaskTimeout). */
-const OLD_TASK_TIMEOUT_MS = 60_000
+import { holdOrStart, OLD_TASK_TIMEOUT_MS, restartDecision } from './restart.js'
 
 /** Where one service's rolling update stands after its slots were reconciled: what the updater works from. */
 export interface UpdateProgress {
@@ -109,7 +106,7 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
     }
     const occupant = current ?? live.at(-1)
     if (occupant) {
-      if (occupant.DesiredState === 'ready') holdOrStart(p, occupant, group, eff.restart)
+      if (occupant.DesiredState === 'ready') holdOrStart(p, occupant, group, eff.restart, 'running')
       if (!sameSpec(occupant.Spec, template)) {
         progress.dirtySlots.push({ key, live })
       } else if (startedAt && Date.parse(occupant.CreatedAt) >= startedAt) {
@@ -162,10 +159,3 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
   return progress
 }
 
-/** A replacement held at `ready` starts once its restart delay (counted from its predecessor's end) is over. */
-function holdOrStart(p: Pass, held: Task, slot: Task[], restart: Required<RestartPolicy>): void {
-  const predecessor = slot.filter(t => t !== held && isTerminal(t.Status.State) && t.CreatedAt < held.CreatedAt).at(-1)
-  const due = predecessor ? startAt(predecessor, restart) : p.now
-  if (p.now >= due) p.desire(held, 'running')
-  else p.wakeAt(due)
-}
