@@ -13,6 +13,35 @@ export interface SecretReference {
   SecretName: string
 }
 
+/** Docker's HealthConfig: Test is ["NONE"], ["CMD", arg...] or ["CMD-SHELL", command]. */
+export interface HealthConfig {
+  Test?: string[]
+  Interval?: Nanos
+  Timeout?: Nanos
+  StartPeriod?: Nanos
+  StartInterval?: Nanos
+  Retries?: number
+}
+
+export type MountType = 'bind' | 'volume' | 'tmpfs' | 'npipe' | 'cluster'
+
+export interface Mount {
+  Type?: MountType
+  Source?: string
+  Target?: string
+  ReadOnly?: boolean
+  Consistency?: string
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean }
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; Subpath?: string; DriverConfig?: { Name?: string; Options?: Record<string, string> } }
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number }
+}
+
+export interface Ulimit {
+  Name: string
+  Soft: number
+  Hard: number
+}
+
 export interface ContainerSpec {
   Image: string
   Labels?: Record<string, string>
@@ -22,14 +51,32 @@ export interface ContainerSpec {
   Env?: string[]
   Dir?: string
   User?: string
+  Groups?: string[]
+  StopSignal?: string
   StopGracePeriod?: Nanos
   Secrets?: SecretReference[]
   Init?: boolean
+  Healthcheck?: HealthConfig
+  Mounts?: Mount[]
+  ReadOnly?: boolean
+  TTY?: boolean
+  OpenStdin?: boolean
+  CapabilityAdd?: string[]
+  CapabilityDrop?: string[]
+  DNSConfig?: { Nameservers?: string[]; Search?: string[]; Options?: string[] }
+  /** "IP host [alias...]" lines for /etc/hosts. */
+  Hosts?: string[]
+  Sysctls?: Record<string, string>
+  Ulimits?: Ulimit[]
+  OomScoreAdj?: number
+  Isolation?: string
 }
 
 export interface Resources {
   NanoCPUs?: number
   MemoryBytes?: number
+  /** Limits only: the most processes the task may have. */
+  Pids?: number
 }
 
 export interface RestartPolicy {
@@ -58,6 +105,7 @@ export interface TaskSpec {
   Networks?: NetworkAttachmentConfig[]
   ForceUpdate?: number
   Runtime?: string
+  LogDriver?: { Name?: string; Options?: Record<string, string> }
 }
 
 export interface UpdateConfig {
