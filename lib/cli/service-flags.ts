@@ -492,7 +492,8 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
 
 /** The update flags other than --rollback, -d and -q that were given (docker refuses them with --rollback). */
 export function hasSpecFlags(f: UpdateFlags): boolean {
-  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k))
+  // --no-healthcheck leaves healthcheck true (commander's default) when not given.
+  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k) && !(k === 'healthcheck' && v === true))
 }
 
 /**
