@@ -349,6 +349,21 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     await ex.remove(bad.id)
   })
 
+  t.test('held at ready (a restart delay): the container is created, started only once released', async t => {
+    const rec = recorder()
+    let release!: () => void
+    const tk = task(sh('echo started'), { hold: new Promise<void>(r => (release = r)) })
+    const starting = ex.start(tk, rec.emit)
+    await rec.until('ready')
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABELS.taskId}=${tk.id}`] } })
+    t.equal(c?.State, 'created', 'prepared, not started')
+    release()
+    await starting
+    await rec.until('complete')
+    t.same(rec.states(), ['preparing', 'ready', 'starting', 'running', 'complete'])
+    await ex.remove(tk.id)
+  })
+
   t.test('stop SIGKILLs after the grace period when TERM is ignored', async t => {
     const rec = recorder()
     // sleep as pid 1 has no TERM handler, so the kernel ignores TERM.

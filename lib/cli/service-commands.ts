@@ -480,7 +480,7 @@ async function logs(c: ApiClient, ref: string, o: LogsFlags): Promise<void> {
   let maxSlot = 1
   try {
     const s = await getService(c, ref)
-    maxSlot = s.Spec.Mode.Replicated?.Replicas ?? 1
+    maxSlot = s.Spec.Mode.Replicated?.Replicas ?? s.Spec.Mode.ReplicatedJob?.TotalCompletions ?? 1
     path = `/services/${enc(ref)}/logs`
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) throw e
