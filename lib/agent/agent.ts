@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { isRunDesired, isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
 import type { FileTarget, PortConfig } from '../types/service.js'
 import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
@@ -31,6 +31,10 @@ interface Local {
   status: TaskStatus
   slot: string
   stopping?: Promise<void>
+  /** The manager no longer lists it: it is being removed. */
+  forgetting?: boolean
+  /** Lets a task held at desired `ready` start. */
+  release?: () => void
   /** What the mesh needs to announce the task's endpoints. */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
 }
@@ -124,18 +128,22 @@ export class Agent {
       const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
-      if (task.DesiredState === 'running') {
-        if (local) continue
+      if (isRunDesired(task.DesiredState)) {
+        if (local) {
+          if (task.DesiredState !== 'ready') local.release?.()
+          continue
+        }
         // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
         if (recovered !== undefined) {
           this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
-          this.track(task, route)
+          const l = this.track(task, route)
           this.counted(task)
+          const hold = task.DesiredState === 'ready' ? new Promise<void>(resolve => (l.release = resolve)) : undefined
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs, hold), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -150,15 +158,8 @@ export class Agent {
         this.report(task.ID, this.status('shutdown', 'shutdown'))
       }
     }
-    // What the manager no longer lists: stop it and let it go.
-    for (const [id, l] of this.tasks) {
-      if (wanted.has(id)) continue
-      if (!isTerminal(l.status.State)) void this.stop(id)
-      else {
-        this.tasks.delete(id)
-        void this.d.executor.remove(id).catch(() => undefined)
-      }
-    }
+    // What the manager no longer lists (it left the task history): stop it, then let it go with its log.
+    for (const [id] of this.tasks) if (!wanted.has(id)) void this.forget(id)
     // Slots of services the swarm no longer has will not restart.
     const services = this.routing && new Set(this.routing.services.map(x => x.id))
     if (services) for (const s of this.exitedSlots) if (!services.has(s.slice(0, s.indexOf('/')))) this.exitedSlots.delete(s)
@@ -186,8 +187,10 @@ export class Agent {
     }
   }
 
-  private track(task: Task, route?: Local['route']): void {
-    this.tasks.set(task.ID, { status: task.Status, slot: slotOf(task), ...(route ? { route } : {}) })
+  private track(task: Task, route?: Local['route']): Local {
+    const l: Local = { status: task.Status, slot: slotOf(task), ...(route ? { route } : {}) }
+    this.tasks.set(task.ID, l)
+    return l
   }
 
   private counted(task: Task): void {
@@ -241,9 +244,22 @@ export class Agent {
       }
       const cur = this.tasks.get(id)
       if (cur && !isTerminal(cur.status.State)) this.report(id, { ...cur.status, ...this.status('shutdown', 'shutdown') })
-      await this.d.executor.remove(id).catch(() => undefined)
     })()
     return l.stopping
+  }
+
+  /**
+   * An ended task stays with its log (its directory, its container) while
+   * the manager keeps it in the history, so `service logs` shows why it
+   * ended; it goes once the manager no longer lists it.
+   */
+  private async forget(id: string): Promise<void> {
+    const l = this.tasks.get(id)
+    if (!l || l.forgetting) return
+    l.forgetting = true
+    if (!isTerminal(l.status.State)) await this.stop(id)
+    this.tasks.delete(id)
+    await this.d.executor.remove(id).catch(e => this.d.log.warn({ err: e, task: id }, 'removing the task failed'))
   }
 
   /**
@@ -260,7 +276,7 @@ export class Agent {
     return env
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>): ExecutorTask {
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>, hold: Promise<void> | undefined): ExecutorTask {
     const dns = this.d.dns?.address
     const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
@@ -275,6 +291,7 @@ export class Agent {
       ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
       secrets: delivered(spec.ContainerSpec.Secrets, secrets, r => r.SecretID, r => r.SecretName).map(({ mode, ...f }) => ({ ...f, ...(mode !== DOCKER_FILE_MODE ? { mode } : {}) })),
       configs: delivered(spec.ContainerSpec.Configs, configs, r => r.ConfigID, r => r.ConfigName).map(({ name, ...f }) => ({ target: name, ...f })),
+      ...(hold ? { hold } : {}),
     }
   }
 
@@ -313,9 +330,9 @@ export class Agent {
     this.send?.({ t: 'logs-end', req, ...(error ? { error } : {}) })
   }
 
-  /** Stops every task (the node leaves the swarm). */
+  /** Stops and removes every task (the node leaves the swarm). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.tasks.keys()].map(id => this.stop(id)))
+    await Promise.all([...this.tasks.keys()].map(id => this.forget(id)))
   }
 
   /** Stops reading logs; tasks keep running (the daemon may be restarting). */

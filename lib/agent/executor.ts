@@ -33,6 +33,12 @@ export interface ExecutorTask {
   ports: { TargetPort: number; Protocol: 'tcp' | 'udp' | 'sctp'; PublishMode: 'ingress' | 'host'; PublishedPort?: number }[]
   secrets: SecretFile[]
   configs?: ConfigFile[]
+  /**
+   * Set while the manager holds the task at desired `ready` (a restart
+   * delay): the task is prepared and reported `ready`, and started only
+   * once this resolves.
+   */
+  hold?: Promise<void>
 }
 
 /** A task's observed progress, as the executor reports it (states only move forward). */
