@@ -98,6 +98,12 @@ testNeeding(t, 'the cluster page in Chromium', chromiumMissing, async t => {
   t.equal(await page.textContent('#live'), 'live')
   await shot('cluster.png')
 
+  // A job that is done is short of nothing: Docker's `0/1 (1/1 completed)`, not in red.
+  await s.ctl('service', 'create', '--name', 'once', '--mode', 'replicated-job', 'node', 'node', '-e', 'process.exit(0)')
+  const once = '#services tr[data-service="once"] td.replicas'
+  await page.waitForSelector(`${once}:text-is("0/1 (1/1 completed)")`, { timeout: 20_000 })
+  t.notOk(await page.$eval(once, (d: El) => d.className.includes('short')), 'a completed job is not short')
+
   // Live: a scale-up shows without a reload.
   await s.ctl('service', 'scale', 'web=4')
   await page.waitForSelector('.task[data-task-name="web.4"].state-running', { timeout: 20_000 })

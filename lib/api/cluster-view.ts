@@ -1,4 +1,6 @@
+import { modeKind } from '../manager/services.js'
 import type { SwarmNode } from '../node/node.js'
+import { isJob } from '../types/service.js'
 import { isTerminal, type Task } from '../types/task.js'
 
 /** The swarm as the cluster page draws it: plain data, the same for every viewer, recomputed as it changes. */
@@ -15,7 +17,17 @@ export interface ClusterView {
     managerStatus?: 'leader' | 'reachable' | 'unreachable'
     addr: string
   }[]
-  services: { id: string; name: string; image: string; mode: 'replicated' | 'global'; running: number; desired: number; ports: string[] }[]
+  services: {
+    id: string
+    name: string
+    image: string
+    mode: ReturnType<typeof modeKind>
+    running: number
+    desired: number
+    /** Jobs: the tasks of this iteration that completed, of how many (as `service ls`). */
+    completed?: { done: number; of: number }
+    ports: string[]
+  }[]
   tasks: { id: string; name: string; service: string; node?: string; state: Task['Status']['State']; desired: Task['DesiredState']; err?: string }[]
 }
 
@@ -56,9 +68,10 @@ export function clusterView(node: SwarmNode): ClusterView {
           id: s.ID,
           name: s.Spec.Name,
           image: s.Spec.TaskTemplate.ContainerSpec.Image,
-          mode: s.Spec.Mode.Global ? ('global' as const) : ('replicated' as const),
+          mode: modeKind(s.Spec),
           running: st.RunningTasks,
           desired: st.DesiredTasks,
+          ...(isJob(s.Spec) ? { completed: { done: st.CompletedTasks, of: s.Spec.Mode.ReplicatedJob ? (s.Spec.Mode.ReplicatedJob.TotalCompletions ?? 0) : st.DesiredTasks + st.CompletedTasks } } : {}),
           ports: (s.Endpoint.Ports ?? []).map(p => `${p.PublishedPort ?? ''}:${p.TargetPort}/${p.Protocol ?? 'tcp'}${p.PublishMode === 'host' ? ' (host)' : ''}`),
         }
       })

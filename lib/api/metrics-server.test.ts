@@ -99,6 +99,20 @@ t.test('metrics, the page, and its data as the node goes from no swarm to managi
   t.same(v.nodes.map(n => [n.hostname, n.state, n.managerStatus]), [['ms-node', 'ready', 'leader']], 'pushed once it manages a swarm')
   t.same([v.services, v.tasks], [[], []])
   t.match(await (await fetch(`${base}/metrics`)).text(), /swarmd_manager_is_leader 1/)
+
+  // A job (this node runs no tasks: it stays pending): its mode by name, and its completions as `service ls` shows them.
+  await node.manager().services.create({ Name: 'once', TaskTemplate: { ContainerSpec: { Image: 'node' } }, Mode: { ReplicatedJob: { TotalCompletions: 3 } } })
+  const job = (await (await fetch(`${base}/ui/state`)).json()) as { services: { name: string; mode: string; running: number; desired: number; completed?: unknown }[] }
+  t.same(
+    job.services.map(s => [s.name, s.mode, s.running, s.desired, s.completed]),
+    [['once', 'replicated-job', 0, 1, { done: 0, of: 3 }]],
+  )
+  const text2 = await (await fetch(`${base}/metrics`)).text()
+  t.same(
+    ['replicated', 'global', 'replicated-job', 'global-job'].map(mode => new RegExp(`swarmd_manager_services\\{mode="${mode}"\\} (\\d+)`).exec(text2)?.[1]),
+    ['0', '0', '1', '0'],
+    'services by their mode, jobs apart',
+  )
 })
 
 t.test('GET and HEAD only; unknown paths and garbage are answered, and the server goes on', async t => {

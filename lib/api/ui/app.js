@@ -67,7 +67,9 @@ function render(v) {
   rows.replaceChildren(
     ...v.services.map(s => {
       const tr = el('tr', '', undefined, { service: s.name })
-      const replicas = el('td', `replicas${s.running < s.desired ? ' short' : ''}`, `${s.running}/${s.desired}`)
+      // A job is short of nothing once its tasks complete: Docker's `0/1 (1/1 completed)`.
+      const done = s.completed ? ` (${s.completed.done}/${s.completed.of} completed)` : ''
+      const replicas = el('td', `replicas${s.running < s.desired && !s.completed ? ' short' : ''}`, `${s.running}/${s.desired}${done}`)
       tr.append(el('td', '', s.name), el('td', '', s.mode), replicas, el('td', '', s.ports.join(', ') || '-'), el('td', '', s.image))
       return tr
     }),

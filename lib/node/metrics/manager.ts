@@ -1,10 +1,13 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { ManagerObserver } from '../../manager/observer.js'
+import { modeKind } from '../../manager/services.js'
 import { TASK_STATES } from '../../types/task.js'
 import type { NodeObserver, NodeParts } from '../node.js'
-import { gaugeFrom, type Labels } from './read.js'
+import { gaugeFrom } from './read.js'
 
 const NODE_STATES = ['ready', 'down', 'unknown'] as const
+/** Every mode, so each has its series (0 when none). */
+const MODES: ReturnType<typeof modeKind>[] = ['replicated', 'global', 'replicated-job', 'global-job']
 
 /** A commit is an fsync (one manager) or an etcd round (several): milliseconds, seconds when etcd lacks a quorum. */
 const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
@@ -31,12 +34,12 @@ export function managerMetrics(registry: Registry, parts: () => NodeParts): Mana
   gaugeFrom(registry, { name: 'swarmd_manager_services', help: "The swarm's services by mode", labelNames: ['mode'] }, () => {
     const m = manager()
     if (!m) return undefined
-    const list = m.services.list()
-    const global = list.filter(s => s.Spec.Mode?.Global).length
-    return [
-      [{ mode: 'replicated' }, list.length - global],
-      [{ mode: 'global' }, global],
-    ] satisfies [Labels, number][]
+    const counts = new Map<string, number>(MODES.map(mode => [mode, 0]))
+    for (const s of m.services.list()) {
+      const mode = modeKind(s.Spec)
+      counts.set(mode, counts.get(mode)! + 1)
+    }
+    return [...counts].map(([mode, n]) => [{ mode }, n] as const)
   })
   gaugeFrom(registry, { name: 'swarmd_manager_tasks', help: "The swarm's tasks (history included) by observed state", labelNames: ['state'] }, () => {
     const m = manager()
