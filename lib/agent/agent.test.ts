@@ -166,6 +166,32 @@ t.test('an assignment starts the task, reports accepted, then relays the executo
   t.equal(statuses('t1').length, n)
 })
 
+t.test('counters: starts, exits by code, and a restart only where the slot\'s last task exited by itself', async t => {
+  const { ex, agent } = setup()
+  const svc = { id: 'svc1', name: 'web', labels: {}, ports: [], vips: [] }
+  const routed = (items: Item[], services = [svc]) => assign(items, {}, { ...ROUTING, services })
+  agent.receive(routed([{ task: task('a1', { Slot: 1 }) }, { task: task('b1', { Slot: 2 }) }]))
+  await settle()
+  ex.emit('a1', { state: 'running', message: 'started' })
+  ex.emit('a1', { state: 'failed', message: 'started', err: 'task: non-zero exit (3)', exitCode: 3 })
+  // b1 is stopped by the agent (an update, a scale down): its slot's next task is no restart.
+  agent.receive(routed([{ task: task('b1', { Slot: 2, DesiredState: 'shutdown' }) }]))
+  ex.emit('b1', { state: 'shutdown', message: 'shutdown', exitCode: 143 })
+  await settle()
+  t.same(agent.counters, { starts: 2, restarts: 0, exits: { 3: 1, 143: 1 } })
+  agent.receive(routed([{ task: task('a2', { Slot: 1 }) }, { task: task('b2', { Slot: 2 }) }]))
+  await settle()
+  t.same([agent.counters.starts, agent.counters.restarts], [4, 1], 'a2 restarts slot 1; b2 replaces a stopped task')
+  agent.receive(routed([{ task: task('a3', { Slot: 1 }) }]))
+  await settle()
+  t.equal(agent.counters.restarts, 1, 'one exit, one restart')
+  ex.emit('a3', { state: 'complete', message: 'finished', exitCode: 0 })
+  agent.receive(routed([], []))
+  agent.receive(routed([{ task: task('a4', { Slot: 1 }) }]))
+  await settle()
+  t.same([agent.counters.restarts, agent.counters.exits[0]], [1, 1], 'a slot of a service the swarm no longer has is forgotten')
+})
+
 t.test('failure to start: rejected before starting, failed after', async t => {
   const { ex, agent, last } = setup()
   ex.startError = new Error('No such image: nope')

@@ -14,8 +14,22 @@ const DOCKER_FILE_MODE = 0o444
 /** How the mesh's published-port conflicts begin (see Mesh.publish). */
 const MESH_PORT_ERROR = 'cannot listen on '
 
+/** What this node's tasks did since the agent started: what the metrics show. */
+export interface ExecutorCounters {
+  /** Tasks started (adopted ones, found running after a restart, are not). */
+  starts: number
+  /** Starts in a slot whose previous task here ended by itself (exited, not stopped): the restart policy at work. */
+  restarts: number
+  /** Tasks that ended with an exit code, by code. */
+  exits: Record<string, number>
+}
+
+/** A task's slot: replicated tasks by number, global ones (slot 0) by their service alone, since it runs once per node. */
+const slotOf = (t: Task): string => `${t.ServiceID}/${t.Slot ?? 0}`
+
 interface Local {
   status: TaskStatus
+  slot: string
   stopping?: Promise<void>
   /** The manager no longer lists it: it is being removed. */
   forgetting?: boolean
@@ -39,6 +53,9 @@ export class Agent {
   private send: ((m: UpMessage) => void) | undefined
   private readonly logStreams = new Map<number, AbortController>()
   private routing: Routing | undefined
+  readonly counters: ExecutorCounters = { starts: 0, restarts: 0, exits: {} }
+  /** Slots whose last task here ended by itself; the next start in one is a restart. */
+  private readonly exitedSlots = new Set<string>()
 
   constructor(
     private readonly d: {
@@ -123,6 +140,7 @@ export class Agent {
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
           const l = this.track(task, route)
+          this.counted(task)
           const hold = task.DesiredState === 'ready' ? new Promise<void>(resolve => (l.release = resolve)) : undefined
           this.report(task.ID, this.status('accepted', 'accepted'))
           void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs, hold), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
@@ -142,6 +160,9 @@ export class Agent {
     }
     // What the manager no longer lists (it left the task history): stop it, then let it go with its log.
     for (const [id] of this.tasks) if (!wanted.has(id)) void this.forget(id)
+    // Slots of services the swarm no longer has will not restart.
+    const services = this.routing && new Set(this.routing.services.map(x => x.id))
+    if (services) for (const s of this.exitedSlots) if (!services.has(s.slice(0, s.indexOf('/')))) this.exitedSlots.delete(s)
     if (this.recovered) {
       for (const [id] of this.recovered) if (!wanted.has(id)) void this.d.executor.stop(id, 0).then(() => this.d.executor.remove(id)).catch(() => undefined)
       this.recovered = undefined
@@ -167,9 +188,14 @@ export class Agent {
   }
 
   private track(task: Task, route?: Local['route']): Local {
-    const l: Local = { status: task.Status, ...(route ? { route } : {}) }
+    const l: Local = { status: task.Status, slot: slotOf(task), ...(route ? { route } : {}) }
     this.tasks.set(task.ID, l)
     return l
+  }
+
+  private counted(task: Task): void {
+    this.counters.starts++
+    if (this.exitedSlots.delete(slotOf(task))) this.counters.restarts++
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -180,6 +206,8 @@ export class Agent {
     const local = this.tasks.get(id)
     const prev = local?.status
     if (prev && isTerminal(prev.State)) return
+    if (e.exitCode !== undefined && isTerminal(e.state)) this.counters.exits[e.exitCode] = (this.counters.exits[e.exitCode] ?? 0) + 1
+    if (local && (e.state === 'complete' || e.state === 'failed')) this.exitedSlots.add(local.slot)
     // Announced once running (with the ports the executor gave it), withdrawn once over.
     if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
     else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)

@@ -43,6 +43,8 @@ export class Orchestrator {
       changed: () => void
       /** Ended tasks kept per slot (swarm's task history limit). */
       taskHistory?: () => number
+      /** A task's first report of running, this long after it was created (by this clock). */
+      taskRunning?: (msSinceCreated: number) => void
       log: Logger
     },
   ) {}
@@ -90,15 +92,20 @@ export class Orchestrator {
 
   private async record(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
     const muts: Mutation[] = []
+    /** The tasks these updates show running for the first time. */
+    const running: Task[] = []
     for (const u of updates) {
       const t = this.d.store.get<Task>('tasks', u.id)
       if (!t || t.NodeID !== nodeId || !u.status || stateRank(u.status.State) < 0) continue
       if (stateRank(u.status.State) < stateRank(t.Status.State)) continue
       if (u.status.State === t.Status.State && JSON.stringify(u.status) === JSON.stringify(t.Status)) continue
+      if (u.status.State === 'running' && t.Status.State !== 'running') running.push(t)
       muts.push({ op: 'put', table: 'tasks', id: t.ID, value: { ...t, Status: u.status, Version: { Index: t.Version.Index + 1 }, UpdatedAt: iso(this.d.clock.now()) } })
     }
     if (muts.length === 0) return
     await this.d.store.commit(muts)
+    const now = this.d.clock.now()
+    for (const t of running) this.d.taskRunning?.(now - Date.parse(t.CreatedAt))
     void this.kick()
   }
 
