@@ -298,6 +298,75 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     await t.rejects(collectLogs(ex, tk.id), { message: `No such task: ${tk.id}` }, 'no logs for a removed task')
   })
 
+  t.test('a healthcheck: starting until healthy, running, then an unhealthy container is stopped and fails as Docker says', async t => {
+    const rec = recorder()
+    const tk = task({ ...sh('touch /tmp/ok; while true; do sleep 0.1; done'), Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Retries: 1 }, StopGracePeriod: 1e9 })
+    await ex.start(tk, rec.emit)
+    await rec.until('starting')
+    t.notOk(rec.states().includes('running'), 'not running before the first healthy probe')
+    const running = await rec.until('running')
+    const info = await docker.getContainer(running.containerId!).inspect()
+    t.equal(info.State.Health?.Status, 'healthy', 'running once the engine says healthy')
+    await docker.getContainer(running.containerId!).exec({ Cmd: ['rm', '/tmp/ok'] }).then(e => e.start({ Detach: true }))
+    const failed = await rec.until('failed')
+    t.equal(failed.err, 'task: non-zero exit (137): dockerexec: unhealthy container', 'PID 1 ignores the TERM, so the stop ends in a KILL')
+    await ex.remove(tk.id)
+  })
+
+  t.test('spec fields reach the engine: mounts, stop signal, read-only root, capabilities, hosts, sysctls, ulimits, log driver', async t => {
+    const rec = recorder()
+    const tk = task({
+      ...sh('sleep 30'),
+      Mounts: [{ Type: 'tmpfs', Target: '/scratch' }, { Type: 'bind', Source: '/etc', Target: '/hostetc', ReadOnly: true }],
+      StopSignal: 'SIGINT',
+      ReadOnly: true,
+      CapabilityDrop: ['CAP_CHOWN'],
+      Hosts: ['10.9.8.7 db db.local'],
+      DNSConfig: { Search: ['example.org'] },
+      Sysctls: { 'net.ipv4.ip_unprivileged_port_start': '80' },
+      Ulimits: [{ Name: 'nofile', Soft: 321, Hard: 654 }],
+    })
+    tk.spec = { ...tk.spec, LogDriver: { Name: 'json-file', Options: { 'max-size': '1m' } }, Resources: { Limits: { Pids: 50 } } }
+    await ex.start(tk, rec.emit)
+    const running = await rec.until('running')
+    const info = await docker.getContainer(running.containerId!).inspect()
+    t.equal((info.Config as { StopSignal?: string }).StopSignal, 'SIGINT')
+    t.equal(info.HostConfig.ReadonlyRootfs, true)
+    t.same(info.HostConfig.CapDrop, ['CAP_CHOWN'])
+    t.same(info.HostConfig.ExtraHosts, ['db:10.9.8.7', 'db.local:10.9.8.7'])
+    t.same(info.HostConfig.DnsSearch, ['example.org'])
+    t.same(info.HostConfig.Sysctls, { 'net.ipv4.ip_unprivileged_port_start': '80' })
+    t.same(info.HostConfig.Ulimits, [{ Name: 'nofile', Soft: 321, Hard: 654 }])
+    t.same(info.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '1m' } })
+    t.equal(info.HostConfig.PidsLimit, 50)
+    // The engine lists mounts in no fixed order.
+    t.match([...info.Mounts].sort((a, b) => a.Destination.localeCompare(b.Destination)), [{ Type: 'bind', Source: '/etc', Destination: '/hostetc', RW: false }, { Type: 'tmpfs', Destination: '/scratch' }])
+    await ex.stop(tk.id, 5000)
+    t.equal((await rec.until('shutdown')).state, 'shutdown')
+    await ex.remove(tk.id)
+
+    const missing = recorder()
+    const bad = task({ ...sh('true'), Mounts: [{ Type: 'bind', Source: '/x-missing-source', Target: '/x' }] })
+    await ex.start(bad, missing.emit)
+    t.match(await missing.until('rejected'), { err: /invalid mount config for type "bind": bind source path does not exist: \/x-missing-source/ }, "the engine's own rejection")
+    await ex.remove(bad.id)
+  })
+
+  t.test('held at ready (a restart delay): the container is created, started only once released', async t => {
+    const rec = recorder()
+    let release!: () => void
+    const tk = task(sh('echo started'), { hold: new Promise<void>(r => (release = r)) })
+    const starting = ex.start(tk, rec.emit)
+    await rec.until('ready')
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABELS.taskId}=${tk.id}`] } })
+    t.equal(c?.State, 'created', 'prepared, not started')
+    release()
+    await starting
+    await rec.until('complete')
+    t.same(rec.states(), ['preparing', 'ready', 'starting', 'running', 'complete'])
+    await ex.remove(tk.id)
+  })
+
   t.test('stop SIGKILLs after the grace period when TERM is ignored', async t => {
     const rec = recorder()
     // sleep as pid 1 has no TERM handler, so the kernel ignores TERM.

@@ -31,18 +31,20 @@ async function setup(t: Test, base: number) {
     log,
   })
   const clients = [etcdClient({ url: member.clientUrl, tls }), etcdClient({ url: member.clientUrl, tls })]
-  const stores = await Promise.all(clients.map(c => EtcdStore.open(c, log)))
+  // Each store's commits as its onCommit hook saw them: landed or not.
+  const commits: boolean[] = []
+  const stores = await Promise.all(clients.map(c => EtcdStore.open(c, log, (_ms, ok) => commits.push(ok))))
   t.teardown(async () => {
     for (const s of stores) await s.close()
     for (const c of clients) c.close()
     await member.stop()
     rmSync(dir, { recursive: true, force: true })
   })
-  return { member, clients, stores, tls }
+  return { member, clients, stores, tls, commits }
 }
 
 testNeeding(t, 'commits are compare-and-set on what each copy holds; copies follow by watch', etcdMissing, async t => {
-  const { stores } = await setup(t, 28401)
+  const { stores, commits } = await setup(t, 28401)
   const [a, b] = stores as [EtcdStore, EtcdStore]
   await a.commit([{ op: 'put', table: 'services', id: 's1', value: { v: 1 } }])
   t.same(a.get('services', 's1'), { v: 1 }, 'read your writes')
@@ -70,6 +72,7 @@ testNeeding(t, 'commits are compare-and-set on what each copy holds; copies foll
   await b.sync()
   t.equal(b.get('services', 'new'), undefined)
   t.same(b.ids('services').sort(), ['s1'])
+  t.same([commits.filter(ok => ok).length, commits.filter(ok => !ok).length], [5, stale ? 3 : 2], 'every commit observed: the five that landed, and those that lost')
 })
 
 testNeeding(t, 'the election: one leader, its fence, and a fenced write failing once it resigned', etcdMissing, async t => {

@@ -35,3 +35,11 @@ export const dockerCliMissing = DOCKER ? undefined : 'the docker CLI is not inst
 export const ETCD = which('etcd', ['/usr/bin/etcd'])
 /** Why several managers cannot run here (they need etcd), or undefined. */
 export const etcdMissing = ETCD ? undefined : "etcd is not installed (Debian's etcd-server: run scripts/setup.sh as root)"
+
+export const PROMTOOL = which('promtool', ['/usr/bin/promtool'])
+/** Why Prometheus's checker cannot be run here, or undefined. */
+export const promtoolMissing = PROMTOOL ? undefined : "promtool is not installed (Debian's prometheus: run scripts/setup.sh as root)"
+
+export const CHROMIUM = which('chromium', ['/usr/bin/chromium'])
+/** Why no real browser can load a page here, or undefined. */
+export const chromiumMissing = CHROMIUM ? undefined : "Chromium is not installed (Debian's chromium: run scripts/setup.sh as root)"

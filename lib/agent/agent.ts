@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { isRunDesired, isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
 import type { FileTarget, PortConfig } from '../types/service.js'
 import type { LogLine } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
@@ -15,9 +15,27 @@ const DOCKER_FILE_MODE = 0o444
 /** How the mesh's published-port conflicts begin (see Mesh.publish). */
 const MESH_PORT_ERROR = 'cannot listen on '
 
+/** What this node's tasks did since the agent started: what the metrics show. */
+export interface ExecutorCounters {
+  /** Tasks started (adopted ones, found running after a restart, are not). */
+  starts: number
+  /** Starts in a slot whose previous task here ended by itself (exited, not stopped): the restart policy at work. */
+  restarts: number
+  /** Tasks that ended with an exit code, by code. */
+  exits: Record<string, number>
+}
+
+/** A task's slot: replicated tasks by number, global ones (slot 0) by their service alone, since it runs once per node. */
+const slotOf = (t: Task): string => `${t.ServiceID}/${t.Slot ?? 0}`
+
 interface Local {
   status: TaskStatus
+  slot: string
   stopping?: Promise<void>
+  /** The manager no longer lists it: it is being removed. */
+  forgetting?: boolean
+  /** Lets a task held at desired `ready` start. */
+  release?: () => void
   /** What the mesh needs to announce the task's endpoints (`addresses`: network ID → the task's address there). */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; addresses: Record<string, string> }
 }
@@ -36,6 +54,9 @@ export class Agent {
   private send: ((m: UpMessage) => void) | undefined
   private readonly logStreams = new Map<number, AbortController>()
   private routing: Routing | undefined
+  readonly counters: ExecutorCounters = { starts: 0, restarts: 0, exits: {} }
+  /** Slots whose last task here ended by itself; the next start in one is a restart. */
+  private readonly exitedSlots = new Set<string>()
 
   constructor(
     private readonly d: {
@@ -109,17 +130,22 @@ export class Agent {
       const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [], addresses }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
-      if (task.DesiredState === 'running') {
-        if (local) continue
+      if (isRunDesired(task.DesiredState)) {
+        if (local) {
+          if (task.DesiredState !== 'ready') local.release?.()
+          continue
+        }
         // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
         if (recovered !== undefined) {
           this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
-          this.track(task, route)
+          const l = this.track(task, route)
+          this.counted(task)
+          const hold = task.DesiredState === 'ready' ? new Promise<void>(resolve => (l.release = resolve)) : undefined
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs, hold), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -134,15 +160,11 @@ export class Agent {
         this.report(task.ID, this.status('shutdown', 'shutdown'))
       }
     }
-    // What the manager no longer lists: stop it and let it go.
-    for (const [id, l] of this.tasks) {
-      if (wanted.has(id)) continue
-      if (!isTerminal(l.status.State)) void this.stop(id)
-      else {
-        this.tasks.delete(id)
-        void this.d.executor.remove(id).catch(() => undefined)
-      }
-    }
+    // What the manager no longer lists (it left the task history): stop it, then let it go with its log.
+    for (const [id] of this.tasks) if (!wanted.has(id)) void this.forget(id)
+    // Slots of services the swarm no longer has will not restart.
+    const services = this.routing && new Set(this.routing.services.map(x => x.id))
+    if (services) for (const s of this.exitedSlots) if (!services.has(s.slice(0, s.indexOf('/')))) this.exitedSlots.delete(s)
     if (this.recovered) {
       for (const [id] of this.recovered) if (!wanted.has(id)) void this.d.executor.stop(id, 0).then(() => this.d.executor.remove(id)).catch(() => undefined)
       this.recovered = undefined
@@ -167,8 +189,15 @@ export class Agent {
     }
   }
 
-  private track(task: Task, route?: Local['route']): void {
-    this.tasks.set(task.ID, { status: task.Status, ...(route ? { route } : {}) })
+  private track(task: Task, route?: Local['route']): Local {
+    const l: Local = { status: task.Status, slot: slotOf(task), ...(route ? { route } : {}) }
+    this.tasks.set(task.ID, l)
+    return l
+  }
+
+  private counted(task: Task): void {
+    this.counters.starts++
+    if (this.exitedSlots.delete(slotOf(task))) this.counters.restarts++
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -179,6 +208,8 @@ export class Agent {
     const local = this.tasks.get(id)
     const prev = local?.status
     if (prev && isTerminal(prev.State)) return
+    if (e.exitCode !== undefined && isTerminal(e.state)) this.counters.exits[e.exitCode] = (this.counters.exits[e.exitCode] ?? 0) + 1
+    if (local && (e.state === 'complete' || e.state === 'failed')) this.exitedSlots.add(local.slot)
     // Announced once running (with the ports the executor gave it), withdrawn once over.
     if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
     else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)
@@ -215,9 +246,22 @@ export class Agent {
       }
       const cur = this.tasks.get(id)
       if (cur && !isTerminal(cur.status.State)) this.report(id, { ...cur.status, ...this.status('shutdown', 'shutdown') })
-      await this.d.executor.remove(id).catch(() => undefined)
     })()
     return l.stopping
+  }
+
+  /**
+   * An ended task stays with its log (its directory, its container) while
+   * the manager keeps it in the history, so `service logs` shows why it
+   * ended; it goes once the manager no longer lists it.
+   */
+  private async forget(id: string): Promise<void> {
+    const l = this.tasks.get(id)
+    if (!l || l.forgetting) return
+    l.forgetting = true
+    if (!isTerminal(l.status.State)) await this.stop(id)
+    this.tasks.delete(id)
+    await this.d.executor.remove(id).catch(e => this.d.log.warn({ err: e, task: id }, 'removing the task failed'))
   }
 
   /**
@@ -235,7 +279,7 @@ export class Agent {
     return env
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>): ExecutorTask {
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>, hold: Promise<void> | undefined): ExecutorTask {
     const attached = this.d.mesh?.taskNetworks(task.NetworksAttachments)
     // A task in a namespace of its own asks its first network's gateway (as its resolv.conf says), not the host's loopback.
     const resolver = attached && resolverOf(attached)
@@ -254,6 +298,7 @@ export class Agent {
       ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
       secrets: delivered(spec.ContainerSpec.Secrets, secrets, r => r.SecretID, r => r.SecretName).map(({ mode, ...f }) => ({ ...f, ...(mode !== DOCKER_FILE_MODE ? { mode } : {}) })),
       configs: delivered(spec.ContainerSpec.Configs, configs, r => r.ConfigID, r => r.ConfigName).map(({ name, ...f }) => ({ target: name, ...f })),
+      ...(hold ? { hold } : {}),
     }
   }
 
@@ -292,9 +337,9 @@ export class Agent {
     this.send?.({ t: 'logs-end', req, ...(error ? { error } : {}) })
   }
 
-  /** Stops every task (the node leaves the swarm). */
+  /** Stops and removes every task (the node leaves the swarm). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.tasks.keys()].map(id => this.stop(id)))
+    await Promise.all([...this.tasks.keys()].map(id => this.forget(id)))
   }
 
   /** Stops reading logs; tasks keep running (the daemon may be restarting). */

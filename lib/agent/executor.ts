@@ -36,6 +36,12 @@ export interface ExecutorTask {
   /** In the kernel data plane: the task's place on each of its networks, for a network namespace of its own. */
   networks?: TaskNetwork[]
   configs?: ConfigFile[]
+  /**
+   * Set while the manager holds the task at desired `ready` (a restart
+   * delay): the task is prepared and reported `ready`, and started only
+   * once this resolves.
+   */
+  hold?: Promise<void>
 }
 
 /** A task's observed progress, as the executor reports it (states only move forward). */

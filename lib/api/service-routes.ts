@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import { ApiError } from './api-error.js'
 import { applyDefaults } from '../manager/service-spec.js'
 import { matchLabels } from '../manager/label-filter.js'
-import { parseFilters } from '../manager/services.js'
+import { modeKind, parseFilters } from '../manager/services.js'
 import type { SwarmNode } from '../node/node.js'
 import type { Task } from '../types/task.js'
 import { StreamResponse, type ApiServer } from './http.js'
@@ -88,7 +88,7 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
       const names = f.get('name')
       if (names?.length) list = list.filter(x => names.some(n => x.Spec.Name.startsWith(n)))
       const mode = f.get('mode')
-      if (mode?.length) list = list.filter(x => mode.includes(x.Spec.Mode.Global ? 'global' : 'replicated'))
+      if (mode?.length) list = list.filter(x => mode.includes(modeKind(x.Spec)))
       const labels = f.get('label')
       if (labels?.length) list = list.filter(x => matchLabels(labels, x.Spec.Labels ?? {}))
       return list.map(x => (truthy(req.query.get('status')) ? { ...x, ServiceStatus: s.status(x) } : x))

@@ -207,6 +207,21 @@ t.test('create flags build docker\'s ServiceSpec', async t => {
   t.throws(() => createSpec({ mode: 'job' }, 'b', []), { message: 'unknown mode: job, only replicated and global supported' })
 })
 
+t.test('job modes as docker ToServiceMode sets them', async t => {
+  t.same(createSpec({ mode: 'replicated-job' }, 'b', [], {}).Mode, { ReplicatedJob: {} }, "the daemon's defaults")
+  t.same(createSpec({ mode: 'replicated-job', replicas: 5 }, 'b', [], {}).Mode, { ReplicatedJob: { MaxConcurrent: 5, TotalCompletions: 5 } }, 'max concurrent defaults to --replicas')
+  t.same(createSpec({ mode: 'replicated-job', replicas: 5, maxConcurrent: 2 }, 'b', [], {}).Mode, { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 5 } })
+  t.same(createSpec({ mode: 'global-job' }, 'b', [], {}).Mode, { GlobalJob: {} })
+  t.throws(() => createSpec({ mode: 'global-job', replicas: 2 }, 'b', []), { message: 'replicas can only be used with replicated or replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'replicated', maxConcurrent: 2 }, 'b', []), { message: 'max-concurrent can only be used with replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'global-job', maxConcurrent: 2 }, 'b', []), { message: 'max-concurrent can only be used with replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'replicated-job', updateParallelism: 2 }, 'b', []), { message: 'update and rollback configuration is not supported for jobs' })
+  t.throws(() => createSpec({ mode: 'global-job', rollbackDelay: 1 }, 'b', []), { message: 'update and rollback configuration is not supported for jobs' })
+  const job = createSpec({ mode: 'replicated-job', replicas: 2 }, 'b', [], {})
+  t.same(updateSpec(job, { replicas: 4, maxConcurrent: 3 }).Mode, { ReplicatedJob: { MaxConcurrent: 3, TotalCompletions: 4 } }, 'update --replicas sets the completions')
+  t.throws(() => updateSpec(createSpec({}, 'b', [], {}), { maxConcurrent: 3 }), { message: 'max-concurrent can only be used with replicated-job mode' })
+})
+
 t.test('update flags change the current spec as docker does', async t => {
   const current = createSpec(
     { name: 'web', env: ['A=1', 'B=2'], constraint: ['node.role==worker'], publish: [...parsePublish('8080:80'), ...parsePublish('9090:90')], secret: [{ ...parseSecretRef('db'), SecretID: 'x' }] },

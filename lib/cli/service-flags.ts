@@ -275,6 +275,7 @@ export interface CommonFlags {
   limitMemory?: number
   replicasMaxPerNode?: number
   replicas?: number
+  maxConcurrent?: number
   detach?: boolean
   quiet?: boolean
 }
@@ -374,16 +375,13 @@ function applyCommon(spec: ServiceSpec, f: CommonFlags): void {
   if (f.reserveCpu !== undefined) (res.Reservations ??= {}).NanoCPUs = f.reserveCpu
   if (f.reserveMemory !== undefined) (res.Reservations ??= {}).MemoryBytes = f.reserveMemory
   if (f.replicasMaxPerNode !== undefined) {
-    if (!spec.Mode.Replicated) throw usage('replicas-max-per-node can only be used with replicated or replicated-job mode')
+    if (!spec.Mode.Replicated && !spec.Mode.ReplicatedJob) throw usage('replicas-max-per-node can only be used with replicated or replicated-job mode')
     ;(spec.TaskTemplate.Placement ??= {}).MaxReplicas = f.replicasMaxPerNode
   }
 }
 
 /** `service create` flags, IMAGE and [COMMAND] [ARG...] as docker's ToService builds them (secret IDs still empty). */
 export function createSpec(f: CreateFlags, image: string, args: string[], env: NodeJS.ProcessEnv = process.env): ServiceSpec {
-  const mode = f.mode ?? 'replicated'
-  if (mode !== 'replicated' && mode !== 'global') throw usage(`unknown mode: ${mode}, only replicated and global supported`)
-  if (mode === 'global' && f.replicas !== undefined) throw usage('replicas can only be used with replicated or replicated-job mode')
   const spec: ServiceSpec = {
     Name: f.name ?? '',
     Labels: kvMap(f.label),
@@ -404,12 +402,45 @@ export function createSpec(f: CreateFlags, image: string, args: string[], env: N
       ...(f.network?.length && { Networks: f.network.map(n => ({ Target: n })) }),
       ForceUpdate: 0,
     },
-    // Docker leaves an absent --replicas to the daemon's default of 1; saying it keeps the spec explicit.
-    Mode: mode === 'global' ? { Global: {} } : { Replicated: { Replicas: f.replicas ?? 1 } },
+    Mode: serviceMode(f),
     EndpointSpec: { Mode: 'vip', ...(f.publish?.length && { Ports: f.publish }) },
+  }
+  const job = !!(spec.Mode.ReplicatedJob || spec.Mode.GlobalJob)
+  if (job && (Object.keys(configFlags(f, 'update')).length || Object.keys(configFlags(f, 'rollback')).length)) {
+    throw usage('update and rollback configuration is not supported for jobs')
   }
   applyCommon(spec, f)
   return spec
+}
+
+/** --mode with --replicas and --max-concurrent, as docker's ToServiceMode (a job's defaults are the daemon's). */
+function serviceMode(f: CreateFlags): ServiceSpec['Mode'] {
+  const mode = f.mode ?? 'replicated'
+  const onlyReplicas = 'replicas can only be used with replicated or replicated-job mode'
+  const onlyMaxPerNode = 'replicas-max-per-node can only be used with replicated or replicated-job mode'
+  const onlyConcurrent = 'max-concurrent can only be used with replicated-job mode'
+  switch (mode) {
+    case 'global':
+      if (f.replicas !== undefined) throw usage(onlyReplicas)
+      if (f.replicasMaxPerNode) throw usage(onlyMaxPerNode)
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      return { Global: {} }
+    case 'replicated':
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      // Docker leaves an absent --replicas to the daemon's default of 1; saying it keeps the spec explicit.
+      return { Replicated: { Replicas: f.replicas ?? 1 } }
+    case 'replicated-job': {
+      const concurrent = f.maxConcurrent ?? f.replicas
+      return { ReplicatedJob: { ...(concurrent !== undefined && { MaxConcurrent: concurrent }), ...(f.replicas !== undefined && { TotalCompletions: f.replicas }) } }
+    }
+    case 'global-job':
+      if (f.replicasMaxPerNode) throw usage(onlyMaxPerNode)
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      if (f.replicas !== undefined) throw usage(onlyReplicas)
+      return { GlobalJob: {} }
+    default:
+      throw usage(`unknown mode: ${mode}, only replicated and global supported`)
+  }
 }
 
 const portKey = (p: PortConfig): string => `${p.PublishedPort ?? 0}:${p.TargetPort}/${p.Protocol ?? ''}/${p.PublishMode ?? ''}`
@@ -433,8 +464,13 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
   const c = s.TaskTemplate.ContainerSpec
   if (f.image !== undefined) c.Image = f.image
   if (f.replicas !== undefined) {
-    if (!s.Mode.Replicated) throw usage('replicas can only be used with replicated mode')
-    s.Mode.Replicated.Replicas = f.replicas
+    if (s.Mode.ReplicatedJob) s.Mode.ReplicatedJob.TotalCompletions = f.replicas
+    else if (!s.Mode.Replicated) throw usage('replicas can only be used with replicated mode')
+    else s.Mode.Replicated.Replicas = f.replicas
+  }
+  if (f.maxConcurrent !== undefined) {
+    if (!s.Mode.ReplicatedJob) throw usage('max-concurrent can only be used with replicated-job mode')
+    s.Mode.ReplicatedJob.MaxConcurrent = f.maxConcurrent
   }
   if (f.envAdd || f.envRm) {
     const adds = (f.envAdd ?? []).map(e => envEntry(e, env))
@@ -477,7 +513,8 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
 
 /** The update flags other than --rollback, -d and -q that were given (docker refuses them with --rollback). */
 export function hasSpecFlags(f: UpdateFlags): boolean {
-  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k))
+  // --no-healthcheck leaves healthcheck true (commander's default) when not given.
+  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k) && !(k === 'healthcheck' && v === true))
 }
 
 /**

@@ -186,6 +186,18 @@ dmu1ept4cxcf   redis      replicated   2/3 (max 1 per node)   redis:7.4.1
   t.equal(formatServices(services, { quiet: true }), 'iwe3278osahjxxxxxxxxxxxxx\nc8wgl7q4ndfd2ce7zqe9sbsbq\ndmu1ept4cxcfxxxxxxxxxxxxx\n')
   t.equal(formatServices(services, { format: '{{.Name}}: {{.Replicas}}' }), 'agent: 7/7\nfrontend: 5/5\nredis: 2/3 (max 1 per node)\n')
   t.equal(formatServices(services, { format: 'table {{.Name}}\t{{.Mode}}' }), 'NAME       MODE\nagent      global\nfrontend   replicated\nredis      replicated\n')
+  const jobs = [
+    { ...service({ id: 'aaaaaaaaaaaaaaaaaaaaaaaaa', Name: 'job', Mode: { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { MaxReplicas: 1 } } }), ServiceStatus: { RunningTasks: 0, DesiredTasks: 1, CompletedTasks: 1 } },
+    { ...service({ id: 'bbbbbbbbbbbbbbbbbbbbbbbbb', Name: 'sweep', Mode: { GlobalJob: {} }, TaskTemplate: { ContainerSpec: { Image: 'busybox' } } }), ServiceStatus: { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 1 } },
+  ]
+  t.equal(
+    formatServices(jobs, {}),
+    `ID             NAME      MODE             REPLICAS              IMAGE     PORTS
+aaaaaaaaaaaa   job       replicated job   0/1 (1/1 completed)   busybox   
+bbbbbbbbbbbb   sweep     global job       1/2 (1/3 completed)   busybox   
+`,
+    "jobs: docker's MODE and completions, no max per node",
+  )
 })
 
 t.test('ServiceStatus from tasks when the daemon leaves it out', async t => {

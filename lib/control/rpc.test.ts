@@ -16,7 +16,9 @@ async function setup(t: Test) {
   const { ca, mgrKeys, wrkKeys: nodeKeys, port, manager: server, worker: client } = await controlPeers(t, HOST)
   const roles = new Map<string, Role>()
   const refused: string[] = []
+  const calls: { method: string; outcome: string; ms: number }[] = []
   await serveRpc(server, {
+    onCall: (method, outcome, ms) => calls.push({ method, outcome, ms }),
     caPublicKey: () => ca.publicKey,
     selfCert: () => issue(ca, mgrKeys, 'manager'),
     role: id => roles.get(id),
@@ -28,7 +30,7 @@ async function setup(t: Test) {
     },
   })
   const call = (cert: NodeCertificate, method: string) => callRpc<unknown>(client, { ip: HOST, port }, cert, ca.publicKey, method)
-  return { ca, nodeKeys, nodeId: nodeIdFor(nodeKeys.publicKey), roles, refused, call }
+  return { ca, nodeKeys, nodeId: nodeIdFor(nodeKeys.publicKey), roles, refused, calls, call }
 }
 
 t.test("a certificate's role is no more than the node's role now: demotion takes effect at once", async t => {
@@ -45,6 +47,12 @@ t.test("a certificate's role is no more than the node's role now: demotion takes
   h.roles.delete(h.nodeId)
   await t.rejects(h.call(managerCert, 'heartbeat'), { kind: 'permission_denied', message: `node ${h.nodeId} is not part of this swarm` }, 'removed: nothing at all')
   t.match(h.refused, [/called nodes\.list/, /called nodes\.list/, /is not in the swarm/])
+  t.same(
+    h.calls.map(c => `${c.method} ${c.outcome}`),
+    ['nodes.list ok', 'nodes.list refused', 'heartbeat ok', 'nodes.list refused', 'heartbeat refused'],
+    'each call observed with its method and outcome',
+  )
+  t.ok(h.calls.every(c => c.ms >= 0 && c.ms < 5_000), 'with its duration')
 })
 
 t.test("a method's error comes back with its code and kind", async t => {
@@ -52,4 +60,9 @@ t.test("a method's error comes back with its code and kind", async t => {
   h.roles.set(h.nodeId, 'worker')
   await t.rejects(h.call(issue(h.ca, h.nodeKeys, 'worker'), 'fail'), { constructor: RemoteError, code: 'E_SOMETHING', kind: 'not_found', message: 'it went wrong' })
   await t.rejects(h.call(issue(h.ca, h.nodeKeys, 'worker'), 'nope'), { kind: 'unimplemented', message: 'unknown method nope' })
+  t.same(
+    h.calls.map(c => `${c.method} ${c.outcome}`),
+    ['fail error', 'unknown unknown_method'],
+    "a method that throws is an error; a name not served is no label of its own",
+  )
 })

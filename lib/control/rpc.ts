@@ -20,6 +20,9 @@ export interface RpcMethod {
   run(params: unknown, caller: CertificateBody): Promise<unknown> | unknown
 }
 
+/** How a served call ended: answered, the method failed, the caller was refused (certificate, role), or no such method. */
+export type RpcOutcome = 'ok' | 'error' | 'refused' | 'unknown_method'
+
 /**
  * Checks a caller's certificate against the CA, against the key Noise proved
  * for this connection, and against the swarm's node list; answers the refusal
@@ -66,27 +69,38 @@ export function serveRpc(
     /** The role each node has in the swarm now; undefined for a node it does not have. */
     role: (nodeId: string) => Role | undefined
     onRefused: (why: string) => void
+    /** Each call served: its method (`unknown` for a name this manager does not serve), how it ended, and how long it took from its arrival. */
+    onCall?: (method: string, outcome: RpcOutcome, ms: number) => void
   },
 ): Promise<void> {
-  return node.handle(RPC_PROTOCOL, async (ch, peer) => {
-    const call = await ch.recv<Call>()
+  const answer = async (ch: Channel, peer: Peer, call: Call | undefined): Promise<RpcOutcome> => {
     const caller = authenticate(ch, peer, call?.cert, d)
-    if (!caller) return
+    if (!caller || !call) return 'refused'
     const m = Object.hasOwn(d.methods, call.method) ? d.methods[call.method] : undefined
     if (!m) {
       ch.send(refusal(`unknown method ${String(call.method)}`, 'unimplemented'))
-      return
+      return 'unknown_method'
     }
     if (!m.roles.includes(caller.role)) {
       d.onRefused(`${caller.role} ${caller.nodeId} called ${call.method}`)
       ch.send(refusal(NOT_MANAGER, 'unavailable'))
-      return
+      return 'refused'
     }
     try {
       ch.send({ result: (await m.run(call.params, caller)) ?? null, cert: d.selfCert() })
+      return 'ok'
     } catch (e) {
       ch.send(errorBody(e))
+      return 'error'
     }
+  }
+  return node.handle(RPC_PROTOCOL, async (ch, peer) => {
+    const call = await ch.recv<Call>()
+    const start = performance.now()
+    const outcome = await answer(ch, peer, call)
+    // Only the names served here become labels: a caller cannot mint new ones.
+    const method = typeof call?.method === 'string' && Object.hasOwn(d.methods, call.method) ? call.method : 'unknown'
+    d.onCall?.(method, outcome, performance.now() - start)
   })
 }
 

@@ -80,6 +80,28 @@ t.test('a suspected member refutes and stays alive', async t => {
   t.ok(suspected, 'n4 was suspected')
   for (const m of members) t.equal(m.members().find(x => x.name === 'n4')?.state, 'alive')
   t.ok(members[0]!.members().find(x => x.name === 'n4')!.incarnation > 1, 'refuted with a higher incarnation')
+  t.ok(members[4]!.counters.refutations >= 1, 'n4 counted its refutation')
+  t.ok(members.slice(0, 4).every(m => m.counters.suspicions >= 1), 'every other member counted n4 suspected')
+  t.ok(members.slice(0, 4).some(m => m.counters.probes.failed >= 1), 'a probe of n4 failed')
+  for (const m of members) await m.shutdown()
+})
+
+t.test('probes by outcome and UDP messages by type are counted', async t => {
+  const { clock, net, members } = await cluster(5)
+  await clock.advance(3_000)
+  // A lossy member: some direct probes of it fail where an indirect one through another member gets through.
+  net.setHostLoss(members[4]!.address, 0.5)
+  await clock.advance(30_000)
+  const sum = (f: (m: Membership) => number): number => members.reduce((n, m) => n + f(m), 0)
+  t.ok(sum(m => m.counters.probes.ack) > 50, 'direct acks')
+  t.ok(sum(m => m.counters.probes.indirect_ack) >= 1, 'acks through another member')
+  const c = members[0]!.counters
+  // Every probe is a ping, and every ping this member answered is an ack: the counts follow the protocol.
+  t.ok(c.sent.messages.ping! >= c.probes.ack + c.probes.indirect_ack + c.probes.tcp_ack + c.probes.failed, JSON.stringify(c.sent.messages))
+  t.ok(c.received.messages.ping! > 0 && c.sent.messages.ack! >= c.received.messages.ping!, 'each ping received is acked')
+  t.ok(c.sent.messages.indirect_ping! >= 1, 'indirect probes asked for')
+  t.ok(c.sent.bytes.ping! > c.sent.messages.ping! * 20, 'bytes counted by type')
+  t.notOk('compound' in c.sent.messages || 'compound' in c.received.messages, 'compounds are counted by their parts')
   for (const m of members) await m.shutdown()
 })
 
@@ -164,6 +186,7 @@ t.test('UDP blocked to one node: the TCP fallback ping keeps it alive', async t 
   await clock.advance(20_000)
   t.notOk(events.flat().some(e => e.type === 'dead'), 'nobody declared dead')
   for (const m of members.slice(0, 2)) t.equal(m.members().find(x => x.name === 'n2')?.state, 'alive')
+  t.ok(members.slice(0, 2).some(m => m.counters.probes.tcp_ack >= 1), 'a probe was answered only over TCP')
   for (const m of members) await m.shutdown()
 })
 

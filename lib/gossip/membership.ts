@@ -43,6 +43,7 @@ import { type DropReason, decompressMessage, openPacket, PacketError, packetOver
 import { TransmitLimitedQueue } from './queue.js'
 import { type MemberEventType, type NodeState, StateMachine } from './state.js'
 import { encodeStreamFrame, StreamReader } from './stream.js'
+import { countMessage, countOutgoing, emptyMessageCounts, type MessageCounts } from './traffic.js'
 import { checkAlive, checkDead, checkIndirectPing, checkSuspect, dropReason, pushStateProblem } from './validate.js'
 import type { Address, Transport } from './transport.js'
 import { GOSSIP_PORT } from '../types/defaults.js'
@@ -107,7 +108,10 @@ export interface MemberEvent {
   ts: number
 }
 
-/** Traffic counters; `dropped` counts inbound packets and streams by reason. */
+/** How a probe ended: a direct ack, an ack through another member, only the TCP fallback answering, or none (the member is suspected). */
+export type ProbeOutcome = 'ack' | 'indirect_ack' | 'tcp_ack' | 'failed'
+
+/** Traffic and protocol counters; `dropped` counts inbound packets and streams by reason. */
 export interface Counters {
   packetsSent: number
   packetsReceived: number
@@ -119,6 +123,14 @@ export interface Counters {
   streamsOpened: number
   streamsAccepted: number
   dropped: Record<string, number>
+  /** UDP messages by type, each part of a compound counted; sent before compression, received after. */
+  sent: MessageCounts
+  received: MessageCounts
+  probes: Record<ProbeOutcome, number>
+  /** Members this node came to suspect (by its own probe or by another's word). */
+  suspicions: number
+  /** Accusations about this node it refuted with a higher incarnation. */
+  refutations: number
 }
 
 interface AckHandler {
@@ -160,6 +172,11 @@ export class Membership extends EventEmitter {
     streamsOpened: 0,
     streamsAccepted: 0,
     dropped: {},
+    sent: emptyMessageCounts(),
+    received: emptyMessageCounts(),
+    probes: { ack: 0, indirect_ack: 0, tcp_ack: 0, failed: 0 },
+    suspicions: 0,
+    refutations: 0,
   }
   private readonly clock: Clock
   private readonly transport: Transport
@@ -220,7 +237,9 @@ export class Membership extends EventEmitter {
       vsn: () => this.vsn,
       leaving: () => this.leaving,
       random: this.random,
+      refuted: () => this.counters.refutations++,
       emit: (type, node) => {
+        if (type === 'suspect') this.counters.suspicions++
         // Copies only for listeners: simulations of thousands of members have none on most.
         if (this.listenerCount('event') === 0 && this.listenerCount(type) === 0) return
         const member = toMember(node)
@@ -495,6 +514,7 @@ export class Membership extends EventEmitter {
 
   private async rawSendPacket(to: Address, node: NodeState | undefined, msg: Buffer): Promise<void> {
     // CRC only for peers known to speak protocol 5; memberlist finds none for plain sends either.
+    countOutgoing(this.counters.sent, msg)
     const packet = sealPacket(msg, { compress: this.tuning.enableCompression, crc: !!node && node.vsn[1] >= 5 }, this.sec)
     this.counters.packetsSent++
     this.counters.bytesSent += packet.length
@@ -581,6 +601,7 @@ export class Membership extends EventEmitter {
     if (sent) {
       const first = await Promise.race([acked, this.sleep(t.probeTimeout).then(() => false)])
       if (first) {
+        this.counters.probes.ack++
         this.awareness.applyDelta(-1)
         return
       }
@@ -605,14 +626,17 @@ export class Membership extends EventEmitter {
     }
     const fallback = !t.disableTcpPings && node.vsn[1] >= 3 ? this.tcpPing(to, ping, deadline).catch(() => false) : Promise.resolve(false)
     if (await acked) {
+      this.counters.probes.indirect_ack++
       this.awareness.applyDelta(-1)
       return
     }
     if (await fallback) {
+      this.counters.probes.tcp_ack++
       this.log.warn({ node: node.name }, `Was able to connect to ${node.name} over TCP but UDP probes failed, network may be misconfigured`)
       this.awareness.applyDelta(-1)
       return
     }
+    this.counters.probes.failed++
     this.awareness.applyDelta(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1)
     this.log.info({ node: node.name }, 'suspect: no acks received')
     this.state.suspectNode({ incarnation: node.incarnation, node: node.name, from: this.name })
@@ -751,6 +775,8 @@ export class Membership extends EventEmitter {
     const type = buf[0]!
     const body = buf.subarray(1)
     const struct = () => new MsgpackReader(body).struct()
+    // Containers are counted by what they hold.
+    if (type !== MsgType.compound && type !== MsgType.compress) countMessage(this.counters.received, buf)
     switch (type) {
       case MsgType.compound: {
         if (depth >= MAX_NESTING) throw new PacketError('decode', 'compound nested too deep')

@@ -44,6 +44,8 @@ export interface StateDeps {
   emit: (type: MemberEventType, node: NodeState) => void
   /** Called for each conflicting alive (same name, other address). */
   conflict?: (existing: NodeState, other: Alive) => void
+  /** This node refuted an accusation about itself. */
+  refuted?: () => void
   random?: () => number
 }
 
@@ -220,6 +222,7 @@ export class StateMachine {
   refute(me: NodeState, accused: number): void {
     me.incarnation = Math.max(me.incarnation + 1, accused + 1) >>> 0
     this.d.awareness.applyDelta(1)
+    this.d.refuted?.()
     const vsn = this.d.vsn()
     this.broadcast(me.name, () =>
       encodeAlive({ incarnation: me.incarnation, node: me.name, addr: me.addr, port: me.port, meta: me.meta, vsn }),

@@ -5,7 +5,7 @@ import type { ControlNode } from '../control/control-node.js'
 import { base36, publicKeyFromRaw } from '../control/identity.js'
 import { serveJoin } from '../control/join-protocol.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
-import { serveRpc, type RpcMethod } from '../control/rpc.js'
+import { serveRpc, type RpcMethod, type RpcOutcome } from '../control/rpc.js'
 import { CERT_TTL_MS, CONTROL_PORT, DATA_PATH_PORT, GOSSIP_PORT, HEARTBEAT_MS, KEY_ROTATION_MS } from '../types/defaults.js'
 import { ALREADY_IN_SWARM, SwarmError } from '../types/errors.js'
 import { splitAddr } from '../types/addr.js'
@@ -205,7 +205,10 @@ export class Cluster {
    * node's manager certificate calls as a worker, a removed node's calls
    * nothing.
    */
-  async serve(control: ControlNode, o: { nodes: Nodes; methods: Record<string, RpcMethod>; managers: () => string[] }): Promise<void> {
+  async serve(
+    control: ControlNode,
+    o: { nodes: Nodes; methods: Record<string, RpcMethod>; managers: () => string[]; onCall?: (method: string, outcome: RpcOutcome, ms: number) => void },
+  ): Promise<void> {
     const { nodes } = o
     await serveJoin(control, {
       ca: () => this.ca(),
@@ -228,6 +231,7 @@ export class Cluster {
       selfCert: () => this.selfCert(),
       role: id => nodes.role(id),
       onRefused: why => this.d.log.warn({ why }, 'control call refused'),
+      ...(o.onCall ? { onCall: o.onCall } : {}),
       methods: {
         ...o.methods,
         // A new certificate for the caller's key, with the role its node has now (promote / demote take effect here).

@@ -131,11 +131,11 @@ t.test('attach pushes the node its tasks, with only the secrets its running task
   const m = assignOf(s.sent[0])
   t.same(
     m.tasks.map(x => x.task.ID),
-    ['a', 'b', 'c', 'f'],
-    "the node's tasks not known to be over (an over task the manager still wants running is kept)",
+    ['a', 'b', 'c', 'd', 'f'],
+    "the node's tasks, the ended ones of the history too (the node keeps their logs while they are listed)",
   )
   t.same(m.tasks[0], { task: task('a', 'n1', 'running', 'running', ['sec1', 'sec2']), serviceName: 'web', ports: svc('s1', 'web').Endpoint.Ports, networks: ['ing'] })
-  t.same(m.tasks[3], { task: task('f', 'n1', 'assigned', 'running', [], 'gone'), serviceName: '', ports: [], networks: [] }, 'a task whose service is gone')
+  t.same(m.tasks[4], { task: task('f', 'n1', 'assigned', 'running', [], 'gone'), serviceName: '', ports: [], networks: [] }, 'a task whose service is gone')
   t.same(secretCalls, [['sec1', 'sec2', 'sec4']])
   t.same(Object.keys(m.secrets).sort(), ['sec1', 'sec2', 'sec4'])
   t.equal(Buffer.from(m.secrets.sec1!, 'base64').toString(), 'value-sec1')

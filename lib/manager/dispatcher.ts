@@ -4,7 +4,7 @@ import type { Session } from '../control/session.js'
 import type { NodeAttachmentRecord } from '../types/network.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
-import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
+import { isRunDesired, type Task, type TaskStatus } from '../types/task.js'
 import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
@@ -107,13 +107,15 @@ export class Dispatcher {
 
   /**
    * What every node's assignments are made of, read from the store once per
-   * push: services by ID, the tasks of each node that are not known to be
-   * over, and the networks each service's tasks join (its VIPs', and for dnsrr its attachments).
+   * push: services by ID, the tasks of each node (those that ended too, while
+   * the history keeps them: the node keeps their logs until they are no
+   * longer listed), and the networks each service's tasks join (its VIPs',
+   * and for dnsrr its attachments).
    */
   private view(): AssignmentView {
     const byNode = new Map<string, Task[]>()
     for (const t of this.d.store.list<Task>('tasks')) {
-      if (!t.NodeID || (isTerminal(t.Status.State) && t.DesiredState !== 'running')) continue
+      if (!t.NodeID) continue
       let l = byNode.get(t.NodeID)
       if (!l) byNode.set(t.NodeID, (l = []))
       l.push(t)
@@ -130,10 +132,10 @@ export class Dispatcher {
     }
   }
 
-  /** A node's tasks that are not known to be over, with the secrets and configs they use and nothing more. */
+  /** A node's tasks, with the secrets and configs of those that are to run and nothing more. */
   private assignments(nodeId: string, v: AssignmentView): DownMessage {
     const tasks = v.byNode.get(nodeId) ?? []
-    const running = tasks.filter(t => t.DesiredState === 'running').map(t => t.Spec.ContainerSpec)
+    const running = tasks.filter(t => isRunDesired(t.DesiredState)).map(t => t.Spec.ContainerSpec)
     const ids = (refs: (c: ContainerSpec) => string[] | undefined): string[] => [...new Set(running.flatMap(c => refs(c) ?? []))]
     return {
       t: 'assign',

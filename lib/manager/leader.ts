@@ -11,6 +11,7 @@ import type { Replica } from './etcd/replica.js'
 import type { Networks } from './networks.js'
 import type { Nodes } from './nodes.js'
 import { Orchestrator } from './orchestrator/orchestrator.js'
+import { observedPlanner, type ManagerObserver } from './observer.js'
 import { planner } from './placement.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
@@ -40,6 +41,7 @@ export interface LeaderDeps {
   replica?: Replica
   /** This manager is demoted: it must give the leadership up so another removes its member. */
   resign: () => void
+  observer?: ManagerObserver
   log: Logger
 }
 
@@ -71,12 +73,15 @@ export class LeaderDuties {
       report: (nodeId, updates) => this.orchestrator.report(nodeId, updates),
       log,
     })
+    const scheduled = d.observer?.scheduled?.bind(d.observer)
+    const taskRunning = d.observer?.taskRunning?.bind(d.observer)
     this.orchestrator = new Orchestrator({
       store: d.state,
       clock: d.clock,
       nodes: () => d.nodes.infos(d.runsTasks),
-      planner,
+      planner: scheduled ? observedPlanner(planner, scheduled) : planner,
       changed: () => this.dispatcher.pushAll(),
+      ...(taskRunning ? { taskRunning } : {}),
       log,
     })
   }

@@ -25,6 +25,7 @@ import type { Replica } from './etcd/replica.js'
 import { LeaderDuties } from './leader.js'
 import { Networks } from './networks.js'
 import { Nodes, type NodeState } from './nodes.js'
+import type { ManagerObserver } from './observer.js'
 import { Secrets } from './secrets.js'
 import { Services } from './services.js'
 import type { StateStore } from './state-store.js'
@@ -72,6 +73,8 @@ export interface ManagerDeps {
   goReplicated: () => Promise<Manager>
   /** What serves an API call forwarded by another manager (the node's API server, once it listens). */
   serveApi: () => ((call: ApiCall) => Promise<ApiAnswer>) | undefined
+  /** Told of RPCs, scheduling decisions, tasks reaching running and leader changes (the node's metrics). */
+  observer?: ManagerObserver
   log: Logger
 }
 
@@ -136,7 +139,8 @@ export class Manager {
   async start(): Promise<void> {
     const { control, log } = this.d
     await this.networks.ensureIngress().catch(e => (this.d.replica ? log.info({ err: e }, 'the ingress network is created by the leader') : Promise.reject(e)))
-    await this.cluster.serve(control, { nodes: this.nodes, methods: this.methods(), managers: () => this.managerAddrs() })
+    const rpc = this.d.observer?.rpc?.bind(this.d.observer)
+    await this.cluster.serve(control, { nodes: this.nodes, methods: this.methods(), managers: () => this.managerAddrs(), ...(rpc ? { onCall: rpc } : {}) })
     await serveSession(control, {
       caPublicKey: () => this.cluster.ca().publicKey,
       selfCert: () => this.cluster.selfCert(),
@@ -160,7 +164,10 @@ export class Manager {
       on: {
         elected: fence => void this.lead(fence),
         deposed: () => void this.follow(),
-        leaderChanged: id => log.info({ leader: id }, 'leader changed'),
+        leaderChanged: id => {
+          log.info({ leader: id }, 'leader changed')
+          this.d.observer?.leaderChanged?.(id)
+        },
       },
     })
     await this.election.start()
@@ -261,6 +268,7 @@ export class Manager {
       applyGossipKeys: this.d.applyGossipKeys,
       ...(this.d.replica ? { replica: this.d.replica } : {}),
       resign: () => void this.election?.resign(),
+      ...(this.d.observer ? { observer: this.d.observer } : {}),
       log: this.d.log,
     })
     this.duties = duties

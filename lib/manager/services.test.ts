@@ -108,10 +108,16 @@ t.test('update: versions, rolling updates, kept ports, refused changes', async t
   t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000)
   t.equal(kicks(), 3)
 
-  await t.rejects(services.update(id, 3, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
-  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  // Scaled after that update: the old update's status goes, so the CLI follows the new convergence.
+  await services.update(id, 3, body('web', { ports: [{ TargetPort: 80 }], container: { Image: 'busybox:2' }, top: { Mode: { Replicated: { Replicas: 5 } } } }), false)
+  s = services.get(id)
+  t.equal(s.UpdateStatus, undefined, 'no UpdateStatus after a scale')
+  t.same(s.Spec.Mode, { Replicated: { Replicas: 5 } })
+
+  await t.rejects(services.update(id, 4, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
+  await t.rejects(services.update(id, 4, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
   await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
-  t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
+  t.same(services.get(id).Version, { Index: 4 }, 'refused updates change nothing')
 })
 
 t.test('rollback swaps back to the previous spec', async t => {
@@ -238,6 +244,20 @@ t.test('tasks(): Docker filters', async t => {
   t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
 })
 
+t.test("tasks(): '_up-to-date' keeps the tasks that run the service's current spec", async t => {
+  const { services, store } = await setup(t)
+  const web = await services.create(body('web'))
+  const current = services.get(web).Spec.TaskTemplate
+  const fresh = { ...task('new1', web, { slot: 1 }), Spec: current }
+  const stale = task('old1', web, { slot: 1, desired: 'shutdown', state: 'shutdown' })
+  const orphan = { ...task('orph', 'gone', { slot: 1 }), Spec: current }
+  await store.commit([fresh, stale, orphan].map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  const f = (o: Record<string, string[]>) => services.tasks(new Map(Object.entries(o)), () => undefined).map(x => x.ID)
+  t.same(f({ service: [web], '_up-to-date': ['true'] }), ['new1'])
+  t.same(f({ '_up-to-date': ['true'] }), ['new1'], "a task whose service is gone is not up to date")
+  t.same(f({ service: [web] }).sort(), ['new1', 'old1'])
+})
+
 t.test('parseFilters: both Docker formats and the errors', async t => {
   t.same(parseFilters(null), new Map())
   t.same(parseFilters(''), new Map())
@@ -267,8 +287,36 @@ t.test('status(): running, desired and completed counts', async t => {
     task('g3', api, { node: 'n3', desired: 'shutdown', state: 'shutdown' }),
   ]
   await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
-  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 1 })
+  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 0 }, 'completions count for jobs only')
   t.same(services.status(services.get(api)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 0 })
+})
+
+t.test('jobs: a JobIteration from 0, one more per update (no rolling update); status counts the current iteration', async t => {
+  const { services, store } = await setup(t)
+  const job = await services.create(body('job', { top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }))
+  const gjob = await services.create(body('gjob', { top: { Mode: { GlobalJob: {} } } }))
+  t.match(services.get(job), { Spec: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } }, JobStatus: { JobIteration: { Index: 0 }, LastExecution: String } })
+  const it = (n: number) => ({ JobIteration: { Index: n } })
+  const all = [
+    { ...task('j1', job, { slot: 0, state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('j2', job, { slot: 1, state: 'running', desired: 'complete' }), ...it(0) },
+    { ...task('g1', gjob, { node: 'n1', state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('g2', gjob, { node: 'n2', state: 'running', desired: 'complete' }), ...it(0) },
+  ]
+  await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  t.same(services.status(services.get(job)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 1 }, 'MaxConcurrent desired')
+  t.same(services.status(services.get(gjob)), { RunningTasks: 1, DesiredTasks: 1, CompletedTasks: 1 }, 'the tasks not complete yet desired')
+
+  await services.update(job, 1, body('job', { container: { Image: 'busybox:2' }, top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }), false)
+  const s = services.get(job)
+  t.same(s.JobStatus?.JobIteration, { Index: 1 })
+  t.equal(s.UpdateStatus, undefined, 'a job has no rolling update')
+  t.same(services.status(s), { RunningTasks: 0, DesiredTasks: 2, CompletedTasks: 0 }, "the last iteration's tasks no longer count")
+  await t.rejects(services.update(job, 2, body('job'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(
+    services.create(body('bad', { top: { Mode: { GlobalJob: {} }, UpdateConfig: { Parallelism: 1 } } })),
+    swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = Jobs may not have an update config'),
+  )
 })
 
 t.test('secrets: sealed in the store, refused removal while used, values for the dispatcher', async t => {

@@ -4,10 +4,17 @@ import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { matchLabels } from './label-filter.js'
 import { needsIngress, type Networks } from './networks.js'
 import type { Configs } from './configs.js'
+import { sameSpec } from './orchestrator/pass.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
-import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
+import { isJob, type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
 import { type Task } from '../types/task.js'
+
+/** Which of swarm's four modes a spec is in (a mode cannot change). */
+export function modeKind(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
+  const m = spec.Mode
+  return m.Global ? 'global' : m.ReplicatedJob ? 'replicated-job' : m.GlobalJob ? 'global-job' : 'replicated'
+}
 
 /** Swarm's range for published ports the user left to the manager. */
 const DYNAMIC_PORTS = { first: 30000, last: 32767 }
@@ -128,6 +135,7 @@ export class Services {
       UpdatedAt: t,
       Spec: spec,
       Endpoint: { Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec) },
+      ...(isJob(spec) ? { JobStatus: { JobIteration: { Index: 0 }, LastExecution: t } } : {}),
     }
     const vips = await this.virtualIps(svc)
     if (vips) svc.Endpoint.VirtualIPs = vips
@@ -149,7 +157,7 @@ export class Services {
       spec = cur.PreviousSpec
     } else spec = this.validate(body, cur)
     if (spec.Name !== cur.Spec.Name) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = renaming services is not supported')
-    if (!!spec.Mode.Global !== !!cur.Spec.Mode.Global) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = service mode change is not allowed')
+    if (modeKind(spec) !== modeKind(cur.Spec)) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = service mode change is not allowed')
     const t = new Date().toISOString()
     const templateChanged = JSON.stringify(spec.TaskTemplate) !== JSON.stringify(cur.Spec.TaskTemplate)
     const next: Service = {
@@ -163,8 +171,12 @@ export class Services {
     const vips = await this.virtualIps(next)
     if (vips) next.Endpoint.VirtualIPs = vips
     else delete next.Endpoint.VirtualIPs
+    // A job runs again with every update (swarmkit's JobIteration); it has no rolling update.
+    if (cur.JobStatus) next.JobStatus = { JobIteration: { Index: cur.JobStatus.JobIteration.Index + 1 }, LastExecution: t }
     if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
-    else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    else if (templateChanged && !cur.JobStatus) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    // As swarmkit: any other update clears the last one's status, so `scale` is followed as a new convergence.
+    else delete next.UpdateStatus
     await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
     this.d.kick()
   }
@@ -201,6 +213,11 @@ export class Services {
       const byId = new Map(this.list().map(s => [s.ID, s.Spec.Labels ?? {}]))
       tasks = tasks.filter(t => byId.has(t.ServiceID) && matchLabels(labels, byId.get(t.ServiceID)!))
     }
+    // The docker CLI's progress asks for the tasks that run the service's current spec (swarmkit's !IsTaskDirty).
+    if (filters.get('_up-to-date')?.length) {
+      const template = new Map(this.list().map(s => [s.ID, s.Spec.TaskTemplate]))
+      tasks = tasks.filter(t => template.has(t.ServiceID) && sameSpec(t.Spec, template.get(t.ServiceID)!))
+    }
     const names = filters.get('name')
     if (names?.length) {
       const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))
@@ -212,11 +229,22 @@ export class Services {
     return tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
   }
 
-  /** ServiceStatus (GET /services?status=true): running and desired task counts. */
+  /**
+   * ServiceStatus (GET /services?status=true), as swarmkit's
+   * ListServiceStatuses counts it: running and desired tasks, and for jobs
+   * (their current iteration only) the completed ones; a replicated job
+   * desires MaxConcurrent, a global one its tasks not yet complete.
+   */
   status(svc: Service): { RunningTasks: number; DesiredTasks: number; CompletedTasks: number } {
-    const tasks = this.d.store.list<Task>('tasks').filter(t => t.ServiceID === svc.ID)
-    const running = tasks.filter(t => t.Status.State === 'running' && t.DesiredState === 'running').length
-    const desired = svc.Spec.Mode.Global ? tasks.filter(t => t.DesiredState === 'running').length : (svc.Spec.Mode.Replicated?.Replicas ?? 1)
-    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: tasks.filter(t => t.Status.State === 'complete').length }
+    const iteration = svc.JobStatus?.JobIteration.Index
+    const tasks = this.d.store.list<Task>('tasks').filter(t => t.ServiceID === svc.ID && (iteration === undefined || t.JobIteration?.Index === iteration))
+    const mode = svc.Spec.Mode
+    const running = tasks.filter(t => t.Status.State === 'running' && (t.DesiredState === 'running' || t.DesiredState === 'complete')).length
+    const desired = mode.Replicated
+      ? (mode.Replicated.Replicas ?? 1)
+      : mode.ReplicatedJob
+        ? (mode.ReplicatedJob.MaxConcurrent ?? 1)
+        : tasks.filter(t => t.DesiredState === 'running' || (t.DesiredState === 'complete' && t.Status.State !== 'complete')).length
+    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: iteration === undefined ? 0 : tasks.filter(t => t.Status.State === 'complete').length }
   }
 }

@@ -31,6 +31,17 @@ t.test('commits are readable at once and after reopening', async t => {
   await r.close()
 })
 
+t.test('each commit is timed: on disk, or refused', async t => {
+  const seen: { ms: number; ok: boolean }[] = []
+  const s = await Store.open(tempDir(t), { onCommit: (ms, ok) => seen.push({ ms, ok }) })
+  await s.commit([{ op: 'put', table: 'nodes', id: 'a', value: 1 }])
+  await t.rejects(s.commit([{ op: 'put', table: '', id: 'x', value: 1 }]), { code: 'E_STORE_MUTATION' })
+  t.same(seen.map(c => c.ok), [true, false])
+  // An fsync takes some time; no commit takes seconds here.
+  t.ok(seen[0]!.ms > 0 && seen[0]!.ms < 5_000, `${seen[0]!.ms} ms`)
+  await s.close()
+})
+
 t.test('stored values are copies', async t => {
   const s = await Store.open(tempDir(t))
   const v = { n: 1 }

@@ -1,6 +1,7 @@
 import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SwarmdError } from '../types/errors.js'
+import { timedCommit, type CommitObserver } from './commit-timing.js'
 import { FILE_MODE, restrictToOwner } from './owner-only.js'
 import { encodeRecord, readLog, recordPayload, recordProblem, WalCorruptError, WriteAheadLog } from './wal.js'
 
@@ -113,6 +114,7 @@ export class Store {
     readonly dir: string,
     private wal: WriteAheadLog,
     private readonly snapshotEvery: number,
+    private readonly onCommit: CommitObserver | undefined,
   ) {}
 
   /**
@@ -121,7 +123,7 @@ export class Store {
    * is cut off; any other damage throws StoreCorruptError (E_STORE_CORRUPT)
    * before anything on disk is changed.
    */
-  static async open(dir: string, opts: { snapshotEvery?: number } = {}): Promise<Store> {
+  static async open(dir: string, opts: { snapshotEvery?: number; onCommit?: CommitObserver } = {}): Promise<Store> {
     restrictToOwner(dir)
     const snap = readSnapshot(dir)
     const current = walName(snap.index)
@@ -142,7 +144,7 @@ export class Store {
       }
       for (const r of records) entries.push(parseEntry(file, r.offset, r.payload))
     }
-    const store = new Store(dir, await WriteAheadLog.open(join(dir, current)), opts.snapshotEvery ?? 10_000)
+    const store = new Store(dir, await WriteAheadLog.open(join(dir, current)), opts.snapshotEvery ?? 10_000, opts.onCommit)
     for (const [table, rows] of Object.entries(snap.tables)) store.tables.set(table, new Map(Object.entries(rows)))
     store.lastIndex = snap.index
     for (const e of entries) {
@@ -177,7 +179,11 @@ export class Store {
    * Applies `mutations` atomically and durably: resolves with the commit's
    * index once it is on disk; readers see it only then.
    */
-  async commit(mutations: Mutation[]): Promise<number> {
+  commit(mutations: Mutation[]): Promise<number> {
+    return timedCommit(this.onCommit, () => this.write(mutations))
+  }
+
+  private async write(mutations: Mutation[]): Promise<number> {
     for (const m of mutations) {
       if (!m.table || !m.id) throw new StoreError('E_STORE_MUTATION', 'a mutation needs a table and an id')
     }

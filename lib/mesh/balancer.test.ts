@@ -183,6 +183,29 @@ t.test('a failed endpoint is skipped for a back-off of 1 s doubling to 30 s, the
   t.end()
 })
 
+t.test('health: failures and back-offs by service name, forgotten with the service', t => {
+  const clock = { t: 0 }
+  const b = new Balancer({ now: () => clock.t })
+  b.add(ep('a'))
+  b.add(ep('b'))
+  b.add(ep('c', 'n1', { service: 's2', serviceName: 'api' }))
+  t.same([...b.health()], [], 'no failure yet')
+  b.markFailed(ep('a'))
+  b.markFailed(ep('a'))
+  b.markFailed(ep('b'))
+  b.markFailed(ep('c', 'n1', { service: 's2' }))
+  t.same(Object.fromEntries(b.health()), { web: { failures: 3, backedOff: 2 }, api: { failures: 1, backedOff: 1 } })
+  clock.t += 1_500
+  t.same(b.health().get('web'), { failures: 3, backedOff: 1 }, "b's 1 s back-off is over, a's 2 s one is not")
+  b.markOk(ep('a'))
+  t.same(b.health().get('web'), { failures: 3, backedOff: 0 }, 'a success ends the back-off; the count stays')
+  b.remove(ep('a'))
+  t.equal(b.health().get('web')?.failures, 3, 'kept while the service has an endpoint')
+  b.remove(ep('b'))
+  t.same([...b.health().keys()], ['api'], 'forgotten once its last endpoint goes')
+  t.end()
+})
+
 t.test('a changed address clears the failures', t => {
   const clock = { t: 0 }
   const b = new Balancer({ now: () => clock.t })

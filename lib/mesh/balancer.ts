@@ -49,8 +49,18 @@ interface Group {
 
 type EndpointId = Pick<Endpoint, 'network' | 'service' | 'task' | 'protocol' | 'targetPort'>
 
+/** A service's backends as the balancer saw them: failures since it started, and how many sit in their back-off now. */
+export interface BackendHealth {
+  failures: number
+  backedOff: number
+}
+
+const serviceOf = (e: Endpoint): string => e.serviceName || e.service
+
 export class Balancer {
   private readonly groups = new Map<string, Group>()
+  /** Backend failures by service name, kept while the service has endpoints. */
+  private readonly failures = new Map<string, number>()
   private readonly strategy: BalancingStrategy
   private readonly nodeAlive: (node: string) => boolean
   private readonly preferNode: string | undefined
@@ -93,8 +103,11 @@ export class Balancer {
     const key = endpointKey(e)
     const i = lowerBound(g.members, key)
     if (g.members[i]?.key !== key) return
-    g.members.splice(i, 1)
-    if (!g.members.length) this.groups.delete(gk)
+    const [gone] = g.members.splice(i, 1)
+    if (g.members.length) return
+    this.groups.delete(gk)
+    const svc = serviceOf(gone!.endpoint)
+    if (![...this.groups.values()].some(o => serviceOf(o.members[0]!.endpoint) === svc)) this.failures.delete(svc)
   }
 
   /** Applies an endpoint table update (its added, updated and removed endpoints). */
@@ -160,6 +173,8 @@ export class Balancer {
     const m = this.member(e)
     if (!m) return
     m.failures++
+    const svc = serviceOf(m.endpoint)
+    this.failures.set(svc, (this.failures.get(svc) ?? 0) + 1)
     const delay = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** Math.min(m.failures - 1, 30))
     m.retryAt = this.now() + delay
   }
@@ -170,6 +185,21 @@ export class Balancer {
     if (!m) return
     m.failures = 0
     m.retryAt = 0
+  }
+
+  /** Each service's backend failures and back-offs, by service name: what the metrics show. */
+  health(): Map<string, BackendHealth> {
+    const now = this.now()
+    const out = new Map<string, BackendHealth>()
+    for (const [svc, failures] of this.failures) out.set(svc, { failures, backedOff: 0 })
+    for (const g of this.groups.values()) {
+      for (const m of g.members) {
+        if (m.retryAt <= now) continue
+        const h = out.get(serviceOf(m.endpoint))
+        if (h) h.backedOff++
+      }
+    }
+    return out
   }
 
   private member(e: EndpointId): Member | undefined {

@@ -57,9 +57,12 @@ t.test('with workers, a published port spreads its connections over the processe
   t.same(answers.filter(x => !/^(local|remote) req-\d+$/.test(x)), [], 'every connection answered, with its own bytes')
   const byTask = { local: answers.filter(x => x.startsWith('local')).length, remote: answers.filter(x => x.startsWith('remote')).length }
   t.ok(Math.max(byTask.local, byTask.remote) / Math.min(byTask.local, byTask.remote) <= 1.5, `balanced over both tasks, within 1.5 max/min: ${JSON.stringify(byTask)}`)
-  await until(() => a.stats().connections >= 200, 3_000)
+  const sent = answers.reduce((n, _, i) => n + `req-${i}`.length, 0)
+  const back = answers.join('').length
+  await until(() => a.stats().connections >= 200 && a.stats().bytesFromTasks >= back, 3_000)
   const s = a.stats()
   t.equal(s.connections, 200, 'the workers\' connections counted with the Mesh\'s (as they report each second)')
+  t.same([s.bytesToTasks, s.bytesFromTasks], [sent, back], 'and their bytes, both ways')
   t.ok(s.tunnel.framesOut > 0, 'remote ones went through the tunnel')
 })
 

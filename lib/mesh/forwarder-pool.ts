@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { BalancerTarget } from './balancer.js'
-import type { FromWorker, ToWorker, WorkerConfig } from './forwarder-protocol.js'
+import type { FromWorker, ToWorker, WorkerConfig, WorkerCounters } from './forwarder-protocol.js'
 import type { Endpoint } from './types.js'
 
 export class ForwarderError extends SwarmdError {}
@@ -20,8 +20,10 @@ type Back = (key: string, client: Socket, endpoint?: Endpoint) => void
 
 interface Worker {
   proc: ChildProcess
-  counters: { connections: number; retries: number }
+  counters: WorkerCounters
 }
+
+const NONE: WorkerCounters = { connections: 0, retries: 0, bytesToTasks: 0, bytesFromTasks: 0 }
 
 /**
  * Forwarder processes beside the Mesh's own: each accepts on the Mesh's
@@ -57,10 +59,10 @@ export class ForwarderPool {
     const proc = fork(WORKER, [JSON.stringify(this.cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.procs.add(proc)
     proc.once('exit', () => this.procs.delete(proc))
-    const w: Worker = { proc, counters: { connections: 0, retries: 0 } }
+    const w: Worker = { proc, counters: NONE }
     proc.on('message', (m: FromWorker, handle?: Socket) => {
       if (m.t === 'back' && handle) this.onBack(m.key, handle, m.endpoint)
-      else if (m.t === 'counters') w.counters = { connections: m.connections, retries: m.retries }
+      else if (m.t === 'counters') w.counters = { connections: m.connections, retries: m.retries, bytesToTasks: m.bytesToTasks, bytesFromTasks: m.bytesFromTasks }
     })
     const [ready] = (await Promise.race([once(proc, 'message'), once(proc, 'exit').then(([code]) => Promise.reject(new ForwarderError('E_MESH_WORKERS', `a forwarder worker exited (${code}) before it was ready`)))])) as [FromWorker]
     if (ready.t !== 'ready') throw new ForwarderError('E_MESH_WORKERS', `a forwarder worker said ${ready.t} first`)
@@ -128,9 +130,12 @@ export class ForwarderPool {
     return [...this.listening.keys()]
   }
 
-  /** Connections the workers forwarded themselves, and their retries, as they last reported. */
-  counters(): { connections: number; retries: number } {
-    return this.workers.reduce((s, w) => ({ connections: s.connections + w.counters.connections, retries: s.retries + w.counters.retries }), { connections: 0, retries: 0 })
+  /** Connections the workers forwarded themselves, their retries and bytes, as they last reported. */
+  counters(): WorkerCounters {
+    return this.workers.reduce(
+      (s, { counters: c }) => ({ connections: s.connections + c.connections, retries: s.retries + c.retries, bytesToTasks: s.bytesToTasks + c.bytesToTasks, bytesFromTasks: s.bytesFromTasks + c.bytesFromTasks }),
+      NONE,
+    )
   }
 
   async close(): Promise<void> {

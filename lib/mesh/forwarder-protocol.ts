@@ -1,7 +1,14 @@
 import type { BalancerTarget } from './balancer.js'
+import type { SpliceBytes } from './splice.js'
 import type { Endpoint } from './types.js'
 
 /** What the Mesh's process and its forwarder workers say to each other over the IPC channel. */
+
+/** What a worker forwarded itself since it started. */
+export interface WorkerCounters extends SpliceBytes {
+  connections: number
+  retries: number
+}
 
 export interface WorkerConfig {
   /** The Mesh's member name: endpoints of this node are dialed by the worker, the others go back to the Mesh. */
@@ -24,4 +31,4 @@ export type FromWorker =
   | { t: 'ack'; id: number }
   /** With a client socket, untouched: a connection for the Mesh, to `endpoint` (on another node) or, without one, to any task (no local one took it). */
   | { t: 'back'; key: string; endpoint?: Endpoint }
-  | { t: 'counters'; connections: number; retries: number }
+  | ({ t: 'counters' } & WorkerCounters)

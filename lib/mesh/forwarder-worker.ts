@@ -10,7 +10,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { Balancer, type BalancerTarget } from './balancer.js'
-import type { FromWorker, ToWorker, WorkerConfig } from './forwarder-protocol.js'
+import type { FromWorker, ToWorker, WorkerConfig, WorkerCounters } from './forwarder-protocol.js'
 import { dial, splice } from './splice.js'
 import { type Endpoint, endpointKey } from './types.js'
 
@@ -18,7 +18,7 @@ const cfg = JSON.parse(process.argv[2] ?? '') as WorkerConfig
 const servers = new Map<string, Server>()
 /** Per published port, its target, its endpoints as last sent, and a balancer over exactly them. */
 const lists = new Map<string, { target: BalancerTarget; endpoints: Endpoint[]; balancer: Balancer }>()
-const counters = { connections: 0, retries: 0 }
+const counters: WorkerCounters = { connections: 0, retries: 0, bytesToTasks: 0, bytesFromTasks: 0 }
 
 const send = (m: FromWorker, handle?: Socket): void => {
   if (process.connected) process.send!(m, handle)
@@ -48,7 +48,7 @@ async function connection(key: string, client: Socket): Promise<void> {
       l.balancer.markOk(e)
       l.balancer.acquire(e)
       counters.connections++
-      splice(client, backend, cfg.idleTimeoutMs, () => l.balancer.release(e))
+      splice(client, backend, cfg.idleTimeoutMs, () => l.balancer.release(e), counters)
       client.resume()
       return
     } catch {

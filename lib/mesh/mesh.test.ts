@@ -57,6 +57,12 @@ t.test('a backend that resets after accepting does not bring the node down; a re
   await until(() => a.endpoints('ingress', 'echo').length === 2)
   for (let i = 0; i < 4; i++) t.equal(await ask(29481, '127.0.0.221', `r${i}`), `echo r${i}`)
   t.ok(a.stats().retries >= 1, `retried elsewhere (${a.stats().retries} retries)`)
+  t.ok(a.stats().backends.echo!.failures >= 1, 'the refusing task counts as a failure of its service')
+  // Through a's published port, and on b from a's streams to its task: at least what the five answered asks carried.
+  for (const m of [a, b]) {
+    const s = m.stats()
+    t.ok(s.bytesToTasks >= 'hi'.length + 4 * 'r0'.length && s.bytesFromTasks >= 'echo hi'.length + 4 * 'echo r0'.length, `bytes both ways (${s.bytesToTasks} / ${s.bytesFromTasks})`)
+  }
 })
 
 t.test('idle connections are closed visibly after the idle timeout', async t => {
@@ -68,9 +74,12 @@ t.test('idle connections are closed visibly after the idle timeout', async t => 
   await a.publish(29482, { network: 'ingress', service: 'quiet', targetPort: 9 }, '127.0.0.221')
   const s = tcpConnect({ host: '127.0.0.221', port: 29482 })
   const t0 = performance.now()
-  const [err] = (await Promise.race([once(s, 'error'), once(s, 'close').then(() => [undefined])])) as [NodeJS.ErrnoException | undefined]
+  const ended = Promise.race([once(s, 'error'), once(s, 'close').then(() => [undefined])])
+  await until(() => a.stats().active === 1)
+  const [err] = (await ended) as [NodeJS.ErrnoException | undefined]
   t.equal(err?.code, 'ECONNRESET', 'the client sees a reset, not silence')
   t.ok(performance.now() - t0 >= 250, 'after the idle timeout')
+  await until(() => a.stats().active === 0)
 })
 
 t.test('issue 11.7: forged UDP replies do not reach a published port\'s clients', async t => {

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { Delegate, Membership, MemberEvent } from '../gossip/membership.js'
-import { Balancer, type BalancerTarget, type BalancingStrategy } from './balancer.js'
+import { Balancer, type BackendHealth, type BalancerTarget, type BalancingStrategy } from './balancer.js'
 import { decodeDelta, decodeFullState, encodeDeltas, encodeFullState, EndpointTable, type TableUpdate } from './endpoint-table.js'
 import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.js'
 import type { SealKeyring } from './seal.js'
@@ -71,6 +71,9 @@ export interface PublishTarget {
 
 export interface MeshCounters {
   connections: number
+  /** Bytes forwarded toward tasks (from clients, or from peers' tunnels to this node's tasks), and back. */
+  bytesToTasks: number
+  bytesFromTasks: number
   connectionsFailed: number
   retries: number
   datagrams: number
@@ -121,7 +124,7 @@ export class Mesh {
   private readonly udpFlows = new Map<string, UdpFlow>()
   private readonly inboundUdp = new Map<string, UdpSocket>()
   private readonly timers: NodeJS.Timeout[] = []
-  private readonly counters: MeshCounters = { connections: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
+  private readonly counters: MeshCounters = { connections: 0, bytesToTasks: 0, bytesFromTasks: 0, connectionsFailed: 0, retries: 0, datagrams: 0, tableUpdatesIn: 0, tableUpdatesOut: 0, dropped: { malformedTable: 0 } }
   private readonly onMember = (e: MemberEvent): void => this.memberEvent(e)
   private previous: Delegate = {}
   /** Members alive or suspect, kept from membership events: the balancer asks on every pick. */
@@ -416,7 +419,7 @@ export class Mesh {
           backend.destroy()
           return
         }
-        join(stream, backend, this.tracked(stream, backend))
+        join(stream, backend, this.tracked(stream, backend), this.counters)
       },
       (err: NodeJS.ErrnoException) => s.reject(err.code ?? 'ECONNREFUSED'),
     )
@@ -470,7 +473,7 @@ export class Mesh {
     const info = t.proxyProtocol ? { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 } : undefined
     this.open(t, info, first).then(
       backend => {
-        splice(client, backend, this.o.idleTimeoutMs, this.tracked(client, backend))
+        splice(client, backend, this.o.idleTimeoutMs, this.tracked(client, backend), this.counters)
         client.resume()
       },
       err => {
@@ -597,10 +600,25 @@ export class Mesh {
     }
   }
 
-  /** The counters; with workers, their connections and retries as they last reported (each second). */
-  stats(): MeshCounters & { tunnel: ReturnType<Tunnel['counters']> } {
-    const w = this.pool?.counters() ?? { connections: 0, retries: 0 }
-    return { ...this.counters, connections: this.counters.connections + w.connections, retries: this.counters.retries + w.retries, tunnel: this.tunnel.counters() }
+  /**
+   * The counters; with workers, their connections, retries and bytes as
+   * they last reported (each second). `active` and `backends` are this
+   * process's own.
+   */
+  stats(): MeshCounters & { active: number; backends: Record<string, BackendHealth>; tunnel: ReturnType<Tunnel['counters']> } {
+    const c = this.counters
+    const w = this.pool?.counters()
+    return {
+      ...c,
+      connections: c.connections + (w?.connections ?? 0),
+      retries: c.retries + (w?.retries ?? 0),
+      bytesToTasks: c.bytesToTasks + (w?.bytesToTasks ?? 0),
+      bytesFromTasks: c.bytesFromTasks + (w?.bytesFromTasks ?? 0),
+      // Each forwarded connection holds two live sockets (or streams).
+      active: this.live.size / 2,
+      backends: Object.fromEntries(this.balancer.health()),
+      tunnel: this.tunnel.counters(),
+    }
   }
 
   async close(): Promise<void> {

@@ -26,15 +26,27 @@ export function dial(host: string, port: number, keepAliveMs: number, preamble?:
   })
 }
 
+/** Bytes moved toward tasks (from the client's side) and back, added to as they pass. */
+export interface SpliceBytes {
+  bytesToTasks: number
+  bytesFromTasks: number
+}
+
 /**
  * Forwards both ways with backpressure (lighter than pipe(): fewer
  * listeners per connection). A half-close travels to the other side (the
  * sockets allow half-open); either side failing or closing ends both, and
- * `onEnd` runs once.
+ * `onEnd` runs once. `a` is the client's side (a client, or a peer's
+ * stream), `b` the task's; `bytes` counts what passes.
  */
-export function join(a: Duplex, b: Duplex, onEnd: () => void): void {
+export function join(a: Duplex, b: Duplex, onEnd: () => void, bytes?: SpliceBytes): void {
   const forward = (from: Duplex, to: Duplex): void => {
-    from.on('data', chunk => {
+    const toTask = from === a
+    from.on('data', (chunk: Buffer) => {
+      if (bytes) {
+        if (toTask) bytes.bytesToTasks += chunk.length
+        else bytes.bytesFromTasks += chunk.length
+      }
       if (!to.write(chunk)) {
         from.pause()
         to.once('drain', () => from.resume())
@@ -59,8 +71,8 @@ export function join(a: Duplex, b: Duplex, onEnd: () => void): void {
 }
 
 /** Joins a client connection and a backend; with `idleTimeoutMs`, an idle pair ends visibly (a reset the client sees), never silently. */
-export function splice(client: Socket, backend: Duplex, idleTimeoutMs: number, onEnd: () => void): void {
-  join(client, backend, onEnd)
+export function splice(client: Socket, backend: Duplex, idleTimeoutMs: number, onEnd: () => void, bytes?: SpliceBytes): void {
+  join(client, backend, onEnd, bytes)
   if (idleTimeoutMs > 0) {
     client.setTimeout(idleTimeoutMs, () => {
       client.resetAndDestroy()

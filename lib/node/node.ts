@@ -18,13 +18,16 @@ import { callRpc } from '../control/rpc.js'
 import type { Session } from '../control/session.js'
 import { systemClock, wallClock } from '../gossip/clock.js'
 import type { Membership } from '../gossip/membership.js'
+import type { Mesh } from '../mesh/mesh.js'
 import { Cluster, DEFAULT_TIMINGS, type ClusterTimings } from '../manager/cluster.js'
+import type { CommitObserver } from '../manager/commit-timing.js'
 import { newDataKey, openDataKey } from '../manager/data-key.js'
 import { initialCluster } from '../manager/etcd/members.js'
 import { peerUrl } from '../manager/etcd/member.js'
 import { copyState, dropReplicated, REPLICATED_TABLES } from '../manager/etcd/migrate.js'
 import { Replica, retireMember, type HaRecord } from '../manager/etcd/replica.js'
 import { Manager, managerStarting } from '../manager/manager.js'
+import type { ManagerObserver } from '../manager/observer.js'
 import type { StateStore } from '../manager/state-store.js'
 import { Store, type Mutation } from '../manager/store.js'
 import { splitAddr } from '../types/addr.js'
@@ -46,6 +49,27 @@ const NODE_TABLES = ['worker', 'certs', 'keys', 'ha']
 /** How long a demoted manager waits for the leader to remove its etcd member. */
 const REMOVAL_WAIT_MS = 20_000
 
+/** What a node tells its metrics as it happens: its manager role's events, and each commit to its stores. */
+export interface NodeObserver extends ManagerObserver {
+  commit?(store: 'local' | 'etcd', ms: number, ok: boolean): void
+}
+
+/** The store option that times its commits for the observer, if there is one. */
+const commitHook = (o: NodeOptions, store: 'local' | 'etcd'): { onCommit?: CommitObserver } => {
+  const commit = o.observer?.commit?.bind(o.observer)
+  return commit ? { onCommit: (ms, ok) => commit(store, ms, ok) } : {}
+}
+
+/** What runs on a node now (each part comes and goes with its roles): what its metrics read when scraped. */
+export interface NodeParts {
+  membership?: Membership
+  mesh?: Mesh
+  manager?: Manager
+  agent?: Agent
+  /** The node's own certificate, once it is in a swarm. */
+  certificate?: NodeCertificate
+}
+
 /** How a node runs: timings a test may shorten, and the data plane's settings. */
 export interface NodeOptions extends Partial<ClusterTimings> {
   /** Where published ports listen on this node (default every address). */
@@ -63,6 +87,7 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   resolvConf?: string
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
+  observer?: NodeObserver
 }
 
 /** A node's link to the leader: its check-in and, when it runs tasks, its agent's session. */
@@ -117,7 +142,7 @@ export class SwarmNode {
   /** Opens the data dir: the node key (created once), its store, and the planes of the swarm it is in. */
   static async open(dataDir: string, hostname: string, log: Logger, opts: NodeOptions = {}): Promise<SwarmNode> {
     const keyPath = join(dataDir, 'node.key')
-    const store = await Store.open(join(dataDir, 'state'))
+    const store = await Store.open(join(dataDir, 'state'), commitHook(opts, 'local'))
     let identity: KeyPair
     if (existsSync(keyPath)) identity = importPrivateKey(readFileSync(keyPath, 'utf8'))
     else {
@@ -192,6 +217,16 @@ export class SwarmNode {
     return this.nodeMesh?.dataPlane
   }
 
+  parts(): NodeParts {
+    return {
+      membership: this.membership,
+      mesh: this.nodeMesh?.instance,
+      manager: this.role,
+      agent: this.agent,
+      certificate: this.worker?.cert ?? this.store.get<NodeCertificate>('certs', 'self'),
+    }
+  }
+
   /** This node's gossip runs. */
   get gossipUp(): boolean {
     return !!this.membership
@@ -230,7 +265,7 @@ export class SwarmNode {
     const rec = this.haRecord!
     const box = openDataKey(this.store, this.identity.privateKey)
     if (!box) throw new SwarmError('E_INTERNAL', "this manager's data key is missing from its store")
-    this.replica = await Replica.open({ record: rec, dataDir: this.dataDir, box, log: this.log, ...(o.forceNewCluster ? { forceNewCluster: true } : {}) })
+    this.replica = await Replica.open({ record: rec, dataDir: this.dataDir, box, log: this.log, ...(o.forceNewCluster ? { forceNewCluster: true } : {}), ...commitHook(this.opts, 'etcd') })
     if (rec.state === 'new') await this.store.commit([{ op: 'put', table: 'ha', id: 'self', value: { ...rec, state: 'existing' } }])
     const state = this.replica.store
     const c = state.get<ClusterRecord>('cluster', 'default')
@@ -272,6 +307,7 @@ export class SwarmNode {
       onLeadership: leader => void this.leadership(leader).catch(e => this.log.warn({ err: e }, 'moving the agent to the new leader failed')),
       goReplicated: () => this.goReplicated(),
       serveApi: () => this.api,
+      ...(this.opts.observer ? { observer: this.opts.observer } : {}),
       log: this.log,
     })
     this.role = role

@@ -1,6 +1,7 @@
 import type { Etcd3, ICompare, IKeyValue } from 'etcd3'
 import type { Logger } from 'pino'
 import { NO_LEADER, SwarmError } from '../../types/errors.js'
+import { timedCommit, type CommitObserver } from '../commit-timing.js'
 import type { StateStore } from '../state-store.js'
 import type { Mutation } from '../store.js'
 
@@ -56,10 +57,11 @@ export class EtcdStore {
   private constructor(
     private readonly client: Etcd3,
     private readonly log: Logger,
+    private readonly onCommit: CommitObserver | undefined,
   ) {}
 
-  static async open(client: Etcd3, log: Logger): Promise<EtcdStore> {
-    const s = new EtcdStore(client, log)
+  static async open(client: Etcd3, log: Logger, onCommit?: CommitObserver): Promise<EtcdStore> {
+    const s = new EtcdStore(client, log, onCommit)
     await s.load()
     return s
   }
@@ -195,7 +197,11 @@ export class EtcdStore {
    * revision this copy holds (absent keys must still be absent), and with a
    * fence, the leader's campaign key must be the one it created.
    */
-  async commit(mutations: Mutation[], fence?: Fence): Promise<number> {
+  commit(mutations: Mutation[], fence?: Fence): Promise<number> {
+    return timedCommit(this.onCommit, () => this.write(mutations, fence))
+  }
+
+  private async write(mutations: Mutation[], fence?: Fence): Promise<number> {
     this.failFast()
     const byKey = new Map<string, Mutation>()
     for (const m of mutations) byKey.set(keyOf(m.table, m.id), m)

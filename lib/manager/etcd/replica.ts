@@ -2,6 +2,7 @@ import type { Etcd3 } from 'etcd3'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from '../../types/defaults.js'
+import type { CommitObserver } from '../commit-timing.js'
 import type { SecretBox } from '../secret-box.js'
 import { etcdClient } from './client.js'
 import { EtcdStore } from './etcd-store.js'
@@ -51,7 +52,7 @@ export class Replica {
     private readonly log: Logger,
   ) {}
 
-  static async open(o: { record: HaRecord; dataDir: string; box: SecretBox; log: Logger; forceNewCluster?: boolean }): Promise<Replica> {
+  static async open(o: { record: HaRecord; dataDir: string; box: SecretBox; log: Logger; forceNewCluster?: boolean; onCommit?: CommitObserver }): Promise<Replica> {
     const r = o.record
     const tls = { ca: r.tls.ca, cert: r.tls.cert, key: o.box.open(r.tls.keySealed).toString() }
     const member = await EtcdMember.start({
@@ -69,7 +70,7 @@ export class Replica {
     })
     const client = etcdClient({ url: member.clientUrl, tls })
     try {
-      const store = await EtcdStore.open(client, o.log.child({ layer: 'state' }))
+      const store = await EtcdStore.open(client, o.log.child({ layer: 'state' }), o.onCommit)
       const rep = new Replica(member, client, store, new EtcdMembers(client, tls, o.log), tls, o.log)
       await rep.check()
       rep.timer = setInterval(() => void rep.check(), WATCHDOG_MS)

@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { VirtualClock } from '../../gossip/virtual-clock.js'
 import { newId } from '../ids.js'
+import { observedPlanner, type SchedulingOutcome } from '../observer.js'
 import { planner } from '../placement.js'
 import { Store } from '../store.js'
 import type { Service, ServiceSpec } from '../../types/service.js'
@@ -15,11 +16,11 @@ import { Orchestrator, type NodeInfo } from './orchestrator.js'
 const S = 1e9
 
 /** An orchestrator on a real store, with a clock and nodes the test moves. */
-async function setup(t: Test, nodes: NodeInfo[]) {
+async function setup(t: Test, nodes: NodeInfo[], extra: Partial<ConstructorParameters<typeof Orchestrator>[0]> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-orch-'))
   const store = await Store.open(dir)
   const clock = new VirtualClock(Date.parse('2026-01-01T00:00:00Z'))
-  const o = new Orchestrator({ store, clock, nodes: () => nodes, planner, changed: () => undefined, log: pino({ level: 'silent' }) })
+  const o = new Orchestrator({ store, clock, nodes: () => nodes, planner, changed: () => undefined, log: pino({ level: 'silent' }), ...extra })
   t.teardown(async () => {
     await o.close()
     await store.close()
@@ -66,7 +67,7 @@ async function setup(t: Test, nodes: NodeInfo[]) {
     await clock.advance(ms)
     await o.kick()
   }
-  return { store, o, tasks, live, service, update, report, agentsRun, advance }
+  return { store, o, clock, tasks, live, service, update, report, agentsRun, advance }
 }
 
 t.test('replicas spread over the nodes, one task per slot', async t => {
@@ -89,6 +90,25 @@ t.test('no suitable node: the task stays pending with swarm\'s explanation', asy
   const [task] = h.tasks(s.ID)
   t.equal(task!.Status.State, 'pending')
   t.equal(task!.Status.Err, 'no suitable node (2 nodes not available for new tasks)')
+})
+
+t.test("observed: each scheduling decision, and each task's time from creation to running", async t => {
+  const decided: SchedulingOutcome[] = []
+  const toRunning: number[] = []
+  const nodes = [node('a'), node('b', { availability: 'drain' })]
+  const h = await setup(t, nodes, { planner: observedPlanner(planner, o => decided.push(o)), taskRunning: ms => toRunning.push(ms) })
+  const s = await h.service({ replicas: 2, TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { MaxReplicas: 1 } } })
+  t.same(decided.sort(), ['assigned', 'unschedulable'], 'one task placed on a, none fits the other')
+  await h.clock.advance(1_500)
+  const [placed] = h.live(s.ID).filter(x => x.NodeID)
+  await h.report(placed!, 'starting')
+  t.same(toRunning, [], 'starting is not running')
+  await h.report(placed!, 'running')
+  await h.report(placed!, 'running')
+  t.same(toRunning, [1_500], 'once, 1.5 s after the task was created')
+  const before = decided.length
+  await h.o.kick()
+  t.same(decided.slice(before), ['unschedulable'], 'a task still pending is decided on again at each pass')
 })
 
 t.test('a dead node: its tasks are replaced at once; back, its stale task is stopped', async t => {
@@ -119,8 +139,11 @@ t.test('restart policy: delay, conditions and max attempts', async t => {
   await h.report(task!, 'failed', 'task: non-zero exit (1)')
   t.equal(h.live(s.ID).length, 0, 'the restart waits for the delay')
   t.equal(h.store.get<Task>('tasks', task!.ID)!.DesiredState, 'shutdown')
+  const held = h.tasks(s.ID).filter(x => x.DesiredState === 'ready')
+  t.match(held, [{ Slot: 1, NodeID: 'a', Status: { State: 'assigned' } }], 'its replacement is there at once, placed, held at ready')
   await h.advance(2_100)
-  t.equal(h.live(s.ID).length, 1, 'then a new task in the same slot')
+  t.equal(h.live(s.ID).length, 1, 'then started')
+  t.equal(h.live(s.ID)[0]!.ID, held[0]!.ID, 'the held task itself')
   t.equal(h.live(s.ID)[0]!.Slot, 1)
   await h.agentsRun()
   ;[task] = h.live(s.ID)

@@ -1,13 +1,14 @@
 import type { Logger } from 'pino'
 import type { Clock, TimerHandle } from '../../gossip/clock.js'
 import { TASK_HISTORY } from '../../types/defaults.js'
-import type { Service } from '../../types/service.js'
+import { isJob, type Service } from '../../types/service.js'
 import { stateRank, type Task, type TaskStatus } from '../../types/task.js'
 import type { Planner } from '../placement.js'
 import type { StateStore } from '../state-store.js'
 import type { Mutation } from '../store.js'
 import { assignPending } from './assign.js'
 import { allocateAttachments } from './attachments.js'
+import { reconcileJob } from './jobs.js'
 import { reapOrphans } from './orphans.js'
 import { isLive, iso, Pass, type NodeInfo } from './pass.js'
 import { reconcileSlots } from './slots.js'
@@ -43,6 +44,8 @@ export class Orchestrator {
       changed: () => void
       /** Ended tasks kept per slot (swarm's task history limit). */
       taskHistory?: () => number
+      /** A task's first report of running, this long after it was created (by this clock). */
+      taskRunning?: (msSinceCreated: number) => void
       log: Logger
     },
   ) {}
@@ -90,15 +93,20 @@ export class Orchestrator {
 
   private async record(nodeId: string, updates: { id: string; status: TaskStatus }[]): Promise<void> {
     const muts: Mutation[] = []
+    /** The tasks these updates show running for the first time. */
+    const running: Task[] = []
     for (const u of updates) {
       const t = this.d.store.get<Task>('tasks', u.id)
       if (!t || t.NodeID !== nodeId || !u.status || stateRank(u.status.State) < 0) continue
       if (stateRank(u.status.State) < stateRank(t.Status.State)) continue
       if (u.status.State === t.Status.State && JSON.stringify(u.status) === JSON.stringify(t.Status)) continue
+      if (u.status.State === 'running' && t.Status.State !== 'running') running.push(t)
       muts.push({ op: 'put', table: 'tasks', id: t.ID, value: { ...t, Status: u.status, Version: { Index: t.Version.Index + 1 }, UpdatedAt: iso(this.d.clock.now()) } })
     }
     if (muts.length === 0) return
     await this.d.store.commit(muts)
+    const now = this.d.clock.now()
+    for (const t of running) this.d.taskRunning?.(now - Date.parse(t.CreatedAt))
     void this.kick()
   }
 
@@ -119,7 +127,10 @@ export class Orchestrator {
     const p = new Pass(this.d.clock.now(), nodes, services, tasks, this.d.planner(nodes, tasks.filter(t => t.NodeID && isLive(t)), services))
     const history = this.d.taskHistory?.() ?? TASK_HISTORY
     reapOrphans(p)
-    for (const svc of services) advanceUpdate(p, svc, reconcileSlots(p, svc, history))
+    for (const svc of services) {
+      if (isJob(svc.Spec)) reconcileJob(p, svc, history)
+      else advanceUpdate(p, svc, reconcileSlots(p, svc, history))
+    }
     assignPending(p, this.d.planner)
     allocateAttachments(p, { networks: this.d.store.list('networks'), vips: this.d.store.list('vips'), nodes: this.d.store.list('attachments') })
     if (p.muts.size > 0) {
