@@ -14,3 +14,15 @@ export interface StateStore {
   list<T>(table: string): T[]
   commit(mutations: Mutation[]): Promise<number>
 }
+
+/**
+ * A row changed: its table and ID, what it held before and what it holds
+ * now (undefined: absent). After etcd's watch broke and the state was listed
+ * again, one call with `'*'` for both stands for every row.
+ */
+export type ChangeListener = (table: string, id: string, before?: unknown, after?: unknown) => void
+
+/** A state whose changes can be watched: every commit of the write-ahead store; with etcd, every manager's, as its watch brings them. */
+export interface WatchedState extends StateStore {
+  onChange(l: ChangeListener): () => void
+}
