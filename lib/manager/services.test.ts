@@ -65,7 +65,9 @@ t.test('create: an ID, defaults, published ports from 30000, kicks the orchestra
     { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 0, PublishMode: 'host' },
   ])
 
-  await t.rejects(services.create(body('web')), swarmError('conflict', 'rpc error: code = AlreadyExists desc = service web already exists'))
+  const conflict = 'rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists'
+  await t.rejects(services.create(body('web')), swarmError('conflict', conflict), "swarmkit's text")
+  await t.rejects(services.create(body('WEB')), swarmError('conflict', conflict.replace('service web', 'service WEB')), 'names conflict whatever their case, as in swarmkit\'s store')
   await t.rejects(services.create(body('web2', { ports: [{ TargetPort: 1, PublishedPort: 30000 }] })), swarmError('invalid_argument', /port '30000' is already in use by service 'web'/))
   t.throws(() => services.get('nope'), swarmError('not_found', 'service nope not found'))
   t.equal(services.find(''), undefined)
@@ -202,7 +204,7 @@ function task(id: string, serviceId: string, o: { slot?: number; node?: string; 
 
 t.test('tasks(): Docker filters', async t => {
   const { services, store } = await setup(t)
-  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 2 } } } }))
+  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 2 } }, Labels: { tier: 'front', team: 'a' } } }))
   const api = await services.create(body('api', { top: { Mode: { Global: {} } } }))
   const all = [
     task('aaa1', web, { slot: 2, node: 'node1' }),
@@ -215,25 +217,34 @@ t.test('tasks(): Docker filters', async t => {
   await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
   const f = (o: Record<string, string[]>) =>
     services
-      .tasks(new Map(Object.entries(o)), ref => ({ n1: 'node1', n2: 'node2' })[ref])
+      .tasks(new Map(Object.entries(o)), ref => ({ n1: 'node1', n2: 'node2', node1: 'node1', node2: 'node2' })[ref])
       .map(x => x.ID)
   t.same(f({}), ['bbb2', 'ccc1', 'ccc2', 'aaa2', 'bbb1', 'aaa1'], 'by slot, then newest first')
   t.same(f({ service: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
   t.same(f({ service: [api] }).sort(), ['bbb2', 'ccc1', 'ccc2'])
-  t.same(f({ service: ['nope'] }), [])
+  t.throws(() => f({ service: ['nope'] }), swarmError('not_found', 'service nope not found'), 'a service that is not there: moby resolves it first')
   t.same(f({ node: ['n1'] }).sort(), ['aaa1', 'bbb2'])
   t.same(f({ node: ['node2'] }).sort(), ['aaa2', 'bbb1', 'ccc1'])
-  t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2', 'bbb2'], "'ready' counts as running")
-  t.same(f({ 'desired-state': ['shutdown'] }).sort(), ['bbb1', 'ccc1'], "'remove' counts as shutdown")
+  t.throws(() => f({ node: ['n9'] }), swarmError('not_found', 'node n9 not found'))
+  t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2'], 'desired states match exactly, as swarmkit\'s')
+  t.same(f({ 'desired-state': ['Shutdown', 'remove'] }).sort(), ['bbb1', 'ccc1'], 'in any case')
+  t.same(f({ 'desired-state': ['ready'] }), ['bbb2'])
   t.same(f({ 'desired-state': ['accepted'] }), ['ccc2'])
-  t.throws(() => f({ 'desired-state': ['running', 'complete'] }), swarmError('invalid_argument', "Invalid filter 'desired-state=complete'"))
+  t.throws(() => f({ 'desired-state': ['running', 'sleeping'] }), swarmError('invalid_argument', "Invalid desired-state filter: 'sleeping'"))
   t.same(f({ id: ['aaa'] }).sort(), ['aaa1', 'aaa2'])
   t.same(f({ id: ['ccc2', 'bbb1'] }).sort(), ['bbb1', 'ccc2'])
   t.same(f({ name: ['web.1'] }).sort(), ['aaa2', 'bbb1'])
-  t.same(f({ name: ['api.node1'] }), ['bbb2'])
+  t.same(f({ name: ['web.1.aaa'] }), ['aaa2'], "a task's name ends with its ID")
+  t.same(f({ name: ['api.node1'] }), ['bbb2'], 'a global task is named by its node')
   t.same(f({ name: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
+  t.same(f({ label: ['tier'] }).sort(), ['aaa1', 'aaa2', 'bbb1'], "the service's labels")
+  t.same(f({ label: ['tier=front', 'team=a'] }).length, 3, 'every label must match')
+  t.same(f({ label: ['tier=back'] }), [])
+  t.same(f({ runtime: ['container'] }).length, 6)
+  t.same(f({ runtime: ['plugin'] }), [])
   t.same(f({ service: ['web'], node: ['n2'], 'desired-state': ['running'] }), ['aaa2'], 'filters combine')
   t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
+  t.throws(() => f({ bogus: ['1'] }), swarmError('invalid_argument', "Invalid filter 'bogus'"), "Docker 20.10's text for an unknown key")
 })
 
 t.test('parseFilters: both Docker formats and the errors', async t => {

@@ -1,11 +1,12 @@
 import { SwarmError } from '../types/errors.js'
+import { acceptFilters, labelsMatch, prefixMatch, TASK_FILTERS } from './filters.js'
 import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { needsIngress, type Networks } from './networks.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
 import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
-import { type Task } from '../types/task.js'
+import { TASK_STATES, type Task } from '../types/task.js'
 
 /** Swarm's range for published ports the user left to the manager. */
 const DYNAMIC_PORTS = { first: 30000, last: 32767 }
@@ -115,7 +116,8 @@ export class Services {
 
   async create(body: unknown): Promise<string> {
     const spec = this.validate(body)
-    if (this.list().some(s => s.Spec.Name === spec.Name)) throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = service ${spec.Name} already exists`)
+    // swarmkit's store indexes names in lower case: `Web` conflicts with `web`.
+    if (this.list().some(s => s.Spec.Name.toLowerCase() === spec.Name.toLowerCase())) throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = name conflicts with an existing object: service ${spec.Name} already exists`)
     const t = new Date().toISOString()
     const svc: Service = {
       ID: newId(),
@@ -172,35 +174,43 @@ export class Services {
     this.d.kick()
   }
 
-  /** GET /tasks with Docker's filters: service (ID or name), node, desired-state, id, name. */
+  /**
+   * GET /tasks with Docker's filters: service and node (by ID or name, as
+   * moby resolves them first), desired-state, id and name prefixes (a
+   * task's name is `<service>.<slot or node>.<id>`), the service's labels.
+   */
   tasks(filters: Map<string, string[]>, nodeRef: (ref: string) => string | undefined): Task[] {
-    let tasks = this.d.store.list<Task>('tasks')
-    const svcFilter = filters.get('service')
-    if (svcFilter?.length) {
-      const ids = new Set(svcFilter.map(r => this.find(r)?.ID ?? r))
-      tasks = tasks.filter(t => ids.has(t.ServiceID))
-    }
-    const node = filters.get('node')
-    if (node?.length) {
-      const ids = new Set(node.map(r => nodeRef(r) ?? r))
-      tasks = tasks.filter(t => t.NodeID && ids.has(t.NodeID))
-    }
-    const desired = filters.get('desired-state')
-    if (desired?.length) {
-      for (const d of desired) if (!['running', 'shutdown', 'accepted'].includes(d)) throw new SwarmError('E_INVALID_FILTER', `Invalid filter 'desired-state=${d}'`)
-      tasks = tasks.filter(t => desired.includes(t.DesiredState === 'ready' ? 'running' : t.DesiredState) || (desired.includes('shutdown') && t.DesiredState === 'remove'))
-    }
-    const ids = filters.get('id')
-    if (ids?.length) tasks = tasks.filter(t => ids.some(i => t.ID.startsWith(i)))
-    const names = filters.get('name')
-    if (names?.length) {
-      const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))
-      tasks = tasks.filter(t => {
-        const n = `${svcName.get(t.ServiceID) ?? ''}.${t.Slot || t.NodeID}`
-        return names.some(x => n.startsWith(x))
+    acceptFilters(filters, TASK_FILTERS)
+    const get = (k: string): string[] => filters.get(k) ?? []
+    const services = new Set(get('service').map(r => this.get(r).ID))
+    const nodes = new Set(
+      get('node').map(r => {
+        const id = nodeRef(r)
+        if (!id) throw new SwarmError('E_NODE_NOT_FOUND', `node ${r} not found`)
+        return id
+      }),
+    )
+    const desired = get('desired-state').filter(d => {
+      if (d !== '' && !(TASK_STATES as readonly string[]).includes(d.toLowerCase())) throw new SwarmError('E_INVALID_FILTER', `Invalid desired-state filter: '${d}'`)
+      return d !== ''
+    })
+    const runtimes = get('runtime')
+    const byId = new Map(this.list().map(s => [s.ID, s]))
+    return this.d.store
+      .list<Task>('tasks')
+      .filter(t => {
+        const svc = byId.get(t.ServiceID)
+        return (
+          (services.size === 0 || services.has(t.ServiceID)) &&
+          (nodes.size === 0 || (!!t.NodeID && nodes.has(t.NodeID))) &&
+          (desired.length === 0 || desired.some(d => d.toLowerCase() === t.DesiredState)) &&
+          prefixMatch(get('id'), t.ID) &&
+          prefixMatch(get('name'), `${svc?.Spec.Name ?? ''}.${t.Slot || t.NodeID}.${t.ID}`) &&
+          labelsMatch(get('label'), svc?.Spec.Labels) &&
+          (runtimes.length === 0 || runtimes.some(r => r === 'container' || r === ''))
+        )
       })
-    }
-    return tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
+      .sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
   }
 
   /** ServiceStatus (GET /services?status=true): running and desired task counts. */
