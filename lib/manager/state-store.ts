@@ -1,4 +1,5 @@
-import type { Mutation } from './store.js'
+/** One change to the state. Values must survive JSON. */
+export type Mutation = { op: 'put'; table: string; id: string; value: unknown } | { op: 'delete'; table: string; id: string }
 
 /**
  * The swarm's state as the manager's parts read and write it: tables of

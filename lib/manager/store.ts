@@ -2,7 +2,7 @@ import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path'
 import { SwarmdError } from '../types/errors.js'
 import { FILE_MODE, restrictToOwner } from './owner-only.js'
-import type { ChangeListener } from './state-store.js'
+import type { ChangeListener, Mutation } from './state-store.js'
 import { encodeRecord, readLog, recordPayload, recordProblem, WalCorruptError, WriteAheadLog } from './wal.js'
 
 export class StoreError extends SwarmdError {}
@@ -24,8 +24,7 @@ export class StoreCorruptError extends StoreError {
   }
 }
 
-/** One change to the store. Values must survive JSON. */
-export type Mutation = { op: 'put'; table: string; id: string; value: unknown } | { op: 'delete'; table: string; id: string }
+export type { Mutation } from './state-store.js'
 
 interface Entry {
   index: number
