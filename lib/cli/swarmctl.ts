@@ -5,6 +5,7 @@ import { ApiError } from '../api/api-error.js'
 import { VERSION } from '../types/version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, socketPath } from './daemon.js'
+import { addEventsCommand } from './events-command.js'
 import { addNetworkCommands } from './network-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   addServiceCommands(program, client)
   addSecretCommands(program, client)
   addNetworkCommands(program, client)
+  addEventsCommand(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()
