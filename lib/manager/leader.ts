@@ -70,6 +70,8 @@ export class LeaderDuties {
       nodes: () => d.nodes.infos(d.runsTasks),
       planner,
       changed: () => this.dispatcher.pushAll(),
+      // Swarm's --task-history-limit, as the cluster has it now; negative keeps every ended task.
+      taskHistory: () => (d.cluster.taskHistory() < 0 ? Infinity : d.cluster.taskHistory()),
       log,
     })
   }
@@ -90,10 +92,8 @@ export class LeaderDuties {
   private async tick(): Promise<void> {
     for (const id of this.dispatcher.nodeIds()) if (!this.d.state.get('nodes', id)) await this.nodeRemoved(id)
     await this.orchestrator.kick()
-    if (this.d.replica) {
-      await this.writeStates()
-      await this.reconcileMembers()
-    }
+    await this.writeStates()
+    if (this.d.replica) await this.reconcileMembers()
   }
 
   /**
@@ -123,7 +123,7 @@ export class LeaderDuties {
     this.d.applyGossipKeys(await this.d.cluster.rotateGossipKeys(this.d.state))
   }
 
-  /** The other managers show the nodes' states as the leader sees them: each change is written. */
+  /** The other managers show the nodes' states as the leader sees them, and `docker events` tells each change: each is written. */
   private async writeStates(): Promise<void> {
     const muts = []
     for (const n of this.d.nodes.list()) {

@@ -13,13 +13,13 @@ import { Store } from './store.js'
 import type { Task, TaskState } from '../types/task.js'
 
 /** The data key as a manager opens it: sealed in the store under its node key (another key cannot open it). */
-const dataKey = (store: Store, nodeKey: KeyObject) => () => openDataKey(store, nodeKey)!
+const dataKey = (store: Store, nodeKey: KeyObject) => () => openDataKey(store, { nodeKey })!
 
 async function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
   const store = await Store.open(dir)
   const nodeKey = generateKeyPair().privateKey
-  await store.commit([newDataKey(nodeKey).mutation])
+  await store.commit([newDataKey({ nodeKey }).mutation])
   const secrets = new Secrets(store, dataKey(store, nodeKey))
   const networks = new Networks(store)
   const ingress = await networks.ensureIngress()
@@ -177,7 +177,7 @@ t.test('publishing without an ingress network is refused', async t => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey(generateKeyPair().privateKey).box), networks: new Networks(store), kick: () => undefined })
+  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey({ nodeKey: generateKeyPair().privateKey }).box), networks: new Networks(store), kick: () => undefined })
   await t.rejects(
     services.create(body('web', { ports: [{ TargetPort: 80 }] })),
     swarmError('failed_precondition', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
