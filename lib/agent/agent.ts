@@ -1,10 +1,12 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { isTerminal, stateRank, type PortStatus, type Task, type TaskState, type TaskStatus } from '../types/task.js'
 import { type PortConfig } from '../types/service.js'
-import type { LogLine } from '../types/logs.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import { templateContext } from './placeholders.js'
+import { swarmLabels } from './task-labels.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
 /** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
@@ -15,9 +17,24 @@ const MESH_PORT_ERROR = 'cannot listen on '
 
 interface Local {
   status: TaskStatus
+  /** The task as the manager assigned it (its status is the one above). */
+  task: Task
   stopping?: Promise<void>
   /** What the mesh needs to announce the task's endpoints. */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
+  /** The host ports the executor gave the task's targets. */
+  ports?: PortStatus[]
+  /** When the executor reported it running. */
+  startedAt?: string
+}
+
+/** A task this node runs, as `docker ps` on the node shows it: the task with its status here, its container's name and labels, its host ports. */
+export interface LocalTask {
+  task: Task
+  name: string
+  labels: Record<string, string>
+  ports: PortStatus[]
+  startedAt?: string
 }
 
 /**
@@ -162,7 +179,22 @@ export class Agent {
   }
 
   private track(task: Task, route?: Local['route']): void {
-    this.tasks.set(task.ID, { status: task.Status, ...(route ? { route } : {}) })
+    this.tasks.set(task.ID, { status: task.Status, task, ...(route ? { route } : {}) })
+  }
+
+  /** The tasks this node has, running or ended and not yet let go (`docker ps -a` on the node). */
+  list(): LocalTask[] {
+    return [...this.tasks.values()].map(l => {
+      const t = l.task
+      const ids = { id: t.ID, serviceId: t.ServiceID, serviceName: l.route?.serviceName ?? '', nodeId: this.d.nodeId }
+      const name = templateContext({ ...ids, slot: t.Slot ?? 0, nodeHostname: this.d.hostname }).Task.Name
+      return { task: { ...t, Status: l.status }, name, labels: swarmLabels({ ...ids, name }, t.Spec.ContainerSpec.Labels), ports: l.ports ?? [], ...(l.startedAt ? { startedAt: l.startedAt } : {}) }
+    })
+  }
+
+  /** A task's output as the executor kept it (`docker logs` on the node). */
+  logs(taskId: string, opts: LogOptions, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {
+    return this.d.executor.logs(taskId, opts, onLine, signal)
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -173,6 +205,8 @@ export class Agent {
     const local = this.tasks.get(id)
     const prev = local?.status
     if (prev && isTerminal(prev.State)) return
+    if (local && e.ports) local.ports = e.ports
+    if (local && e.state === 'running') local.startedAt = new Date().toISOString()
     // Announced once running (with the ports the executor gave it), withdrawn once over.
     if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
     else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)
