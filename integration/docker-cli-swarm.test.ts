@@ -163,6 +163,16 @@ testNeeding(t, 'the docker CLI on a three-node swarm', dockerCliMissing, async t
     t.same(lines(viaCtl.stdout).map(l => l.split(' ').slice(1, 3).join(' ')), ['secret create', 'secret remove'], 'swarmctl events prints docker\'s lines')
   })
 
+  await t.test('after a rolling update, scale follows the new replicas to convergence', async t => {
+    await waitUntil(async () => (await ok('service', 'inspect', '--format', '{{.UpdateStatus.State}}', 'web')).trim() === 'completed', { timeoutMs: 60_000, what: "web's update completed" })
+    const r = await dk('service', 'scale', 'web=2')
+    t.equal(r.code, 0, r.stderr)
+    t.match(r.stdout, /^web scaled to 2\n[^]*overall progress: 2 out of 2 tasks[^]*verify: Service (web )?converged/, 'progress, not an instant return (docker 28 names the service)')
+    t.equal((await ok('service', 'inspect', '--format', '{{json .UpdateStatus}}', 'web')).trim(), 'null', 'no update status, as swarmkit resets it')
+    const viaCtl = await swarmctl(mgr.sock, 'service', 'scale', 'web=3')
+    t.match(viaCtl.stdout, /overall progress: 3 out of 3 tasks[^]*verify: Service converged/, 'swarmctl alike')
+  })
+
   await t.test('a node that leaves and joins again is a new node, with a new ID', async t => {
     const wk = dockerOn(w2.sock)
     const before = w2.id!

@@ -85,7 +85,7 @@ t.test('an ambiguous ID prefix', async t => {
 })
 
 t.test('update: versions, rolling updates, kept ports, refused changes', async t => {
-  const { services, kicks } = await setup(t)
+  const { services, kicks, store } = await setup(t)
   const id = await services.create(body('web', { ports: [{ TargetPort: 80 }] }))
   await t.rejects(services.update(id, 5, body('web'), false), swarmError('unknown', 'rpc error: code = Unknown desc = update out of sequence'))
 
@@ -112,6 +112,11 @@ t.test('update: versions, rolling updates, kept ports, refused changes', async t
   await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
   await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
   t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
+
+  // The rolling update done, a scale resets its status, as swarmkit's UpdateService: the docker CLI follows the new replicas rather than return at once.
+  await store.commit([{ op: 'put', table: 'services', id, value: { ...services.get(id), UpdateStatus: { State: 'completed', Message: 'update completed' } } }])
+  await services.update(id, 3, body('web', { ports: [{ TargetPort: 80 }], container: { Image: 'busybox:2' }, top: { Mode: { Replicated: { Replicas: 5 } } } }), false)
+  t.equal(services.get(id).UpdateStatus, undefined, 'a replicas-only update after a completed one: no update status')
 })
 
 t.test('rollback swaps back to the previous spec', async t => {
@@ -245,6 +250,11 @@ t.test('tasks(): Docker filters', async t => {
   t.same(f({ service: ['web'], node: ['n2'], 'desired-state': ['running'] }), ['aaa2'], 'filters combine')
   t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
   t.throws(() => f({ bogus: ['1'] }), swarmError('invalid_argument', "Invalid filter 'bogus'"), "Docker 20.10's text for an unknown key")
+  // _up-to-date: the tasks of their service's current spec (the progress of an update counts those).
+  const fresh = { ...task('ddd1', web, { slot: 1, node: 'node1', age: 2 }), Spec: services.get(web).Spec.TaskTemplate }
+  await store.commit([{ op: 'put', table: 'tasks', id: fresh.ID, value: fresh }])
+  t.same(f({ service: ['web'], '_up-to-date': ['true'] }), ['ddd1'], 'only the task of the current spec')
+  t.same(f({ service: ['web'] }).length, 4, 'without it, every task')
 })
 
 t.test('parseFilters: both Docker formats and the errors', async t => {

@@ -1,6 +1,7 @@
 import { SwarmError } from '../types/errors.js'
 import { acceptFilters, labelsMatch, prefixMatch, TASK_FILTERS } from './filters.js'
 import { newId } from './ids.js'
+import { sameSpec } from './orchestrator/pass.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { needsIngress, type Networks } from './networks.js'
 import type { Secrets } from './secrets.js'
@@ -163,6 +164,8 @@ export class Services {
     else delete next.Endpoint.VirtualIPs
     if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
     else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    // As swarmkit's UpdateService: an update that starts no rolling update ends the last one's status, which would have the docker CLI see it completed and not follow.
+    else delete next.UpdateStatus
     await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
     this.d.kick()
   }
@@ -195,6 +198,8 @@ export class Services {
       return d !== ''
     })
     const runtimes = get('runtime')
+    // The CLI's own, as moby passes it on: present with any value, the tasks of their service's current spec only (swarmkit's !IsTaskDirty).
+    const upToDate = get('_up-to-date').length > 0
     const byId = new Map(this.list().map(s => [s.ID, s]))
     return this.d.store
       .list<Task>('tasks')
@@ -207,7 +212,8 @@ export class Services {
           prefixMatch(get('id'), t.ID) &&
           prefixMatch(get('name'), `${svc?.Spec.Name ?? ''}.${t.Slot || t.NodeID}.${t.ID}`) &&
           labelsMatch(get('label'), svc?.Spec.Labels) &&
-          (runtimes.length === 0 || runtimes.some(r => r === 'container' || r === ''))
+          (runtimes.length === 0 || runtimes.some(r => r === 'container' || r === '')) &&
+          (!upToDate || (!!svc && sameSpec(t.Spec, svc.Spec.TaskTemplate)))
         )
       })
       .sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
