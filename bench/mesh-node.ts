@@ -17,6 +17,8 @@ export interface NodeConfig {
   host: string
   gossipPort: number
   tunnelPort: number
+  /** The Mesh's forwarder workers (default none). */
+  workers?: number
 }
 
 export const PLAIN_NETWORK = 'bench-plain'
@@ -46,6 +48,7 @@ async function main(): Promise<void> {
     membership,
     host: cfg.host,
     port: cfg.tunnelPort,
+    ...(cfg.workers ? { workers: cfg.workers } : {}),
     networks: [
       { id: PLAIN_NETWORK, vni: 4096 },
       { id: SEALED_NETWORK, vni: 4097, seal },

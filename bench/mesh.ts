@@ -11,10 +11,12 @@
  *     encrypted (AES-256-GCM sealed) network;
  *   - bulk (iperf3, 1 and 4 streams, 1 s omitted then 5 s): the same paths.
  *
- * The mesh is two child processes (bench/mesh-node.ts), each a Membership
- * on its own address (127.0.0.181, .182) joined together and a Mesh on it:
+ * The mesh is three child processes (bench/mesh-node.ts), each a Membership
+ * on its own address (127.0.0.181-183) joined together and a Mesh on it:
  * node A publishes the ports; the endpoints behind the tunnel cases are
- * registered by node B. HAProxy's splice is left off (its default), as Node
+ * registered by node B; node C runs forwarder workers (Mesh `workers`,
+ * MESH_BENCH_WORKERS, default 1) and publishes its own local task, the
+ * mesh_local_workers case (its workers' CPU counts as its own). HAProxy's splice is left off (its default), as Node
  * has none. Prints one JSON object per case, then the ratios, and writes
  * docs/mesh-bench.json. Needs haproxy, nginx-light, wrk, iperf3
  * (scripts/setup-bench.sh).
@@ -41,6 +43,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const BACKEND = '127.0.0.180'
 const NODE_A = '127.0.0.181'
 const NODE_B = '127.0.0.182'
+/** A third mesh node, with forwarder workers (MESH_BENCH_WORKERS, default 1), for the same local task. */
+const NODE_C = '127.0.0.183'
+const WORKERS = Number(process.env.MESH_BENCH_WORKERS ?? 1)
 const NGINX_PORT = 28180
 const IPERF_PORT = 28181
 const GOSSIP_PORT = 7946
@@ -63,12 +68,12 @@ interface Path {
   proxy: ProxyName[]
 }
 
-type ProxyName = 'haproxy1' | 'haproxy2' | 'meshA' | 'meshB'
+type ProxyName = 'haproxy1' | 'haproxy2' | 'meshA' | 'meshB' | 'meshC'
 const proxyPids = new Map<ProxyName, number>()
 
 const HA1 = { http: 28280, bulk: 28281, l7: 28282 }
 const HA2 = { http: 28290, bulk: 28291 }
-const MESH = { local: 28380, tunnel: 28381, sealed: 28382, bulkLocal: 28383, bulkTunnel: 28384, bulkSealed: 28385 }
+const MESH = { local: 28380, tunnel: 28381, sealed: 28382, bulkLocal: 28383, bulkTunnel: 28384, bulkSealed: 28385, workers: 28386, bulkWorkers: 28387 }
 
 const PATHS: Path[] = [
   { name: 'direct', what: 'no proxy (the backend itself)', http: { host: BACKEND, port: NGINX_PORT }, bulk: { host: BACKEND, port: IPERF_PORT }, proxy: [] },
@@ -76,6 +81,7 @@ const PATHS: Path[] = [
   { name: 'haproxy_http_nbthread1', what: 'HAProxy mode http (keep-alive, http-reuse always), nbthread 1', http: { host: BACKEND, port: HA1.l7 }, proxy: ['haproxy1'] },
   { name: 'haproxy_tcp_default_threads', what: `HAProxy mode tcp, default threads (${cpus().length})`, http: { host: BACKEND, port: HA2.http }, bulk: { host: BACKEND, port: HA2.bulk }, proxy: ['haproxy2'] },
   { name: 'mesh_local', what: 'mesh node A, task on A: direct dial', http: { host: NODE_A, port: MESH.local }, bulk: { host: NODE_A, port: MESH.bulkLocal }, proxy: ['meshA'] },
+  { name: 'mesh_local_workers', what: `mesh node C with ${WORKERS} forwarder worker(s) beside it, task on C: direct dial`, http: { host: NODE_C, port: MESH.workers }, bulk: { host: NODE_C, port: MESH.bulkWorkers }, proxy: ['meshC'] },
   { name: 'mesh_tunnel', what: 'mesh node A, task on node B: through the 4789 tunnel', http: { host: NODE_A, port: MESH.tunnel }, bulk: { host: NODE_A, port: MESH.bulkTunnel }, proxy: ['meshA', 'meshB'] },
   { name: 'mesh_tunnel_sealed', what: 'mesh node A, task on node B, encrypted network (AES-256-GCM)', http: { host: NODE_A, port: MESH.sealed }, bulk: { host: NODE_A, port: MESH.bulkSealed }, proxy: ['meshA', 'meshB'] },
 ]
@@ -181,12 +187,23 @@ function cpuSeconds(names: ProxyName[]): { user: number; sys: number } {
   for (const n of names) {
     const pid = proxyPids.get(n)
     if (pid === undefined) continue
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    user += Number(f[11]) // utime (field 14)
-    sys += Number(f[12]) // stime (field 15)
+    // A mesh node's forwarder workers are its children: their CPU is the node's too.
+    for (const p of [pid, ...children(pid)]) {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      user += Number(f[11]) // utime (field 14)
+      sys += Number(f[12]) // stime (field 15)
+    }
   }
   return { user: user / CLK_TCK, sys: sys / CLK_TCK }
+}
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
 }
 
 /** Times `fn` and the proxies' CPU over it: how many cores the proxy path used. */
@@ -393,8 +410,11 @@ const target = (network: string, service: string): PublishTarget => ({ network, 
 async function startMesh(): Promise<MeshNode[]> {
   const a = await MeshNode.start({ name: 'bench-a', host: NODE_A, gossipPort: GOSSIP_PORT, tunnelPort: TUNNEL_PORT })
   const b = await MeshNode.start({ name: 'bench-b', host: NODE_B, gossipPort: GOSSIP_PORT, tunnelPort: TUNNEL_PORT })
+  const c = await MeshNode.start({ name: 'bench-c', host: NODE_C, gossipPort: GOSSIP_PORT, tunnelPort: TUNNEL_PORT, workers: WORKERS })
   await b.call({ op: 'join', addr: `${NODE_A}:${GOSSIP_PORT}` })
-  await waitFor('both mesh nodes to see each other', async () => ((await a.call({ op: 'members' })) as string[]).length === 2 && ((await b.call({ op: 'members' })) as string[]).length === 2)
+  await c.call({ op: 'join', addr: `${NODE_A}:${GOSSIP_PORT}` })
+  const three = async (n: MeshNode): Promise<boolean> => ((await n.call({ op: 'members' })) as string[]).length === 3
+  await waitFor('the three mesh nodes to see each other', async () => (await three(a)) && (await three(b)) && (await three(c)))
   const services: [MeshNode, string, string, number, number][] = [
     [a, PLAIN_NETWORK, 'web-local', NGINX_PORT, MESH.local],
     [b, PLAIN_NETWORK, 'web-remote', NGINX_PORT, MESH.tunnel],
@@ -408,9 +428,14 @@ async function startMesh(): Promise<MeshNode[]> {
     await waitFor(`node A to see ${service}`, async () => ((await a.call({ op: 'endpoints', network, service })) as number) > 0)
     await a.call({ op: 'publish', port: published, target: target(network, service), host: NODE_A })
   }
+  for (const [service, port, published] of [['web-workers', NGINX_PORT, MESH.workers], ['bulk-workers', IPERF_PORT, MESH.bulkWorkers]] as const) {
+    await c.call({ op: 'register', endpoint: endpoint(PLAIN_NETWORK, service, port) })
+    await c.call({ op: 'publish', port: published, target: target(PLAIN_NETWORK, service), host: NODE_C })
+  }
   proxyPids.set('meshA', a.proc.pid!)
   proxyPids.set('meshB', b.proc.pid!)
-  return [a, b]
+  proxyPids.set('meshC', c.proc.pid!)
+  return [a, b, c]
 }
 
 // ------------------------------------------------------------- main
@@ -456,7 +481,7 @@ async function main(): Promise<void> {
     for (const streams of [1, 4]) if (wanted(`bulk_p${streams}`)) emit({ bench: 'mesh', case: p.name, test: `bulk_p${streams}`, what: p.what, streams, ...(await iperf(p.bulk, streams, p.proxy)) })
   }
 
-  const stats = { a: await nodes[0]!.call({ op: 'stats' }), b: await nodes[1]!.call({ op: 'stats' }) }
+  const stats = { a: await nodes[0]!.call({ op: 'stats' }), b: await nodes[1]!.call({ op: 'stats' }), c: await nodes[2]!.call({ op: 'stats' }) }
   for (const n of nodes) await n.stop()
 
   const get = (c: string, t: string, k: string): number | undefined => results[`${c}/${t}`]?.[k] as number | undefined
@@ -472,6 +497,9 @@ async function main(): Promise<void> {
     versus: 'haproxy_tcp_nbthread1',
     keepalive_local: ratio('mesh_local', 'http_keepalive', 'requests_per_s', 1.0),
     close_local: ratio('mesh_local', 'http_close', 'requests_per_s', 0.8),
+    keepalive_local_workers: ratio('mesh_local_workers', 'http_keepalive', 'requests_per_s', 1.0),
+    close_local_workers: ratio('mesh_local_workers', 'http_close', 'requests_per_s', 0.8),
+    bulk_local_workers: ratio('mesh_local_workers', 'bulk_p1', 'gbit_s', 1.0),
     keepalive_tunnel: ratio('mesh_tunnel', 'http_keepalive', 'requests_per_s', 0.6),
     bulk_local: ratio('mesh_local', 'bulk_p1', 'gbit_s', 1.0),
     close_tunnel: ratio('mesh_tunnel', 'http_close', 'requests_per_s', 0),
@@ -482,6 +510,8 @@ async function main(): Promise<void> {
     per_proxy_core: {
       keepalive_local: ratio('mesh_local', 'http_keepalive', 'requests_per_proxy_core_s', 0),
       close_local: ratio('mesh_local', 'http_close', 'requests_per_proxy_core_s', 0),
+      keepalive_local_workers: ratio('mesh_local_workers', 'http_keepalive', 'requests_per_proxy_core_s', 0),
+      close_local_workers: ratio('mesh_local_workers', 'http_close', 'requests_per_proxy_core_s', 0),
       keepalive_tunnel: ratio('mesh_tunnel', 'http_keepalive', 'requests_per_proxy_core_s', 0),
       close_tunnel: ratio('mesh_tunnel', 'http_close', 'requests_per_proxy_core_s', 0),
       keepalive_sealed: ratio('mesh_tunnel_sealed', 'http_keepalive', 'requests_per_proxy_core_s', 0),
@@ -510,7 +540,7 @@ async function main(): Promise<void> {
     haproxy: `${execFileSync('haproxy', ['-v']).toString().split('\n')[0]}; nbthread 1 vs default threads; splice off (default)`,
     nginx: 'nginx-light, worker_processes 1, keep-alive, a 34-byte static file',
     pinning: PIN ? 'wrk, nginx, iperf3 on CPU 0; HAProxy and both mesh nodes on CPU 1 (taskset)' : 'none: load generator, proxy and backend share both cores',
-    mesh: 'two processes (127.0.0.181 publishes, .182 owns the tunnel cases), gossip profile local, tunnel on 4789',
+    mesh: `three processes (127.0.0.181 publishes, .182 owns the tunnel cases, .183 publishes its own task with ${WORKERS} forwarder worker(s)), gossip profile local, tunnel on 4789`,
     mesh_stats: stats,
   }
   console.log(JSON.stringify(meta))

@@ -152,7 +152,9 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
   t.teardown(() => rmSync(secretsRoot, { recursive: true, force: true }))
   const docker = new Docker({ socketPath: d.socket })
   const nodeId = 'node000000000000000000001'
-  const ex = new DockerExecutor({ docker, nodeId, secretsRoot })
+  const configsRoot = mkdtempSync('/dev/shm/swarmd-test-configs-')
+  t.teardown(() => rmSync(configsRoot, { recursive: true, force: true }))
+  const ex = new DockerExecutor({ docker, nodeId, secretsRoot, configsRoot })
   t.teardown(() => ex.close())
 
   t.test('a task that prints its env and exits 0 completes; name, labels and spec fields as swarm', async t => {
@@ -297,6 +299,75 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     await t.rejects(collectLogs(ex, tk.id), { message: `No such task: ${tk.id}` }, 'no logs for a removed task')
   })
 
+  t.test('a healthcheck: starting until healthy, running, then an unhealthy container is stopped and fails as Docker says', async t => {
+    const rec = recorder()
+    const tk = task({ ...sh('touch /tmp/ok; while true; do sleep 0.1; done'), Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Retries: 1 }, StopGracePeriod: 1e9 })
+    await ex.start(tk, rec.emit)
+    await rec.until('starting')
+    t.notOk(rec.states().includes('running'), 'not running before the first healthy probe')
+    const running = await rec.until('running')
+    const info = await docker.getContainer(running.containerId!).inspect()
+    t.equal(info.State.Health?.Status, 'healthy', 'running once the engine says healthy')
+    await docker.getContainer(running.containerId!).exec({ Cmd: ['rm', '/tmp/ok'] }).then(e => e.start({ Detach: true }))
+    const failed = await rec.until('failed')
+    t.equal(failed.err, 'task: non-zero exit (137): dockerexec: unhealthy container', 'PID 1 ignores the TERM, so the stop ends in a KILL')
+    await ex.remove(tk.id)
+  })
+
+  t.test('spec fields reach the engine: mounts, stop signal, read-only root, capabilities, hosts, sysctls, ulimits, log driver', async t => {
+    const rec = recorder()
+    const tk = task({
+      ...sh('sleep 30'),
+      Mounts: [{ Type: 'tmpfs', Target: '/scratch' }, { Type: 'bind', Source: '/etc', Target: '/hostetc', ReadOnly: true }],
+      StopSignal: 'SIGINT',
+      ReadOnly: true,
+      CapabilityDrop: ['CAP_CHOWN'],
+      Hosts: ['10.9.8.7 db db.local'],
+      DNSConfig: { Search: ['example.org'] },
+      Sysctls: { 'net.ipv4.ip_unprivileged_port_start': '80' },
+      Ulimits: [{ Name: 'nofile', Soft: 321, Hard: 654 }],
+    })
+    tk.spec = { ...tk.spec, LogDriver: { Name: 'json-file', Options: { 'max-size': '1m' } }, Resources: { Limits: { Pids: 50 } } }
+    await ex.start(tk, rec.emit)
+    const running = await rec.until('running')
+    const info = await docker.getContainer(running.containerId!).inspect()
+    t.equal((info.Config as { StopSignal?: string }).StopSignal, 'SIGINT')
+    t.equal(info.HostConfig.ReadonlyRootfs, true)
+    t.same(info.HostConfig.CapDrop, ['CAP_CHOWN'])
+    t.same(info.HostConfig.ExtraHosts, ['db:10.9.8.7', 'db.local:10.9.8.7'])
+    t.same(info.HostConfig.DnsSearch, ['example.org'])
+    t.same(info.HostConfig.Sysctls, { 'net.ipv4.ip_unprivileged_port_start': '80' })
+    t.same(info.HostConfig.Ulimits, [{ Name: 'nofile', Soft: 321, Hard: 654 }])
+    t.same(info.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '1m' } })
+    t.equal(info.HostConfig.PidsLimit, 50)
+    // The engine lists mounts in no fixed order.
+    t.match([...info.Mounts].sort((a, b) => a.Destination.localeCompare(b.Destination)), [{ Type: 'bind', Source: '/etc', Destination: '/hostetc', RW: false }, { Type: 'tmpfs', Destination: '/scratch' }])
+    await ex.stop(tk.id, 5000)
+    t.equal((await rec.until('shutdown')).state, 'shutdown')
+    await ex.remove(tk.id)
+
+    const missing = recorder()
+    const bad = task({ ...sh('true'), Mounts: [{ Type: 'bind', Source: '/x-missing-source', Target: '/x' }] })
+    await ex.start(bad, missing.emit)
+    t.match(await missing.until('rejected'), { err: /invalid mount config for type "bind": bind source path does not exist: \/x-missing-source/ }, "the engine's own rejection")
+    await ex.remove(bad.id)
+  })
+
+  t.test('held at ready (a restart delay): the container is created, started only once released', async t => {
+    const rec = recorder()
+    let release!: () => void
+    const tk = task(sh('echo started'), { hold: new Promise<void>(r => (release = r)) })
+    const starting = ex.start(tk, rec.emit)
+    await rec.until('ready')
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABELS.taskId}=${tk.id}`] } })
+    t.equal(c?.State, 'created', 'prepared, not started')
+    release()
+    await starting
+    await rec.until('complete')
+    t.same(rec.states(), ['preparing', 'ready', 'starting', 'running', 'complete'])
+    await ex.remove(tk.id)
+  })
+
   t.test('stop SIGKILLs after the grace period when TERM is ignored', async t => {
     const rec = recorder()
     // sleep as pid 1 has no TERM handler, so the kernel ignores TERM.
@@ -340,6 +411,30 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     t.equal(rec.events.at(-1)?.state, 'shutdown')
     t.notOk(existsSync(dir), 'removed when the task stopped')
     t.same(await grepTree(d.dataRoot, plain), [], 'the plaintext is nowhere in the engine data root')
+    await ex.remove(tk.id)
+  })
+
+  t.test('configs are bind-mounted read-only at their targets, with their modes, and gone after', async t => {
+    const rec = recorder()
+    const tk = task(sh('cat /etc/app/app.conf; echo; cat /plain; echo; stat -c "%a %n" /etc/app/app.conf /plain; touch /etc/app/app.conf 2>/dev/null || echo read-only; exec sleep 1000'), {
+      configs: [
+        { target: '/etc/app/app.conf', data: Buffer.from('listen 80'), mode: 0o444 },
+        { target: 'plain', data: Buffer.from('p'), mode: 0o440 },
+      ],
+    })
+    await ex.start(tk, rec.emit)
+    await rec.until('running')
+    const lines = await waitUntil(
+      async () => {
+        const l = await collectLogs(ex, tk.id)
+        return l.length >= 5 && l.map(x => x.text)
+      },
+      { timeoutMs: 10_000, what: 'the config checks' },
+    )
+    t.same(lines, ['listen 80', 'p', '444 /etc/app/app.conf', '440 /plain', 'read-only'], 'at the target (a relative one from /), modes kept, read-only')
+    t.ok(existsSync(join(configsRoot, tk.id)), 'on the host while running')
+    await ex.stop(tk.id, 0)
+    t.notOk(existsSync(join(configsRoot, tk.id)), 'removed when the task stopped')
     await ex.remove(tk.id)
   })
 

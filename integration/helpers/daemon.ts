@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { run, spawnManaged, waitUntil, type ManagedProcess, type RunResult } from './procs.js'
 
-const SWARMD = fileURLToPath(new URL('../../bin/swarmd.js', import.meta.url))
-const SWARMCTL = fileURLToPath(new URL('../../bin/swarmctl.js', import.meta.url))
+// From the sources (tap) or compiled under dist/ (the benchmarks): bin/ is at the repository's root either way.
+const ROOT = new URL(import.meta.url.includes('/dist/integration/') ? '../../../' : '../../', import.meta.url)
+const SWARMD = fileURLToPath(new URL('bin/swarmd.js', ROOT))
+const SWARMCTL = fileURLToPath(new URL('bin/swarmctl.js', ROOT))
 
 /** A daemon of a loopback test: its own 127.0.0.x address, socket and data dir. */
 export interface LoopbackHost {

@@ -191,7 +191,7 @@ t.test('failure to start: rejected before starting, failed after', async t => {
   t.equal(ex2.last('t3')!.State, 'complete')
 })
 
-t.test('desired shutdown stops with the spec grace period, reports shutdown, then removes', async t => {
+t.test('desired shutdown stops with the spec grace period and reports shutdown; the task stays (with its log) while it is listed', async t => {
   const { ex, agent, last, statuses } = setup()
   const spec = { ContainerSpec: { Image: 'busybox', StopGracePeriod: 3_500_000_000 } }
   agent.receive(assign([{ task: task('t1', { Spec: spec }) }, { task: task('t2') }]))
@@ -207,12 +207,13 @@ t.test('desired shutdown stops with the spec grace period, reports shutdown, the
   ])
   t.equal(last('t1')!.State, 'shutdown')
   t.equal(last('t2')!.State, 'shutdown')
-  t.same(ex.calls.filter(c => c.endsWith('t1')), ['start t1', 'stop t1', 'remove t1'])
+  t.same(ex.calls.filter(c => c.endsWith('t1')), ['start t1', 'stop t1'], 'not removed while the history lists it')
 
   // Asked again: already over, nothing more.
-  agent.receive(assign([{ task: task('t1', { Spec: spec, DesiredState: 'shutdown' }, 'shutdown') }]))
+  agent.receive(assign([{ task: task('t1', { Spec: spec, DesiredState: 'shutdown' }, 'shutdown') }, { task: task('t2', { DesiredState: 'shutdown' }, 'shutdown') }]))
   await settle()
   t.equal(ex.stops.length, 2)
+  t.same(ex.removed, [])
   t.equal(statuses('t1').filter(s => s.State === 'shutdown').length, 1)
 
   // A task this node never ran that the manager wants down: just reported shut down.
@@ -221,6 +222,52 @@ t.test('desired shutdown stops with the spec grace period, reports shutdown, the
   t.equal(last('t9')!.State, 'shutdown')
   t.same(statuses('t8'), [], 'an over task is not reported again')
   t.notOk(ex.calls.some(c => c.endsWith('t9')))
+
+  // Out of the history (not in that last list): removed, once.
+  t.same(ex.removed.sort(), ['t1', 't2'])
+  agent.receive(assign([]))
+  await settle()
+  t.equal(ex.removed.length, 2)
+})
+
+t.test('an ended task keeps its logs while listed', async t => {
+  const { ex, agent, sent } = setup()
+  const asked: string[] = []
+  ex.logs = async (id, _o, onLine) => {
+    asked.push(id)
+    onLine({ time: NOW, stream: 'stderr', text: `last words of ${id}` })
+  }
+  agent.receive(assign([{ task: task('t1') }]))
+  await settle()
+  ex.emit('t1', { state: 'failed', message: 'started', err: 'task: non-zero exit (1)', exitCode: 1 })
+  agent.receive(assign([{ task: task('t1', { DesiredState: 'shutdown' }, 'failed') }]))
+  await settle()
+  t.same(ex.removed, [])
+  agent.receive({ t: 'logs', req: 7, taskIds: ['t1'], opts: {} })
+  await settle(5)
+  await new Promise(r => setTimeout(r, 30))
+  t.same(asked, ['t1'])
+  t.match(sent.find(m => m.t === 'log'), { req: 7, lines: [{ task: 't1', line: { text: 'last words of t1' } }] })
+})
+
+t.test('a task held at desired ready is handed over with a hold, released once the manager wants it running', async t => {
+  const { ex, agent } = setup()
+  agent.receive(assign([{ task: task('t1', { DesiredState: 'ready' }) }]))
+  await settle()
+  const hold = ex.started.get('t1')!.task.hold
+  t.ok(hold, 'the executor gets a hold')
+  let released = false
+  void hold!.then(() => (released = true))
+  agent.receive(assign([{ task: task('t1', { DesiredState: 'ready' }, 'ready') }]))
+  await settle()
+  t.notOk(released, 'still held')
+  agent.receive(assign([{ task: task('t1', {}, 'ready') }]))
+  await settle()
+  t.ok(released, 'released once desired running')
+  t.equal(ex.calls.filter(c => c === 'start t1').length, 1, 'started once')
+  agent.receive(assign([{ task: task('t2') }]))
+  await settle()
+  t.notOk(ex.started.get('t2')!.task.hold, 'a task wanted running at once has no hold')
 })
 
 t.test('a failing stop still reports shutdown', async t => {
@@ -231,7 +278,7 @@ t.test('a failing stop still reports shutdown', async t => {
   agent.receive(assign([{ task: task('t1', { DesiredState: 'shutdown' }) }]))
   await settle()
   t.equal(last('t1')!.State, 'shutdown')
-  t.ok(ex.removed.includes('t1'))
+  t.same(ex.removed, [], 'kept while listed')
 })
 
 t.test('tasks no longer listed are stopped, then forgotten', async t => {
@@ -243,13 +290,10 @@ t.test('tasks no longer listed are stopped, then forgotten', async t => {
   await settle()
   t.same(ex.stops, [{ id: 't1', graceMs: 10_000 }])
   t.equal(last('t1')!.State, 'shutdown')
+  t.same(ex.removed, ['t1'], 'stopped, then removed and forgotten')
+  agent.receive(assign([]))
+  await settle()
   t.same(ex.removed, ['t1'])
-  agent.receive(assign([]))
-  await settle()
-  t.same(ex.removed, ['t1', 't1'], 'an over task is removed and forgotten')
-  agent.receive(assign([]))
-  await settle()
-  t.equal(ex.removed.length, 2)
 })
 
 t.test('after a restart: wanted recovered tasks are adopted, the rest stopped; lost ones fail', async t => {

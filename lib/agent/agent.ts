@@ -1,16 +1,17 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isTerminal, stateRank, type PortStatus, type Task, type TaskState, type TaskStatus } from '../types/task.js'
-import { type PortConfig } from '../types/service.js'
+import { isRunDesired, isTerminal, stateRank, type PortStatus, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import type { FileTarget, PortConfig } from '../types/service.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import type { NodeDns } from './node-dns.js'
 import { templateContext } from './placeholders.js'
 import { swarmLabels } from './task-labels.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
-/** Docker's default secret file mode; left to the executor, which gives process tasks 0400 (readable by the task's user only). */
-const DOCKER_SECRET_MODE = 0o444
+/** Docker's default mode of secret and config files; for secrets left to the executor, which gives process tasks 0400 (readable by the task's user only). */
+const DOCKER_FILE_MODE = 0o444
 
 /** How the mesh's published-port conflicts begin (see Mesh.publish). */
 const MESH_PORT_ERROR = 'cannot listen on '
@@ -20,6 +21,10 @@ interface Local {
   /** The task as the manager assigned it (its status is the one above). */
   task: Task
   stopping?: Promise<void>
+  /** The manager no longer lists it: it is being removed. */
+  forgetting?: boolean
+  /** Lets a task held at desired `ready` start. */
+  release?: () => void
   /** What the mesh needs to announce the task's endpoints. */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
   /** The host ports the executor gave the task's targets. */
@@ -57,6 +62,8 @@ export class Agent {
       executor: Executor
       /** The node's routing mesh: running tasks are announced there, and withdrawn before they stop. */
       mesh?: NodeMesh
+      /** The node's DNS: fed each routing; its address goes to tasks as SWARMD_DNS. */
+      dns?: NodeDns
       nodeId: string
       hostname: string
       log: Logger
@@ -88,8 +95,9 @@ export class Agent {
       if (m.routing) {
         this.routing = m.routing
         void this.d.mesh?.sync(m.routing).then(() => this.showConflicts())
+        this.d.dns?.sync(m.routing)
       }
-      this.assign(m.tasks, m.secrets ?? {})
+      this.assign(m.tasks, m.secrets ?? {}, m.configs ?? {})
     } else if (m.t === 'logs') void this.streamLogs(m.req, m.taskIds, m)
     else if (m.t === 'logs-cancel') this.logStreams.get(m.req)?.abort()
   }
@@ -113,24 +121,28 @@ export class Agent {
     })
   }
 
-  private assign(list: { task: Task; serviceName: string; ports: PortConfig[]; networks?: string[] }[], secrets: Record<string, string>): void {
+  private assign(list: { task: Task; serviceName: string; ports: PortConfig[]; networks?: string[] }[], secrets: Record<string, string>, configs: Record<string, string>): void {
     const wanted = new Set(list.map(x => x.task.ID))
     for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
       const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
-      if (task.DesiredState === 'running') {
-        if (local) continue
+      if (isRunDesired(task.DesiredState)) {
+        if (local) {
+          if (task.DesiredState !== 'ready') local.release?.()
+          continue
+        }
         // Known to the executor from before the restart, running or ended meanwhile: adopting it reports which.
         if (recovered !== undefined) {
           this.track(task, route)
           void this.d.executor.adopt(task.ID, e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
           this.d.log.info({ task: task.ID }, 'adopted a task from before the restart')
         } else if (stateRank(task.Status.State) <= stateRank('assigned')) {
-          this.track(task, route)
+          const l = this.track(task, route)
+          const hold = task.DesiredState === 'ready' ? new Promise<void>(resolve => (l.release = resolve)) : undefined
           this.report(task.ID, this.status('accepted', 'accepted'))
-          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
+          void this.d.executor.start(this.executorTask(task, serviceName, ports, networks ?? [], secrets, configs, hold), e => this.onEvent(task.ID, e)).catch(e => this.fail(task.ID, e))
         } else if (!isTerminal(task.Status.State)) {
           // The manager thinks it runs here, but it did not survive the node's restart.
           this.track(task)
@@ -145,15 +157,8 @@ export class Agent {
         this.report(task.ID, this.status('shutdown', 'shutdown'))
       }
     }
-    // What the manager no longer lists: stop it and let it go.
-    for (const [id, l] of this.tasks) {
-      if (wanted.has(id)) continue
-      if (!isTerminal(l.status.State)) void this.stop(id)
-      else {
-        this.tasks.delete(id)
-        void this.d.executor.remove(id).catch(() => undefined)
-      }
-    }
+    // What the manager no longer lists (it left the task history): stop it, then let it go with its log.
+    for (const [id] of this.tasks) if (!wanted.has(id)) void this.forget(id)
     if (this.recovered) {
       for (const [id] of this.recovered) if (!wanted.has(id)) void this.d.executor.stop(id, 0).then(() => this.d.executor.remove(id)).catch(() => undefined)
       this.recovered = undefined
@@ -178,8 +183,10 @@ export class Agent {
     }
   }
 
-  private track(task: Task, route?: Local['route']): void {
-    this.tasks.set(task.ID, { status: task.Status, task, ...(route ? { route } : {}) })
+  private track(task: Task, route?: Local['route']): Local {
+    const l: Local = { status: task.Status, task, ...(route ? { route } : {}) }
+    this.tasks.set(task.ID, l)
+    return l
   }
 
   /** The tasks this node has, running or ended and not yet let go (`docker ps -a` on the node). */
@@ -243,9 +250,22 @@ export class Agent {
       }
       const cur = this.tasks.get(id)
       if (cur && !isTerminal(cur.status.State)) this.report(id, { ...cur.status, ...this.status('shutdown', 'shutdown') })
-      await this.d.executor.remove(id).catch(() => undefined)
     })()
     return l.stopping
+  }
+
+  /**
+   * An ended task stays with its log (its directory, its container) while
+   * the manager keeps it in the history, so `service logs` shows why it
+   * ended; it goes once the manager no longer lists it.
+   */
+  private async forget(id: string): Promise<void> {
+    const l = this.tasks.get(id)
+    if (!l || l.forgetting) return
+    l.forgetting = true
+    if (!isTerminal(l.status.State)) await this.stop(id)
+    this.tasks.delete(id)
+    await this.d.executor.remove(id).catch(e => this.d.log.warn({ err: e, task: id }, 'removing the task failed'))
   }
 
   /**
@@ -262,8 +282,9 @@ export class Agent {
     return env
   }
 
-  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>): ExecutorTask {
-    const vips = this.serviceVips(networks)
+  private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>, hold: Promise<void> | undefined): ExecutorTask {
+    const dns = this.d.dns?.address
+    const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
       id: task.ID,
@@ -274,9 +295,9 @@ export class Agent {
       nodeHostname: this.d.hostname,
       spec,
       ports: ports.map(p => ({ TargetPort: p.TargetPort, Protocol: p.Protocol ?? 'tcp', PublishMode: p.PublishMode ?? 'ingress', ...(p.PublishMode === 'host' && p.PublishedPort ? { PublishedPort: p.PublishedPort } : {}) })),
-      secrets: (task.Spec.ContainerSpec.Secrets ?? [])
-        .filter(r => secrets[r.SecretID] !== undefined)
-        .map(r => ({ name: r.File?.Name ?? r.SecretName, data: Buffer.from(secrets[r.SecretID]!, 'base64'), ...(r.File?.Mode !== undefined && r.File.Mode !== DOCKER_SECRET_MODE ? { mode: r.File.Mode } : {}) })),
+      secrets: delivered(spec.ContainerSpec.Secrets, secrets, r => r.SecretID, r => r.SecretName).map(({ mode, ...f }) => ({ ...f, ...(mode !== DOCKER_FILE_MODE ? { mode } : {}) })),
+      configs: delivered(spec.ContainerSpec.Configs, configs, r => r.ConfigID, r => r.ConfigName).map(({ name, ...f }) => ({ target: name, ...f })),
+      ...(hold ? { hold } : {}),
     }
   }
 
@@ -315,9 +336,9 @@ export class Agent {
     this.send?.({ t: 'logs-end', req, ...(error ? { error } : {}) })
   }
 
-  /** Stops every task (the node leaves the swarm). */
+  /** Stops and removes every task (the node leaves the swarm). */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.tasks.keys()].map(id => this.stop(id)))
+    await Promise.all([...this.tasks.keys()].map(id => this.forget(id)))
   }
 
   /** Stops reading logs; tasks keep running (the daemon may be restarting). */
@@ -325,4 +346,9 @@ export class Agent {
     for (const ac of this.logStreams.values()) ac.abort()
     this.send = undefined
   }
+}
+
+/** The references whose data the manager sent, decoded, with their file name (or path) and mode: how secrets and configs alike reach a task. */
+function delivered<R extends { File?: FileTarget }>(refs: R[] | undefined, values: Record<string, string>, id: (r: R) => string, name: (r: R) => string): { name: string; data: Buffer; mode: number }[] {
+  return (refs ?? []).filter(r => values[id(r)] !== undefined).map(r => ({ name: r.File?.Name ?? name(r), data: Buffer.from(values[id(r)]!, 'base64'), mode: r.File?.Mode ?? DOCKER_FILE_MODE }))
 }

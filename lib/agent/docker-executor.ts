@@ -18,6 +18,7 @@ import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { PortStatus } from '../types/task.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
+import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 import { SWARM_LABELS, swarmLabels } from './task-labels.js'
@@ -40,6 +41,8 @@ export interface DockerExecutorOptions {
    * the plaintext never reaches a disk. Default /dev/shm/swarmd-secrets.
    */
   secretsRoot?: string
+  /** Where each task's configs are written (`<root>/<task id>`) to be bind-mounted read-only at their targets. Default /dev/shm/swarmd-configs. */
+  configsRoot?: string
   /** The containers' network mode (default: the engine's default bridge). With 'host', ports are not mapped. */
   networkMode?: string
   logger?: Logger
@@ -50,6 +53,15 @@ interface Tracked {
   containerId?: string
   emit: (e: TaskEvent) => void
   stopRequested: boolean
+  /** The running event, held back until the container's healthcheck first passes. */
+  awaitingHealth?: TaskEvent
+  /** Its healthcheck failed: the container is being stopped, and the task fails. */
+  unhealthy?: boolean
+  /** The task's stop grace period, for stopping an unhealthy container. */
+  graceMs?: number
+  /** Resolves when a stop is asked for: a task held at `ready` gives up waiting. */
+  stopAsked: Promise<void>
+  askStop: () => void
   ended: boolean
   /** Settles once `running` is reported or the start gave up: exit reports wait for it, so states only move forward. */
   started: Promise<void>
@@ -100,8 +112,10 @@ export class LineSplitter {
   }
 }
 
-/** The container and exit code of a `die` event line, or undefined for any other line. */
-export function parseDieEvent(line: string): { containerId: string; exitCode: number } | undefined {
+type ContainerEvent = { containerId: string; die: { exitCode: number } } | { containerId: string; health: 'healthy' | 'unhealthy' }
+
+/** A container's `die` (with its exit code) or `health_status: …` event from an event line, or undefined for any other line. */
+export function parseContainerEvent(line: string): ContainerEvent | undefined {
   let ev: { Type?: string; Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } }
   try {
     ev = JSON.parse(line) as typeof ev
@@ -109,9 +123,25 @@ export function parseDieEvent(line: string): { containerId: string; exitCode: nu
     return undefined
   }
   const id = ev.Actor?.ID
-  if (ev.Type !== 'container' || ev.Action !== 'die' || !id) return undefined
+  if (ev.Type !== 'container' || !id) return undefined
+  if (ev.Action === 'health_status: healthy' || ev.Action === 'health_status: unhealthy') return { containerId: id, health: ev.Action === 'health_status: healthy' ? 'healthy' : 'unhealthy' }
+  if (ev.Action !== 'die') return undefined
   const code = Number(ev.Actor?.Attributes?.exitCode)
-  return { containerId: id, exitCode: Number.isInteger(code) ? code : -1 }
+  return { containerId: id, die: { exitCode: Number.isInteger(code) ? code : -1 } }
+}
+
+/** The container and exit code of a `die` event line, or undefined for any other line. */
+export function parseDieEvent(line: string): { containerId: string; exitCode: number } | undefined {
+  const ev = parseContainerEvent(line)
+  return ev && 'die' in ev ? { containerId: ev.containerId, exitCode: ev.die.exitCode } : undefined
+}
+
+/** Swarm's `IP host [alias...]` lines as the engine's ExtraHosts (`host:IP`), as dockerd converts them. */
+export function extraHosts(hosts: string[]): string[] {
+  return hosts.flatMap(line => {
+    const [ip, ...names] = line.trim().split(/\s+/)
+    return ip ? names.map(n => `${n}:${ip}`) : []
+  })
 }
 
 /** A log line with the engine's timestamp prefix ("<RFC 3339 nanos> <text>"). */
@@ -142,6 +172,7 @@ export class DockerExecutor implements Executor {
   readonly kind = 'docker' as const
   private readonly docker: Docker
   private readonly secretsRoot: string
+  private readonly configsRoot: string
   private readonly tasks = new Map<string, Tracked>()
   private readonly byContainer = new Map<string, Tracked>()
   private watching: Promise<void> | undefined
@@ -152,6 +183,7 @@ export class DockerExecutor implements Executor {
   constructor(private readonly opts: DockerExecutorOptions) {
     this.docker = opts.docker
     this.secretsRoot = opts.secretsRoot ?? '/dev/shm/swarmd-secrets'
+    this.configsRoot = opts.configsRoot ?? '/dev/shm/swarmd-configs'
   }
 
   async start(task: ExecutorTask, emit: (e: TaskEvent) => void): Promise<void> {
@@ -167,8 +199,10 @@ export class DockerExecutor implements Executor {
 
   private track(id: string, emit: (e: TaskEvent) => void, started: Promise<void>): Tracked {
     let markDone!: () => void
+    let askStop!: () => void
     const done = new Promise<void>(resolve => (markDone = resolve))
-    const tr: Tracked = { id, emit, stopRequested: false, ended: false, started, done, markDone }
+    const stopAsked = new Promise<void>(resolve => (askStop = resolve))
+    const tr: Tracked = { id, emit, stopRequested: false, stopAsked, askStop, ended: false, started, done, markDone }
     this.tasks.set(id, tr)
     return tr
   }
@@ -178,7 +212,7 @@ export class DockerExecutor implements Executor {
     let container: Docker.Container
     try {
       await this.watch()
-      container = await this.docker.createContainer(this.containerConfig(task, this.writeSecrets(task)))
+      container = await this.docker.createContainer(this.containerConfig(task, this.writeSecrets(task), this.writeConfigs(task)))
     } catch (err) {
       // Before starting, every failure is a rejection (swarmkit's agent/exec/controller.go).
       this.report(tr, { state: 'rejected', message: 'preparing', err: engineMessage(err) })
@@ -187,6 +221,7 @@ export class DockerExecutor implements Executor {
     tr.containerId = container.id
     this.byContainer.set(container.id, tr)
     tr.emit({ state: 'ready', message: 'prepared' })
+    if (task.hold && !tr.stopRequested) await Promise.race([task.hold, tr.stopAsked])
     if (tr.stopRequested) {
       this.report(tr, { state: 'shutdown', message: 'shutdown' })
       return
@@ -195,13 +230,18 @@ export class DockerExecutor implements Executor {
     try {
       await container.start()
       const info = await container.inspect()
-      tr.emit({
+      const running: TaskEvent = {
         state: 'running',
         message: 'started',
         containerId: container.id,
         ...(info.State.Pid > 0 ? { pid: info.State.Pid } : {}),
         ...(task.ports.length > 0 ? { ports: this.portStatus(task, info) } : {}),
-      })
+      }
+      // As Docker's executor: with a healthcheck (the spec's or the image's), the task stays starting until healthy.
+      const test = info.Config.Healthcheck?.Test
+      tr.graceMs = Math.floor((task.spec.ContainerSpec.StopGracePeriod ?? 10e9) / 1e6)
+      if (test?.length && test[0] !== 'NONE' && info.State.Health?.Status !== 'healthy') tr.awaitingHealth = running
+      else tr.emit(running)
     } catch (err) {
       this.report(tr, { state: 'failed', message: 'starting', err: engineMessage(err) })
     }
@@ -211,14 +251,21 @@ export class DockerExecutor implements Executor {
     return this.opts.networkMode === 'host' || (task.spec.Networks ?? []).some(n => n.Target === 'host')
   }
 
-  private containerConfig(task: ExecutorTask, secretsDir: string | undefined): Docker.ContainerCreateOptions {
+  private containerConfig(task: ExecutorTask, secretsDir: string | undefined, configs: { target: string; file: string }[]): Docker.ContainerCreateOptions {
     const spec = task.spec.ContainerSpec
     const ctx = templateContext(task, { OS: process.platform, Architecture: goArch(process.arch) })
     const ports = this.usesHostNetwork(task) ? [] : task.ports
     const key = (p: ExecutorTask['ports'][number]): string => `${p.TargetPort}/${p.Protocol}`
     const limits = task.spec.Resources?.Limits
+    const hc = spec.Healthcheck
+    const dns = spec.DNSConfig
+    const log = task.spec.LogDriver
     return {
       name: ctx.Task.Name,
+      ...(spec.StopSignal ? { StopSignal: spec.StopSignal } : {}),
+      ...(spec.TTY ? { Tty: true } : {}),
+      ...(spec.OpenStdin ? { OpenStdin: true } : {}),
+      ...(hc ? { Healthcheck: { Test: hc.Test ?? [], Interval: hc.Interval ?? 0, Timeout: hc.Timeout ?? 0, StartPeriod: hc.StartPeriod ?? 0, StartInterval: hc.StartInterval ?? 0, Retries: hc.Retries ?? 0 } as Docker.HealthConfig } : {}),
       Image: spec.Image,
       // As swarm: Command replaces the image's entrypoint, Args its command.
       ...(spec.Command && spec.Command.length > 0 ? { Entrypoint: spec.Command } : {}),
@@ -232,11 +279,26 @@ export class DockerExecutor implements Executor {
       HostConfig: {
         // An empty HostPort lets the engine pick a free one; host-mode ports keep the one asked for.
         PortBindings: Object.fromEntries(ports.map(p => [key(p), [{ HostPort: p.PublishMode === 'host' && p.PublishedPort ? String(p.PublishedPort) : '' }]])),
-        ...(secretsDir ? { Binds: [`${secretsDir}:${SECRETS_TARGET}:ro`] } : {}),
+        ...(secretsDir || configs.length ? { Binds: [...(secretsDir ? [`${secretsDir}:${SECRETS_TARGET}:ro`] : []), ...configs.map(c => `${c.file}:${c.target}:ro`)] } : {}),
         ...(this.opts.networkMode ? { NetworkMode: this.opts.networkMode } : {}),
         ...(spec.Init !== undefined ? { Init: spec.Init } : {}),
         ...(limits?.NanoCPUs ? { NanoCpus: limits.NanoCPUs } : {}),
         ...(limits?.MemoryBytes ? { Memory: limits.MemoryBytes } : {}),
+        ...(limits?.Pids ? { PidsLimit: limits.Pids } : {}),
+        ...(spec.Mounts?.length ? { Mounts: spec.Mounts as Docker.MountSettings[] } : {}),
+        ...(spec.ReadOnly ? { ReadonlyRootfs: true } : {}),
+        ...(spec.CapabilityAdd?.length ? { CapAdd: spec.CapabilityAdd } : {}),
+        ...(spec.CapabilityDrop?.length ? { CapDrop: spec.CapabilityDrop } : {}),
+        ...(dns?.Nameservers?.length ? { Dns: dns.Nameservers } : {}),
+        ...(dns?.Search?.length ? { DnsSearch: dns.Search } : {}),
+        ...(dns?.Options?.length ? { DnsOptions: dns.Options } : {}),
+        ...(spec.Hosts?.length ? { ExtraHosts: extraHosts(spec.Hosts) } : {}),
+        ...(Object.keys(spec.Sysctls ?? {}).length ? { Sysctls: spec.Sysctls } : {}),
+        ...(spec.Ulimits?.length ? { Ulimits: spec.Ulimits } : {}),
+        ...(spec.Groups?.length ? { GroupAdd: spec.Groups } : {}),
+        ...(spec.OomScoreAdj ? { OomScoreAdj: spec.OomScoreAdj } : {}),
+        ...(spec.Isolation && spec.Isolation !== 'default' ? { Isolation: spec.Isolation } : {}),
+        ...(log?.Name ? { LogConfig: { Type: log.Name, Config: log.Options ?? {} } as Docker.HostConfig['LogConfig'] } : {}),
       },
     }
   }
@@ -250,9 +312,10 @@ export class DockerExecutor implements Executor {
     })
   }
 
-  private secretsDirOf(taskId: string): string {
+  /** The task's own directory under `root` (of its secrets, of its configs). */
+  private dirOf(root: string, taskId: string): string {
     if (!SAFE_NAME.test(taskId)) throw new SwarmdError('E_BAD_TASK_ID', `task id ${JSON.stringify(taskId)} cannot name a directory`)
-    return join(this.secretsRoot, taskId)
+    return join(root, taskId)
   }
 
   /** Writes the task's secrets to its own dir on the tmpfs; undefined when it has none. */
@@ -261,7 +324,7 @@ export class DockerExecutor implements Executor {
     mkdirSync(this.secretsRoot, { recursive: true, mode: 0o700 })
     const fsType = statfsSync(this.secretsRoot).type
     if (fsType !== TMPFS_MAGIC && fsType !== RAMFS_MAGIC) throw new SwarmdError('E_SECRETS_ON_DISK', `secrets: ${this.secretsRoot} is not on a tmpfs`)
-    const dir = this.secretsDirOf(task.id)
+    const dir = this.dirOf(this.secretsRoot, task.id)
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { mode: 0o755 })
     for (const s of task.secrets) {
@@ -274,8 +337,16 @@ export class DockerExecutor implements Executor {
     return dir
   }
 
+  /** Writes the task's configs to its own dir, one file per target to bind-mount. */
+  private writeConfigs(task: ExecutorTask): { target: string; file: string }[] {
+    if (!task.configs?.length) return []
+    return writeConfigs(this.dirOf(this.configsRoot, task.id), task.configs)
+  }
+
+  /** What a task leaves on the host: its secrets and its configs. */
   private removeSecrets(taskId: string): void {
-    rmSync(this.secretsDirOf(taskId), { recursive: true, force: true })
+    rmSync(this.dirOf(this.secretsRoot, taskId), { recursive: true, force: true })
+    rmSync(this.dirOf(this.configsRoot, taskId), { recursive: true, force: true })
   }
 
   /** Reports a state; a terminal one once only, and it drops the task's secrets. */
@@ -299,7 +370,26 @@ export class DockerExecutor implements Executor {
     await tr.started
     if (tr.stopRequested) this.report(tr, { state: 'shutdown', message: 'shutdown', exitCode })
     else if (exitCode === 0) this.report(tr, { state: 'complete', message: 'finished', exitCode })
-    else this.report(tr, { state: 'failed', message: 'started', err: `task: non-zero exit (${exitCode})`, exitCode })
+    else this.report(tr, { state: 'failed', message: 'started', err: `task: non-zero exit (${exitCode})${tr.unhealthy ? ': dockerexec: unhealthy container' : ''}`, exitCode })
+  }
+
+  /** The engine's healthcheck spoke: healthy lets a starting task run; unhealthy stops the container, which then fails. */
+  private async health(tr: Tracked, status: 'healthy' | 'unhealthy'): Promise<void> {
+    await tr.started
+    if (tr.ended || tr.stopRequested) return
+    if (status === 'healthy') {
+      const running = tr.awaitingHealth
+      tr.awaitingHealth = undefined
+      if (running && !tr.unhealthy) tr.emit(running)
+      return
+    }
+    if (tr.unhealthy || !tr.containerId) return
+    tr.unhealthy = true
+    try {
+      await this.docker.getContainer(tr.containerId).stop({ t: Math.max(0, Math.ceil((tr.graceMs ?? 10_000) / 1000)) })
+    } catch (err) {
+      if (statusOf(err) !== 304 && statusOf(err) !== 404) this.opts.logger?.warn({ err, task: tr.id }, 'stopping an unhealthy container failed')
+    }
   }
 
   /** Reports the container's exit if it is no longer running (after a gap in the event stream, or at adoption). */
@@ -326,7 +416,7 @@ export class DockerExecutor implements Executor {
   }
 
   private async connect(): Promise<void> {
-    const stream = await this.docker.getEvents({ filters: { type: ['container'], event: ['die'], label: [`${LABELS.managed}=true`] } })
+    const stream = await this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'health_status'], label: [`${LABELS.managed}=true`] } })
     if (this.closed) {
       ;(stream as unknown as { destroy(): void }).destroy()
       return
@@ -335,9 +425,11 @@ export class DockerExecutor implements Executor {
     const lines = new LineSplitter()
     stream.on('data', (chunk: Buffer) => {
       for (const line of lines.push(chunk)) {
-        const die = parseDieEvent(line)
-        const tr = die && this.byContainer.get(die.containerId)
-        if (die && tr) void this.exited(tr, die.exitCode)
+        const ev = parseContainerEvent(line)
+        const tr = ev && this.byContainer.get(ev.containerId)
+        if (!ev || !tr) continue
+        if ('die' in ev) void this.exited(tr, ev.die.exitCode)
+        else void this.health(tr, ev.health)
       }
     })
     const lost = (): void => {
@@ -376,6 +468,7 @@ export class DockerExecutor implements Executor {
     const tr = this.tasks.get(taskId)
     if (tr) {
       tr.stopRequested = true
+      tr.askStop()
       // A task still being created sees the request and never starts; one being started is stopped below.
       await tr.started
       if (tr.ended) return

@@ -11,6 +11,14 @@ export interface SecretFile {
   mode?: number
 }
 
+/** A config handed to a task: not secret, a file of `mode` (Docker's 0o444 by default) at `target`. */
+export interface ConfigFile {
+  /** An absolute path, or one relative to the container's root, where Docker puts it (/<target>). */
+  target: string
+  data: Buffer
+  mode: number
+}
+
 /** What an executor needs to run one task. */
 export interface ExecutorTask {
   id: string
@@ -24,6 +32,13 @@ export interface ExecutorTask {
   /** Published ports whose target the task listens on. */
   ports: { TargetPort: number; Protocol: 'tcp' | 'udp' | 'sctp'; PublishMode: 'ingress' | 'host'; PublishedPort?: number }[]
   secrets: SecretFile[]
+  configs?: ConfigFile[]
+  /**
+   * Set while the manager holds the task at desired `ready` (a restart
+   * delay): the task is prepared and reported `ready`, and started only
+   * once this resolves.
+   */
+  hold?: Promise<void>
 }
 
 /** A task's observed progress, as the executor reports it (states only move forward). */

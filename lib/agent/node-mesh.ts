@@ -43,6 +43,8 @@ export class NodeMesh {
       ingressHost: string
       idleTimeoutMs?: number
       strategy?: BalancingStrategy
+      /** Forwarder processes beside the daemon's (Mesh `workers`; default none). */
+      workers?: number
       /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
       auth?: TunnelAuth
       log: Logger
@@ -64,6 +66,7 @@ export class NodeMesh {
       port,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
+      ...(this.o.workers ? { workers: this.o.workers } : {}),
       ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })
@@ -158,6 +161,8 @@ export class NodeMesh {
         const bound = t.status.find(s => s.TargetPort === p.TargetPort && s.Protocol === protocol)
         endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol, targetPort: p.TargetPort, host: '127.0.0.1', port: bound?.PublishedPort ?? p.TargetPort })
       }
+      // A task without ports is still on the network: its presence (target port 0) is what tasks.<name> and dnsrr answer from.
+      if (!endpoints.some(e => e.network === network)) endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol: 'tcp', targetPort: 0, host: '127.0.0.1', port: 0 })
     }
     this.tasks.set(t.id, { endpoints })
     if (this.mesh) for (const e of endpoints) this.mesh.register(e)

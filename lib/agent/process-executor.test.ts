@@ -320,6 +320,102 @@ t.test('stop while preparing: shutdown without starting', async t => {
   t.same(ev.states, ['preparing', 'shutdown'])
 })
 
+t.test('held at ready (a restart delay): prepared, started only once released; a stop while held never starts it', async t => {
+  const { ex } = setup(t)
+  let release!: () => void
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'echo up'], { hold: new Promise<void>(r => (release = r)) })
+  const started = ex.start(tk, ev.emit)
+  await ev.until('ready')
+  await new Promise(r => setTimeout(r, 100))
+  t.same(ev.states, ['preparing', 'ready'], 'prepared, and waiting')
+  release()
+  await started
+  await ev.end()
+  t.same(ev.states, ['preparing', 'ready', 'starting', 'running', 'complete'])
+
+  const ev2 = new Events()
+  const tk2 = task(['sh', '-c', 'echo never'], { hold: new Promise<void>(() => undefined) })
+  const started2 = ex.start(tk2, ev2.emit)
+  await ev2.until('ready')
+  await ex.stop(tk2.id, 1000)
+  await started2
+  t.same(ev2.states, ['preparing', 'ready', 'shutdown'])
+  t.same(texts(await allLogs(ex, tk2.id)), [], 'it never ran')
+})
+
+t.test('a healthcheck: starting until the first healthy probe, then running; unhealthy is stopped and fails as Docker says', async t => {
+  const { ex, root } = setup(t)
+  const flag = path.join(root, 'healthy')
+  const ev = new Events()
+  const tk = task(['sleep', '30'], {}, { Healthcheck: { Test: ['CMD-SHELL', `test -f "${flag}"`], Interval: 50e6, StartPeriod: 3e9, StartInterval: 50e6, Retries: 2 }, StopGracePeriod: 1e9 })
+  await ex.start(tk, ev.emit)
+  await new Promise(r => setTimeout(r, 200))
+  t.same(ev.states, ['preparing', 'starting'], 'not running while no probe passed')
+  fs.writeFileSync(flag, '')
+  const running = await ev.until('running')
+  t.ok(running.pid, 'running, with its pid, once healthy')
+  fs.rmSync(flag)
+  const end = await ev.end()
+  t.match(end, { state: 'failed', err: /^task: non-zero exit \(\d+\): dockerexec: unhealthy container$/ })
+  t.notOk(groupAlive(running.pid!), 'the process is gone')
+
+  const ev2 = new Events()
+  const never = task(['sleep', '30'], {}, { Healthcheck: { Test: ['CMD', 'false'], Interval: 30e6, Retries: 1 }, StopGracePeriod: 1e9 })
+  await ex.start(never, ev2.emit)
+  t.match(await ev2.end(), { state: 'failed', err: /dockerexec: unhealthy container$/ }, 'unhealthy before ever being healthy: fails from starting')
+  t.notOk(ev2.states.includes('running'))
+
+  const ev3 = new Events()
+  await ex.start(task(['true'], {}, { Healthcheck: { Test: ['NONE'] } }), ev3.emit)
+  t.equal((await ev3.end()).state, 'complete', 'Test NONE: no healthcheck')
+  const ev4 = new Events()
+  await ex.start(task(['true'], {}, { Healthcheck: { Test: ['SHELL', 'x'] } }), ev4.emit)
+  t.match(await ev4.end(), { state: 'rejected', err: /unknown healthcheck type 'SHELL'/ })
+})
+
+t.test('the stop signal goes to the process group; Docker rejects an unknown one', async t => {
+  const { ex } = setup(t)
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'trap "echo got INT; exit 0" INT; trap "echo got TERM; exit 0" TERM; echo ready; while true; do sleep 0.05; done'], {}, { StopSignal: 'SIGINT' })
+  await ex.start(tk, ev.emit)
+  await waitForLine(ex, tk.id, 'ready')
+  await ex.stop(tk.id, 5000)
+  t.equal((await ev.end()).state, 'shutdown')
+  t.same(texts(await allLogs(ex, tk.id)), ['ready', 'got INT'])
+
+  const ev2 = new Events()
+  const usr = task(['sh', '-c', 'trap "echo got USR1; exit 0" USR1; echo ready; while true; do sleep 0.05; done'], {}, { StopSignal: 'USR1' })
+  await ex.start(usr, ev2.emit)
+  await waitForLine(ex, usr.id, 'ready')
+  await ex.stop(usr.id, 5000)
+  t.match(await ev2.end(), { state: 'shutdown', exitCode: 0 }, 'a signal the wrapper would die of is trapped too, so the task handles it')
+  t.ok(texts(await allLogs(ex, usr.id)).includes('got USR1'), 'the task handled it (its sleep, in the group too, died of it)')
+
+  const ev3 = new Events()
+  await ex.start(task(['true'], {}, { StopSignal: 'SIGBOGUS' }), ev3.emit)
+  t.match(await ev3.end(), { state: 'rejected', err: 'Invalid signal: SIGBOGUS' })
+})
+
+t.test('mounts and ulimits: bind and tmpfs paths in the env, a missing bind source rejected, limits set by prlimit', async t => {
+  const { ex } = setup(t)
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'echo "$SWARMD_MOUNT_CONF"; test -d "$SWARMD_MOUNT_SCRATCH" && echo scratch; ulimit -n'], {}, {
+    Mounts: [{ Type: 'bind', Source: '/etc', Target: '/conf' }, { Type: 'tmpfs', Target: '/scratch' }],
+    Ulimits: [{ Name: 'nofile', Soft: 123, Hard: 456 }],
+  })
+  await ex.start(tk, ev.emit)
+  t.equal((await ev.end()).state, 'complete')
+  t.same(texts(await allLogs(ex, tk.id)), ['/etc', 'scratch', '123'])
+
+  const ev2 = new Events()
+  await ex.start(task(['true'], {}, { Mounts: [{ Type: 'bind', Source: '/x-missing', Target: '/x' }] }), ev2.emit)
+  t.match(await ev2.end(), { state: 'rejected', err: 'invalid mount config for type "bind": bind source path does not exist: /x-missing' })
+  const ev3 = new Events()
+  await ex.start(task(['true'], {}, { ReadOnly: true }), ev3.emit)
+  t.match(await ev3.end(), { state: 'rejected', err: /^ContainerSpec.ReadOnly is not supported by the process executor/ })
+})
+
 t.test('logs: tail, since, follow, long lines, partial last line, rotation bounds', async t => {
   const { ex, root } = setup(t, { maxBytes: 2000, maxFiles: 2 })
   const ev = new Events()
@@ -386,6 +482,30 @@ t.test('secrets: files on tmpfs, mode 0400, removed when the task stops', async 
   const bad = new Events()
   await ex.start(task(['true'], { secrets: [{ name: '../escape', data: Buffer.from('x') }] }), bad.emit)
   t.match(await bad.end(), { state: 'rejected', err: /invalid secret file name/ })
+})
+
+t.test('configs: in $SWARMD_CONFIGS_DIR as in a container\'s root, with their mode; a target cannot climb out', async t => {
+  const { ex, root } = setup(t)
+  const ev = new Events()
+  const tk = task(['sh', '-c', 'echo "$SWARMD_CONFIGS_DIR"; cat "$SWARMD_CONFIGS_DIR/etc/app.conf"; echo; sleep 30'], {
+    configs: [
+      { target: '/etc/app.conf', data: Buffer.from('listen 80'), mode: 0o444 },
+      { target: 'plain', data: Buffer.from('p'), mode: 0o400 },
+      { target: '../../up', data: Buffer.from('u'), mode: 0o444 },
+    ],
+  })
+  await ex.start(tk, ev.emit)
+  await waitForLine(ex, tk.id, 'listen 80')
+  const dir = texts(await allLogs(ex, tk.id))[0] ?? ''
+  t.equal(dir, path.join(root, 'exec', tk.id, 'configs'), 'beside the task\'s log: configs are no secret')
+  t.equal(fs.statSync(path.join(dir, 'etc/app.conf')).mode & 0o777, 0o444)
+  t.equal(fs.statSync(path.join(dir, 'plain')).mode & 0o777, 0o400, 'a relative target from the root, with the mode asked for')
+  t.equal(fs.readFileSync(path.join(dir, 'up'), 'utf8'), 'u', '.. stays inside')
+  await ex.stop(tk.id, 1000)
+
+  const bad = new Events()
+  await ex.start(task(['true'], { configs: [{ target: '/', data: Buffer.from('x'), mode: 0o444 }] }), bad.emit)
+  t.match(await bad.end(), { state: 'rejected', err: 'invalid config target "/"' })
 })
 
 t.test('a daemon restart: the task keeps running and logging, the next executor adopts it', async t => {

@@ -10,10 +10,14 @@ import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
 import type { PortStatus } from '../types/task.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
+import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 import { childrenOf, cmdline, groupAlive, isAlive, makeFifo, processStat, readExitStatus, readRecord, signalGroup, taskPaths, writeRecord, type TaskPaths, type TaskRecord } from './task-dir.js'
 import { readTaskLog, TaskLog, type TaskLogOptions } from './task-log.js'
+import { healthcheckEnabled, HealthMonitor, probeArgv } from './healthcheck.js'
+import { checkProcessSpec, prepareMounts, prlimitArgs } from './process-spec.js'
+import { STOP_GRACE_MS } from '../types/defaults.js'
 
 export interface ProcessExecutorOptions {
   /** The executor's own directory under the daemon's data dir: task records, FIFOs, logs. */
@@ -36,7 +40,7 @@ export interface ProcessExecutorOptions {
  * still recorded. (A SIGTERM before the fork mostly exits the wrapper before
  * the command runs; `terminate` covers the cases where the command misses it.)
  */
-const WRAPPER = 'f=$1; shift; trap \'echo $? > "$f"; exit\' TERM INT; "$@"; echo $? > "$f"'
+const wrapper = (stopSignal: string): string => `f=$1; shift; trap 'echo $? > "$f"; exit' TERM INT${stopSignal === 'TERM' || stopSignal === 'INT' ? '' : ` ${stopSignal}`}; "$@"; echo $? > "$f"`
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** After the task exits, how long its output may take to drain before the exit is reported anyway. */
@@ -60,8 +64,14 @@ interface Entry {
   exited: boolean
   finished: boolean
   poll?: NodeJS.Timeout
+  health?: HealthMonitor
+  /** The healthcheck found it unhealthy: it is being stopped, and fails. */
+  unhealthy: boolean
   /** Settles once start() has spawned the process or given up. */
   started: Promise<void>
+  /** Resolves when a stop (or close) is asked for: a task held at `ready` gives up waiting. */
+  stopAsked: Promise<void>
+  askStop: () => void
   settleStarted: () => void
   /** Settles once the terminal state is reported (or the executor closed). */
   done: Promise<void>
@@ -73,6 +83,8 @@ interface Prepared {
   args: string[]
   env: Record<string, string>
   cwd: string | undefined
+  /** The signal that asks the task to stop (ContainerSpec.StopSignal), as the shell's trap names it. */
+  stopSignal: string
 }
 
 /**
@@ -122,6 +134,10 @@ export class ProcessExecutor implements Executor {
         this.finish(e, { state: 'rejected', message: 'preparing', err: errorText(err) })
         return
       }
+      if (task.hold && !e.stopping) {
+        emit({ state: 'ready', message: 'prepared' })
+        await Promise.race([task.hold, e.stopAsked])
+      }
       if (e.stopping || this.closed) {
         this.finish(e, { state: 'shutdown', message: 'shutdown' })
         return
@@ -133,7 +149,10 @@ export class ProcessExecutor implements Executor {
         this.finish(e, { state: 'rejected', message: 'starting', err: errorText(err) })
         return
       }
-      emit({ state: 'running', message: 'started', pid: e.rec?.pid, ports: e.ports })
+      const hc = task.spec.ContainerSpec.Healthcheck
+      // As Docker's executor: a task with a healthcheck stays starting until its first healthy probe.
+      if (healthcheckEnabled(hc)) this.watchHealth(e, hc, prepared, task.spec.ContainerSpec.StopGracePeriod)
+      else emit({ state: 'running', message: 'started', pid: e.rec?.pid, ports: e.ports })
     } finally {
       e.settleStarted()
     }
@@ -144,6 +163,7 @@ export class ProcessExecutor implements Executor {
     if (e) {
       if (e.finished) return
       e.stopping = true
+      e.askStop()
       await e.started
       if (e.finished || !e.rec) return e.done
       await terminate(e.rec, graceMs)
@@ -241,9 +261,11 @@ export class ProcessExecutor implements Executor {
     this.closed = true
     for (const e of this.tasks.values()) {
       clearInterval(e.poll)
+      e.health?.stop()
       e.child?.removeAllListeners('exit')
       for (const s of e.readers) s.destroy()
       e.log?.end()
+      e.askStop()
       e.settleStarted()
       e.settle()
     }
@@ -255,11 +277,31 @@ export class ProcessExecutor implements Executor {
     if (this.closed) throw new SwarmdError('E_CLOSED', 'the process executor is closed')
   }
 
+  /** Probes the task's health; healthy reports it running, unhealthy stops it (it then fails, as Docker's do). */
+  private watchHealth(e: Entry, hc: Parameters<typeof healthcheckEnabled>[0] & { Test: string[] }, p: Prepared, graceNs: number | undefined): void {
+    e.health = new HealthMonitor(hc, {
+      env: p.env,
+      ...(p.cwd ? { cwd: p.cwd } : {}),
+      onChange: status => {
+        if (e.finished || e.stopping || !e.rec) return
+        if (status === 'healthy' && !e.unhealthy) e.emit({ state: 'running', message: 'started', pid: e.rec.pid, ports: e.ports })
+        else if (status === 'unhealthy') {
+          e.unhealthy = true
+          this.logger?.info({ task: e.id }, 'task unhealthy: stopping it')
+          void terminate(e.rec, graceNs !== undefined ? Math.floor(graceNs / 1e6) : STOP_GRACE_MS)
+        }
+      },
+    })
+  }
+
   private async prepare(task: ExecutorTask, e: Entry): Promise<Prepared> {
     // The directory and log first, so the task's logs can be read from the moment it exists.
     fs.mkdirSync(e.paths.dir, { mode: 0o700 })
     e.log = new TaskLog(e.paths.log, this.logOpts)
+    checkProcessSpec(task.spec)
     const spec = task.spec.ContainerSpec
+    if (healthcheckEnabled(spec.Healthcheck)) probeArgv(spec.Healthcheck.Test)
+    const stopSignal = trapName(spec.StopSignal)
     const ctx = templateContext(task, { OS: os.platform(), Architecture: os.machine() })
     const argv = [...(spec.Command ?? []), ...(spec.Args ?? [])]
     const name = argv[0]
@@ -278,7 +320,14 @@ export class ProcessExecutor implements Executor {
       const eq = kv.indexOf('=')
       if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1)
     }
-    const program = resolveProgram(name, env.PATH ?? DEFAULT_PATH, cwd)
+    let program = resolveProgram(name, env.PATH ?? DEFAULT_PATH, cwd)
+    let args = argv.slice(1)
+    if (spec.Ulimits?.length) {
+      // prlimit sets the limits on itself, then execs the command.
+      args = [...prlimitArgs(spec.Ulimits), '--', program, ...args]
+      program = resolveProgram('prlimit', env.PATH ?? DEFAULT_PATH, cwd)
+    }
+    if (spec.Mounts?.length) Object.assign(env, prepareMounts(spec.Mounts, () => this.privateDir(`${task.id}.mounts`)))
     Object.assign(env, {
       SWARMD_SERVICE_NAME: task.serviceName,
       SWARMD_SERVICE_ID: task.serviceId,
@@ -296,7 +345,12 @@ export class ProcessExecutor implements Executor {
     await makeFifo(e.paths.stdout)
     await makeFifo(e.paths.stderr)
     if (task.secrets.length > 0) env.SWARMD_SECRETS_DIR = this.writeSecrets(task)
-    return { program, args: argv.slice(1), env, cwd }
+    // Configs are no secret: beside the task's log, laid out as in a container's root.
+    if (task.configs?.length) {
+      env.SWARMD_CONFIGS_DIR = path.join(e.paths.dir, 'configs')
+      writeConfigs(env.SWARMD_CONFIGS_DIR, task.configs)
+    }
+    return { program, args, env, cwd, stopSignal }
   }
 
   /** One host port per target port (free on each of its protocols), or exactly the host-mode published one. */
@@ -341,18 +395,24 @@ export class ProcessExecutor implements Executor {
     throw new SwarmdError('E_NO_PORT', `no free host port for ${protocols.join('+')}`)
   }
 
-  private writeSecrets(task: ExecutorTask): string {
+  /** A fresh directory of the task's on the tmpfs (its secrets, its tmpfs mounts), under a base private to this user. */
+  private privateDir(name: string): string {
     const base = this.secretsBase
-    if (base === undefined) throw new SwarmdError('E_NO_TMPFS', 'secrets need a tmpfs: neither /dev/shm nor $XDG_RUNTIME_DIR is available')
+    if (base === undefined) throw new SwarmdError('E_NO_TMPFS', 'secrets and tmpfs mounts need a tmpfs: neither /dev/shm nor $XDG_RUNTIME_DIR is available')
     fs.mkdirSync(base, { recursive: true, mode: 0o700 })
     // The tmpfs is shared: refuse a directory someone else planted there to read the secrets.
     const st = fs.lstatSync(base)
     if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o077) !== 0) {
       throw new SwarmdError('E_SECRETS_DIR', `${base} is not a private directory of this user`)
     }
-    const dir = path.join(base, task.id)
+    const dir = path.join(base, name)
     fs.rmSync(dir, { recursive: true, force: true })
     fs.mkdirSync(dir, { mode: 0o700 })
+    return dir
+  }
+
+  private writeSecrets(task: ExecutorTask): string {
+    const dir = this.privateDir(task.id)
     for (const s of task.secrets) {
       if (s.name === '' || s.name === '.' || s.name === '..' || s.name.includes('/')) throw new SwarmdError('E_SECRET_NAME', `invalid secret file name ${JSON.stringify(s.name)}`)
       const file = path.join(dir, s.name)
@@ -367,6 +427,7 @@ export class ProcessExecutor implements Executor {
   private removeSecrets(taskId: string): void {
     if (this.secretsBase === undefined) return
     fs.rmSync(path.join(this.secretsBase, taskId), { recursive: true, force: true })
+    fs.rmSync(path.join(this.secretsBase, `${taskId}.mounts`), { recursive: true, force: true })
     // The base goes with its last task, so a data dir that is deleted leaves nothing on the tmpfs.
     try {
       fs.rmdirSync(this.secretsBase)
@@ -384,7 +445,7 @@ export class ProcessExecutor implements Executor {
     const errR = fs.openSync(e.paths.stderr, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
     let child: ChildProcess
     try {
-      child = spawn('/bin/sh', ['-c', WRAPPER, 'swarmd-task', e.paths.exit, p.program, ...p.args], {
+      child = spawn('/bin/sh', ['-c', wrapper(p.stopSignal), 'swarmd-task', e.paths.exit, p.program, ...p.args], {
         cwd: p.cwd,
         env: p.env,
         detached: true,
@@ -402,7 +463,7 @@ export class ProcessExecutor implements Executor {
       throw err
     }
     // Recorded before anything else can happen, so no crash leaves an unknown process behind.
-    const rec: TaskRecord = { id: e.id, pid, startTime: processStat(pid)?.startTime ?? '', ports: e.ports, createdAt: new Date().toISOString() }
+    const rec: TaskRecord = { id: e.id, pid, startTime: processStat(pid)?.startTime ?? '', ports: e.ports, createdAt: new Date().toISOString(), ...(p.stopSignal !== 'TERM' ? { stopSignal: `SIG${p.stopSignal}` as NodeJS.Signals } : {}) }
     writeRecord(e.paths, rec)
     e.rec = rec
     e.child = child
@@ -430,6 +491,7 @@ export class ProcessExecutor implements Executor {
     if (e.exited || this.closed) return
     e.exited = true
     clearInterval(e.poll)
+    e.health?.stop()
     // As when a container's init exits: whatever the task left in its group goes too.
     if (e.rec) signalGroup(e.rec, 'SIGKILL')
     await this.drained(e)
@@ -439,6 +501,8 @@ export class ProcessExecutor implements Executor {
     let event: TaskEvent
     if (e.stopping) event = { state: 'shutdown', message: 'shutdown', exitCode: status }
     else if (status === 0) event = { state: 'complete', message: 'finished', exitCode: 0 }
+    // Docker's text for a container its healthcheck stopped (daemon/cluster/executor/container).
+    else if (e.unhealthy) event = { state: 'failed', message: 'started', err: `task: non-zero exit (${status ?? 137}): dockerexec: unhealthy container`, exitCode: status }
     else if (status === undefined) event = { state: 'failed', message: 'started', err: 'task: exited while swarmd was down, exit status unknown' }
     else event = { state: 'failed', message: 'started', err: `task: non-zero exit (${status})`, exitCode: status }
     this.finish(e, event)
@@ -463,6 +527,7 @@ export class ProcessExecutor implements Executor {
     if (e.finished) return
     e.finished = true
     clearInterval(e.poll)
+    e.health?.stop()
     for (const s of e.readers) s.destroy()
     e.log?.end()
     for (const p of e.hostPorts) this.reserved.delete(p)
@@ -488,7 +553,8 @@ async function terminate(rec: TaskRecord, graceMs: number): Promise<void> {
   const wrapperArgv = cmdline(rec.pid)
   const execd = (pid: number): boolean => cmdline(pid) !== wrapperArgv
   const signalled = new Set(childrenOf(rec.pid).filter(execd))
-  signalGroup(rec, 'SIGTERM')
+  const stopSignal = rec.stopSignal ?? 'SIGTERM'
+  signalGroup(rec, stopSignal)
   const killAt = Date.now() + Math.max(0, graceMs)
   let killed = false
   while (groupAlive(rec.pid)) {
@@ -500,7 +566,7 @@ async function terminate(rec: TaskRecord, graceMs: number): Promise<void> {
         if (signalled.has(pid) || !execd(pid)) continue
         signalled.add(pid)
         try {
-          process.kill(pid, 'SIGTERM')
+          process.kill(pid, stopSignal)
         } catch {
           // Already gone.
         }
@@ -515,9 +581,11 @@ async function terminate(rec: TaskRecord, graceMs: number): Promise<void> {
 function newEntry(id: string, paths: TaskPaths, emit: (e: TaskEvent) => void): Entry {
   let settleStarted = (): void => undefined
   let settle = (): void => undefined
+  let askStop = (): void => undefined
   const started = new Promise<void>(r => (settleStarted = r))
   const done = new Promise<void>(r => (settle = r))
-  return { id, paths, emit, readers: [], openReaders: 0, drainWaiters: [], ports: [], hostPorts: [], stopping: false, exited: false, finished: false, started, settleStarted, done, settle }
+  const stopAsked = new Promise<void>(r => (askStop = r))
+  return { id, paths, emit, readers: [], openReaders: 0, drainWaiters: [], ports: [], hostPorts: [], stopping: false, exited: false, finished: false, unhealthy: false, started, settleStarted, stopAsked, askStop, done, settle }
 }
 
 /** The program as exec would find it, checked now so a missing one rejects the task instead of failing it. */
@@ -576,6 +644,15 @@ function probeUdp(port: number, type: 'udp4' | 'udp6'): Promise<number | undefin
       s.close(() => resolve(bound))
     })
   })
+}
+
+/** ContainerSpec.StopSignal ("SIGINT", "INT", "2") as the shell's trap names it; Docker's error for an unknown one. */
+function trapName(signal: string | undefined): string {
+  if (!signal) return 'TERM'
+  const byNumber = /^\d+$/.test(signal) ? Object.entries(os.constants.signals).find(([, n]) => n === Number(signal))?.[0] : undefined
+  const name = byNumber ?? `SIG${signal.toUpperCase().replace(/^SIG/, '')}`
+  if (!(name in os.constants.signals) || name === 'SIGKILL' || name === 'SIGSTOP') throw new SwarmdError('E_SIGNAL', `Invalid signal: ${signal}`)
+  return name.slice(3)
 }
 
 function isDirectory(p: string): boolean {

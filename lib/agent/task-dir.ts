@@ -14,6 +14,8 @@ export interface TaskRecord {
   startTime: string
   ports: PortStatus[]
   createdAt: string
+  /** ContainerSpec.StopSignal, when not SIGTERM: what a later life of the daemon stops it with too. */
+  stopSignal?: NodeJS.Signals
 }
 
 /** The files of one task under the executor's directory. */

@@ -2,6 +2,7 @@ import type { SwarmNode } from '../node/node.js'
 import { mountContainerRoutes } from './container-routes.js'
 import { mountEventRoutes } from './event-routes.js'
 import type { ApiServer } from './http.js'
+import { mountSecretAndConfigRoutes } from './data-object-routes.js'
 import { mountNetworkRoutes } from './network-routes.js'
 import { mountNodeRoutes } from './node-routes.js'
 import { mountServiceRoutes } from './service-routes.js'
@@ -14,6 +15,7 @@ export function mountRoutes(api: ApiServer, node: SwarmNode, hostname: string): 
   mountSwarmRoutes(api, node)
   mountNodeRoutes(api, node)
   mountServiceRoutes(api, node)
+  mountSecretAndConfigRoutes(api, () => node.manager())
   mountNetworkRoutes(api, () => node.manager().networks)
   mountEventRoutes(api, node.events)
   mountContainerRoutes(api, node)

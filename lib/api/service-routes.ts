@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { ApiError } from './api-error.js'
 import { applyDefaults } from '../manager/service-spec.js'
-import { filterNamed, filterServices, SECRET_FILTERS } from '../manager/filters.js'
+import { filterServices } from '../manager/filters.js'
 import { parseFilters } from '../manager/services.js'
 import type { SwarmNode } from '../node/node.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
@@ -86,11 +86,10 @@ function taskLogsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): S
   )
 }
 
-/** Services, tasks, secrets and logs of the Docker Engine API. */
+/** Services, tasks and logs of the Docker Engine API. */
 export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
   const m = {
     services: () => node.manager().services,
-    secrets: () => node.manager().secrets,
   }
   const nodeRef = (ref: string): string | undefined => {
     try {
@@ -126,12 +125,6 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
     .route('GET', '/tasks', req => m.services().tasks(parseFilters(req.query.get('filters')), nodeRef))
     .route('GET', '/tasks/:id', req => taskByRef(node, req.params.id!))
     .route('GET', '/tasks/:id/logs', req => taskLogsResponse(node, [taskByRef(node, req.params.id!)], req.query))
-    .route('POST', '/secrets/create', async req => ({ ID: await m.secrets().create(req.body) }))
-    .route('GET', '/secrets', req => filterNamed(m.secrets().list(), parseFilters(req.query.get('filters')), SECRET_FILTERS))
-    .route('GET', '/secrets/:id', req => m.secrets().get(req.params.id!))
-    .route('DELETE', '/secrets/:id', async req => {
-      await m.secrets().remove(req.params.id!)
-    })
 }
 
 function taskByRef(node: SwarmNode, ref: string): Task {

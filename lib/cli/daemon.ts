@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { homedir, hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
@@ -6,6 +7,7 @@ import Docker from 'dockerode'
 import { pino, type Logger } from 'pino'
 import { DockerExecutor } from '../agent/docker-executor.js'
 import type { Executor } from '../agent/executor.js'
+import { USERSPACE_DNS } from '../agent/node-dns.js'
 import { ProcessExecutor } from '../agent/process-executor.js'
 import { ApiServer } from '../api/http.js'
 import { mountRoutes } from '../api/routes.js'
@@ -49,6 +51,9 @@ export interface DaemonFlags {
   ingressAddr: string
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
+  meshWorkers: number
+  dnsAddr: { host: string; port: number } | null
+  resolvConf: string
 }
 
 /** The daemon's options, on the root `swarmd` command. */
@@ -63,7 +68,26 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
+    .option('--mesh-workers <n>', 'forwarder processes beside the daemon that accept on published ports too (0: none)', parseCount, 0)
+    .option('--dns-addr <ip:port|none>', "where this node's DNS answers tasks' queries for service names", parseDnsAddr, USERSPACE_DNS)
+    .option('--resolv-conf <path>', "the host's resolvers, where the node's DNS forwards names outside the swarm", '/etc/resolv.conf')
     .option('--live-restore', "keep this node's tasks running while the daemon is down (they are adopted when it starts again)", false)
+}
+
+function parseCount(v: string): number {
+  const n = Number(v)
+  if (!/^\d+$/.test(v) || n > 64) throw new InvalidArgumentError(`expected a number of processes from 0 to 64, got "${v}"`)
+  return n
+}
+
+/** `IP:PORT`, or `none` for no DNS. */
+export function parseDnsAddr(v: string): { host: string; port: number } | null {
+  if (v === 'none') return null
+  const i = v.lastIndexOf(':')
+  const host = v.slice(0, i).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(v.slice(i + 1))
+  if (i < 0 || !isIP(host) || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`expected IP:PORT or none, got "${v}"`)
+  return { host, port }
 }
 
 /** The executor that runs this node's tasks: host processes (the default) or the local Docker engine (DOCKER_HOST). */
@@ -88,6 +112,9 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       ingressAddr: f.ingressAddr,
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
+      meshWorkers: f.meshWorkers,
+      dnsAddr: f.dnsAddr,
+      resolvConf: f.resolvConf,
     })
   } catch (e) {
     // A damaged store, a port in use: said once, plainly, and the daemon does not start.

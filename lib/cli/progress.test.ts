@@ -272,3 +272,63 @@ t.test('on a terminal: each ID keeps its line, redrawn with cursor moves', async
       'verify: Service converged\n',
   )
 })
+
+const jobService = (mode: Service['Spec']['Mode'], iteration = 0): Service => ({ ...svc({}), Spec: { ...svc({}).Spec, Mode: mode }, JobStatus: { JobIteration: { Index: iteration } } })
+const jobTask = (slot: number, state: TaskState, o: { node?: string; iteration?: number; err?: string } = {}): Task => ({
+  ...task(slot, state, { desired: 'complete', ...(o.node && { node: o.node }), ...(o.err && { err: o.err }) }),
+  ID: `j${slot}${state}${o.node ?? ''}`,
+  Slot: slot,
+  JobIteration: { Index: o.iteration ?? 0 },
+})
+
+t.test('a replicated job: job progress and active tasks, slot+1 bars up to complete, then "job complete" (no verify)', async t => {
+  const s = jobService({ ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } }, 1)
+  const d = scripted([
+    { service: s, tasks: [jobTask(0, 'complete', { iteration: 0 })] },
+    { service: s, tasks: [jobTask(0, 'running', { iteration: 1 }), jobTask(1, 'preparing', { iteration: 1 })] },
+    { service: s, tasks: [jobTask(0, 'complete', { iteration: 1 }), jobTask(1, 'failed', { iteration: 1, err: 'task: non-zero exit (1)' }), jobTask(2, 'running', { iteration: 1 })] },
+    { service: s, tasks: [jobTask(0, 'complete', { iteration: 1 }), jobTask(1, 'complete', { iteration: 1 }), jobTask(2, 'complete', { iteration: 1 })] },
+  ])
+  const { events, sink } = collect()
+  await serviceProgress(d.api, 'job', sink, d.opts)
+  t.same(events.slice(0, 5), [
+    { id: 'job progress', action: '0 out of 3 complete', current: 0, total: 3 },
+    { id: 'active tasks', action: '0 out of 2 tasks' },
+    { id: '1/3', action: ' ' },
+    { id: '2/3', action: ' ' },
+    { id: '3/3', action: ' ' },
+  ])
+  t.ok(events.some(e => e.id === 'active tasks' && e.action === '0 out of 2 tasks'), "the last iteration's tasks do not count")
+  t.ok(events.some(e => e.id === '1/3' && e.action === 'running  ' && e.current === 9 && e.total === 10))
+  t.ok(events.some(e => e.id === '2/3' && e.action === 'task: non-zero exit (1)'))
+  t.ok(events.some(e => e.id === 'active tasks' && e.action === '1 out of 2 tasks'), 'a failed task is not active; of min(total - complete, max concurrent)')
+  t.same(events.slice(-3), [
+    { id: 'job progress', action: '3 out of 3 complete', current: 3, total: 3 },
+    { id: 'active tasks', action: '0 out of 0 tasks' },
+    { id: '', action: 'job complete', message: true },
+  ])
+  t.equal(d.polls(), 3, 'done at the 4th poll, no verification')
+  const lines: string[] = []
+  const plain = scripted([{ service: s, tasks: [jobTask(0, 'complete', { iteration: 1 }), jobTask(1, 'complete', { iteration: 1 }), jobTask(2, 'complete', { iteration: 1 })] }])
+  await serviceProgress(plain.api, 'job', new PlainRenderer(l => lines.push(l)), plain.opts)
+  t.same(lines, ['active tasks: 0 out of 2 tasks\n', '1/3:  \n', '2/3:  \n', '3/3:  \n', 'active tasks: 0 out of 0 tasks\n', 'job complete\n'], 'off a terminal the bars (job progress, task states) are not drawn')
+})
+
+t.test('a global job: waits for tasks, then the nodes it started on, by full node ID', async t => {
+  const s = jobService({ GlobalJob: {} })
+  const d = scripted([
+    { service: s, tasks: [] },
+    { service: s, tasks: [jobTask(0, 'running', { node: 'node-a' }), jobTask(0, 'assigned', { node: 'node-b' })] },
+    { service: s, tasks: [jobTask(0, 'complete', { node: 'node-a' }), jobTask(0, 'complete', { node: 'node-b' }), jobTask(0, 'running', { node: 'node-late' })] },
+  ])
+  const { events, sink } = collect()
+  await serviceProgress(d.api, 'gjob', sink, d.opts)
+  t.same(events[0], { id: 'job progress', action: 'waiting for tasks' })
+  t.same(events[1], { id: 'job progress', action: '0 out of 2 complete', current: 0, total: 2 })
+  t.ok(events.some(e => e.id === 'node-b' && e.action.trim() === 'assigned'))
+  t.notOk(events.some(e => e.id === 'node-late'), 'a node that came later is not followed')
+  t.same(events.slice(-2), [
+    { id: 'job progress', action: '2 out of 2 complete', current: 2, total: 2 },
+    { id: '', action: 'job complete', message: true },
+  ])
+})

@@ -45,6 +45,8 @@ const terminal = (s: TaskState): boolean => num(s) > num('running')
 const LONGEST_STATE = 9
 const MAX_PROGRESS = 9
 const MAX_PROGRESS_BARS = 20
+/** A job's task bar goes one state further, to complete. */
+const MAX_JOB_PROGRESS = 10
 
 /** Errors on one line, at most 75 characters, so narrow terminals do not wrap. */
 export function truncError(err: string): string {
@@ -155,6 +157,109 @@ class GlobalUpdater implements Updater {
   }
 }
 
+/** Go's %*d: right-aligned to `width`. */
+const padNum = (n: number, width: number): string => String(n).padStart(width)
+
+/** A job's task line: its error, or its state with a bar up to complete. */
+function jobTaskLine(sink: ProgressSink, id: string, t: Task): void {
+  if (t.Status.Err) sink.write({ id, action: truncError(t.Status.Err) })
+  else sink.write({ id, action: t.Status.State.padEnd(LONGEST_STATE), current: num(t.Status.State), total: MAX_JOB_PROGRESS })
+}
+
+/** Of a job's tasks for one slot (or node), the one in the lowest state, of the service's iteration only. */
+function jobTasksBy(tasks: Task[], iteration: number, key: (t: Task) => string | number): Map<string | number, Task> {
+  const by = new Map<string | number, Task>()
+  for (const t of tasks) {
+    if (t.JobIteration?.Index !== iteration || !num(t.DesiredState) || !num(t.Status.State)) continue
+    const existing = by.get(key(t))
+    if (!existing || num(existing.Status.State) > num(t.Status.State)) by.set(key(t), t)
+  }
+  return by
+}
+
+/**
+ * docker/cli's replicatedJobProgressUpdater: completed out of
+ * TotalCompletions, and the tasks active out of those that may run now.
+ */
+class ReplicatedJobUpdater implements Updater {
+  private initialized = false
+  private readonly concurrent: number
+  private readonly total: number
+  private readonly iteration: number
+
+  constructor(
+    s: Service,
+    private readonly sink: ProgressSink,
+  ) {
+    this.concurrent = s.Spec.Mode.ReplicatedJob?.MaxConcurrent ?? 1
+    this.total = s.Spec.Mode.ReplicatedJob?.TotalCompletions ?? 1
+    this.iteration = s.JobStatus?.JobIteration.Index ?? 0
+  }
+
+  update(_s: Service, tasks: Task[]): boolean {
+    if (!this.initialized) {
+      this.overall(0, 0)
+      if (this.total <= MAX_PROGRESS_BARS) for (let i = 1; i <= this.total; i++) this.sink.write({ id: `${i}/${this.total}`, action: ' ' })
+      this.initialized = true
+    }
+    const bySlot = jobTasksBy(tasks, this.iteration, t => t.Slot ?? 0)
+    let active = 0
+    let complete = 0
+    for (const [slot, t] of [...bySlot].sort(([a], [b]) => Number(a) - Number(b))) {
+      if (this.total <= MAX_PROGRESS_BARS) jobTaskLine(this.sink, `${Number(slot) + 1}/${this.total}`, t)
+      if (num(t.Status.State) < num('complete')) active++
+      if (t.Status.State === 'complete') complete++
+    }
+    this.overall(active, complete)
+    return complete === this.total
+  }
+
+  private overall(active: number, complete: number): void {
+    const digits = String(this.total).length
+    this.sink.write({ id: 'job progress', action: `${padNum(complete, digits)} out of ${this.total} complete`, current: complete, total: this.total })
+    const width = String(this.concurrent).length
+    const desired = Math.min(this.total - complete, this.concurrent)
+    this.sink.write({ id: 'active tasks', action: `${padNum(active, width)} out of ${padNum(desired, width)} tasks` })
+  }
+}
+
+/** docker/cli's globalJobProgressUpdater: the nodes that had a task at the start, completed out of all. */
+class GlobalJobUpdater implements Updater {
+  private nodes: Set<string> | undefined
+  private total = 0
+
+  constructor(private readonly sink: ProgressSink) {}
+
+  update(s: Service, tasks: Task[], activeNodes: Set<string>): boolean {
+    const iteration = s.JobStatus?.JobIteration.Index ?? 0
+    if (!this.nodes) {
+      if (tasks.length === 0 && activeNodes.size !== 0) {
+        this.sink.write({ id: 'job progress', action: 'waiting for tasks' })
+        return false
+      }
+      this.nodes = new Set(tasks.filter(t => t.JobIteration?.Index === iteration).map(t => t.NodeID ?? ''))
+      this.total = this.nodes.size
+      this.overall(0)
+    }
+    const byNode = jobTasksBy(
+      tasks.filter(t => this.nodes!.has(t.NodeID ?? '')),
+      iteration,
+      t => t.NodeID ?? '',
+    )
+    let complete = 0
+    for (const [node, t] of byNode) {
+      if (this.total <= MAX_PROGRESS_BARS) jobTaskLine(this.sink, String(node), t)
+      if (t.Status.State === 'complete') complete++
+    }
+    this.overall(complete)
+    return complete === this.total
+  }
+
+  private overall(complete: number): void {
+    this.sink.write({ id: 'job progress', action: `${padNum(complete, String(this.total).length)} out of ${this.total} complete`, current: complete, total: this.total })
+  }
+}
+
 /** What the progress loop reads from the daemon. */
 export interface ProgressApi {
   service(ref: string): Promise<Service>
@@ -207,6 +312,8 @@ export async function serviceProgress(api: ProgressApi, ref: string, sink: Progr
     if (!updater) {
       if (s.Spec.Mode.Replicated && s.Spec.Mode.Replicated.Replicas !== undefined) updater = new ReplicatedUpdater(sink)
       else if (s.Spec.Mode.Global) updater = new GlobalUpdater(sink)
+      else if (s.Spec.Mode.ReplicatedJob) updater = new ReplicatedJobUpdater(s, sink)
+      else if (s.Spec.Mode.GlobalJob) updater = new GlobalJobUpdater(sink)
       else throw new SwarmdError('E_PROGRESS', 'unrecognized service mode')
     }
     const status = s.UpdateStatus
@@ -237,6 +344,11 @@ export async function serviceProgress(api: ProgressApi, ref: string, sink: Progr
     }
     const [tasks, active] = await Promise.all([api.tasks(s.ID), api.activeNodes()])
     converged = updater.update(s, tasks, active, rollback)
+    if (converged && s.JobStatus) {
+      // A job that is done stays done: nothing to verify.
+      sink.write({ id: '', action: 'job complete', message: true })
+      return
+    }
     if (converged) {
       convergedAt ??= now()
       const wait = monitorMs - (now() - convergedAt)

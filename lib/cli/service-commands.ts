@@ -2,13 +2,14 @@ import { Command } from 'commander'
 import type { ApiClient } from '../api/client.js'
 import { SwarmdError } from '../types/errors.js'
 import { ApiError } from '../api/api-error.js'
-import type { PortConfig, SecretReference, Service, ServiceSpec } from '../types/service.js'
+import type { ConfigReference, Mount, PortConfig, SecretReference, Service, ServiceSpec } from '../types/service.js'
 import type { Task } from '../types/task.js'
 import { Demuxer, formatLogLine, logContext, parseLogLine, sinceParam } from './log-prefix.js'
 import { PlainRenderer, serviceProgress, TerminalRenderer, type ProgressApi, type ProgressSink } from './progress.js'
 import {
   collect,
   collectPorts,
+  collectConfigs,
   collectPrefs,
   collectSecrets,
   createSpec,
@@ -18,6 +19,7 @@ import {
   parseMemBytes,
   parseNanoCPUs,
   parseUint,
+  resolveConfigs,
   resolveSecrets,
   shellWords,
   updateSpec,
@@ -25,6 +27,7 @@ import {
   type UpdateFlags,
 } from './service-flags.js'
 import { formatServices, formatTasks, prettyService, serviceStatus, type ListedService, type Names } from './service-format.js'
+import { applyContainerFlags, collectMounts, collectUlimits, parseHost, type ContainerFlags } from './container-flags.js'
 
 /**
  * swarmctl service: docker's service commands, flags, output and error
@@ -81,7 +84,7 @@ interface NodeObj {
 }
 
 /** Node IDs to names as docker's idresolver: the spec name, else the hostname. */
-async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
+export async function nodeNames(c: ApiClient): Promise<{ names: Map<string, string>; active: Set<string> }> {
   const nodes = await c.call<NodeObj[]>('GET', '/nodes')
   return {
     names: new Map(nodes.map(n => [n.ID, n.Spec.Name || n.Description.Hostname])),
@@ -101,7 +104,7 @@ export function progressApi(c: ApiClient): ProgressApi {
 }
 
 /** Follows convergence unless -d; -q watches silently. Ctrl-C stops watching. */
-async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
+export async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise<void> {
   const sink: ProgressSink = quiet
     ? { write: () => undefined }
     : process.stdout.isTTY
@@ -117,10 +120,16 @@ async function waitOnService(c: ApiClient, ref: string, quiet: boolean): Promise
   }
 }
 
-async function withSecretIDs(c: ApiClient, refs: SecretReference[]): Promise<SecretReference[]> {
+type Named = { ID: string; Spec: { Name: string } }
+
+export async function withSecretIDs(c: ApiClient, refs: SecretReference[]): Promise<SecretReference[]> {
   if (!refs.length) return []
-  const secrets = await c.call<{ ID: string; Spec: { Name: string } }[]>('GET', `/secrets?${filtersQuery({ name: refs.map(r => r.SecretName) })}`)
-  return resolveSecrets(refs, secrets)
+  return resolveSecrets(refs, await c.call<Named[]>('GET', `/secrets?${filtersQuery({ name: refs.map(r => r.SecretName) })}`))
+}
+
+export async function withConfigIDs(c: ApiClient, refs: ConfigReference[]): Promise<ConfigReference[]> {
+  if (!refs.length) return []
+  return resolveConfigs(refs, await c.call<Named[]>('GET', `/configs?${filtersQuery({ name: refs.map(r => r.ConfigName) })}`))
 }
 
 function warn(w: { Warnings?: string[] | null }): void {
@@ -160,6 +169,21 @@ function commonOptions(cmd: Command): Command {
     .option('--limit-memory <bytes>', 'Limit Memory', parseMemBytes)
     .option('--replicas <uint>', 'Number of tasks', parseUint)
     .option('--replicas-max-per-node <uint>', 'Maximum number of tasks per node (default 0 = unlimited)', parseUint)
+    .option('--max-concurrent <uint>', 'Number of job tasks to run concurrently (default equal to --replicas)', parseUint)
+    .option('--health-cmd <string>', 'Command to run to check health')
+    .option('--health-interval <duration>', 'Time between running the check (ms|s|m|h)', parseGoDuration)
+    .option('--health-timeout <duration>', 'Maximum time to allow one check to run (ms|s|m|h)', parseGoDuration)
+    .option('--health-start-period <duration>', 'Start period for the container to initialize before counting retries towards unstable (ms|s|m|h)', parseGoDuration)
+    .option('--health-start-interval <duration>', 'Time between running the check during the start period (ms|s|m|h)', parseGoDuration)
+    .option('--health-retries <int>', 'Consecutive failures needed to report unhealthy', parseUint)
+    .option('--no-healthcheck', 'Disable any container-specified HEALTHCHECK')
+    .option('--stop-signal <string>', 'Signal to stop the container')
+    .option('--read-only', 'Mount the container\'s root filesystem as read only')
+    .option('-t, --tty', 'Allocate a pseudo-TTY')
+    .option('--init', 'Use an init inside each service container to forward signals and reap processes')
+    .option('--log-driver <string>', 'Logging driver for service')
+    .option('--log-opt <list>', 'Logging driver options', collect)
+    .option('--limit-pids <int>', 'Limit maximum number of processes (default 0 = unlimited)', parseUint)
     .option('-d, --detach', 'Exit immediately instead of waiting for the service to converge')
     .option('-q, --quiet', 'Suppress progress output')
 }
@@ -177,20 +201,33 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       .argument('[command...]')
       .passThroughOptions()
       .option('--name <string>', 'Service name')
-      .option('--mode <string>', 'Service mode ("replicated" or "global")', 'replicated')
+      .option('--mode <string>', 'Service mode ("replicated", "global", "replicated-job", "global-job")', 'replicated')
       .option('-e, --env <list>', 'Set environment variables', collect)
       .option('--constraint <list>', 'Placement constraints', collect)
       .option('--placement-pref <pref>', 'Add a placement preference', collectPrefs)
       .option('-p, --publish <port>', 'Publish a port as a node port', collectPorts)
       .option('--network <network>', 'Network attachments', collect)
       .option('--secret <secret>', 'Specify secrets to expose to the service', collectSecrets)
+      .option('--config <config>', 'Specify configurations to expose to the service', collectConfigs)
       .option('-l, --label <list>', 'Service labels', collect)
-      .option('--container-label <list>', 'Container labels', collect),
-  ).action(async (image: string, args: string[], o: CreateFlags) => {
+      .option('--container-label <list>', 'Container labels', collect)
+      .option('--mount <mount>', 'Attach a filesystem mount to the service', collectMounts)
+      .option('--group <list>', 'Set one or more supplementary user groups for the container', collect)
+      .option('--cap-add <list>', 'Add Linux capabilities', collect)
+      .option('--cap-drop <list>', 'Drop Linux capabilities', collect)
+      .option('--dns <list>', 'Set custom DNS servers', collect)
+      .option('--dns-search <list>', 'Set custom DNS search domains', collect)
+      .option('--dns-option <list>', 'Set DNS options', collect)
+      .option('--host <list>', 'Set one or more custom host-to-IP mappings (host:ip)', (v: string, prev: string[] = []) => [...prev, parseHost(v)])
+      .option('--sysctl <list>', 'Sysctl options', collect)
+      .option('--ulimit <ulimit>', 'Ulimit options', collectUlimits),
+  ).action(async (image: string, args: string[], o: CreateFlags & ContainerFlags) => {
     const c = client()
     const spec = createSpec(o, image, args)
+    applyContainerFlags(spec, o)
     const c0 = spec.TaskTemplate.ContainerSpec
     if (c0.Secrets) c0.Secrets = await withSecretIDs(c, c0.Secrets)
+    if (c0.Configs) c0.Configs = await withConfigIDs(c, c0.Configs)
     const r = await c.call<{ ID: string; Warnings?: string[] | null }>('POST', '/services/create', spec)
     warn(r)
     out(r.ID + '\n')
@@ -214,18 +251,33 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       .option('--publish-rm <port>', 'Remove a published port by its target port', collectPorts)
       .option('--secret-add <secret>', 'Add or update a secret on a service', collectSecrets)
       .option('--secret-rm <list>', 'Remove a secret', collect)
+      .option('--config-add <config>', 'Add or update a config file on a service', collectConfigs)
+      .option('--config-rm <list>', 'Remove a configuration file', collect)
       .option('--label-add <list>', 'Add or update a service label', collect)
       .option('--label-rm <list>', 'Remove a label by its key', collect)
       .option('--container-label-add <list>', 'Add or update a container label', collect)
-      .option('--container-label-rm <list>', 'Remove a container label by its key', collect),
-  ).action(async (ref: string, o: UpdateFlags & { secretAdd?: SecretReference[]; publishAdd?: PortConfig[] }) => {
+      .option('--container-label-rm <list>', 'Remove a container label by its key', collect)
+      .option('--mount-add <mount>', 'Add or update a mount on a service', collectMounts)
+      .option('--mount-rm <list>', 'Remove a mount by its target path', collect),
+  ).action(async (ref: string, o: UpdateFlags & ContainerFlags & { publishAdd?: PortConfig[]; mountAdd?: Mount[]; mountRm?: string[] }) => {
     const c = client()
     const s = await getService(c, ref)
     if (o.rollback && hasSpecFlags(o)) throw new SwarmdError('E_USAGE', 'other flags may not be combined with --rollback')
     const spec = updateSpec(s.Spec, o)
+    applyContainerFlags(spec, o)
+    if (o.mountAdd || o.mountRm) {
+      // docker's updateMounts: added targets replace, removed ones go.
+      const cs = spec.TaskTemplate.ContainerSpec
+      const gone = new Set([...(o.mountRm ?? []), ...(o.mountAdd ?? []).map(m => m.Target)])
+      cs.Mounts = [...(cs.Mounts ?? []).filter(m => !gone.has(m.Target)), ...(o.mountAdd ?? [])]
+    }
     if (o.secretAdd) {
       const cs = spec.TaskTemplate.ContainerSpec
       cs.Secrets = [...(cs.Secrets ?? []), ...(await withSecretIDs(c, o.secretAdd))]
+    }
+    if (o.configAdd) {
+      const cs = spec.TaskTemplate.ContainerSpec
+      cs.Configs = [...(cs.Configs ?? []), ...(await withConfigIDs(c, o.configAdd))]
     }
     await postUpdate(c, s, spec, !!o.rollback)
     out(ref + '\n')
@@ -274,9 +326,10 @@ export function addServiceCommands(program: Command, client: () => ApiClient): v
       }
       try {
         const s = await getService(c, name)
-        if (!s.Spec.Mode.Replicated) throw new SwarmdError('E_USAGE', 'scale can only be used with replicated or replicated-job mode')
         const spec = structuredClone(s.Spec)
-        spec.Mode.Replicated!.Replicas = Number(v)
+        if (spec.Mode.Replicated) spec.Mode.Replicated.Replicas = Number(v)
+        else if (spec.Mode.ReplicatedJob) spec.Mode.ReplicatedJob.TotalCompletions = Number(v)
+        else throw new SwarmdError('E_USAGE', 'scale can only be used with replicated or replicated-job mode')
         await postUpdate(c, s, spec, false)
       } catch (e) {
         if (!(e instanceof SwarmdError)) throw e
@@ -443,7 +496,7 @@ async function logs(c: ApiClient, ref: string, o: LogsFlags): Promise<void> {
   let maxSlot = 1
   try {
     const s = await getService(c, ref)
-    maxSlot = s.Spec.Mode.Replicated?.Replicas ?? 1
+    maxSlot = s.Spec.Mode.Replicated?.Replicas ?? s.Spec.Mode.ReplicatedJob?.TotalCompletions ?? 1
     path = `/services/${enc(ref)}/logs`
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) throw e

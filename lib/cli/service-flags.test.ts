@@ -10,7 +10,9 @@ import {
   parseMemBytes,
   parseNanoCPUs,
   parsePublish,
+  parseConfigRef,
   parseSecretRef,
+  resolveConfigs,
   resolveSecrets,
   shellWords,
   updatePorts,
@@ -109,6 +111,22 @@ t.test('secret names resolve to IDs; a missing one or a doubled target is an err
   t.throws(() => resolveSecrets([parseSecretRef('db'), parseSecretRef('source=tls,target=db')], secrets), { message: 'duplicate secret target for tls not allowed' })
 })
 
+t.test('--config as docker\'s ConfigOpt: a target path, mode 0444 by default; names resolve to IDs', async t => {
+  t.same(parseConfigRef('app'), { ConfigID: '', ConfigName: 'app', File: { Name: 'app', UID: '0', GID: '0', Mode: 0o444 } })
+  t.same(parseConfigRef('source=app,target=/etc/app.conf,mode=0440'), { ConfigID: '', ConfigName: 'app', File: { Name: '/etc/app.conf', UID: '0', GID: '0', Mode: 0o440 } })
+  t.throws(() => parseConfigRef('source=x,color=red'), { message: 'invalid field in config request: color' })
+  t.throws(() => parseConfigRef('target=/x'), { message: 'source is required' })
+  const configs = [{ ID: 'id-app', Spec: { Name: 'app' } }]
+  t.same(resolveConfigs([parseConfigRef('source=app,target=/a'), parseConfigRef('source=app,target=/b')], configs).map(r => [r.ConfigID, r.File?.Name]), [
+    ['id-app', '/a'],
+    ['id-app', '/b'],
+  ])
+  t.throws(() => resolveConfigs([parseConfigRef('nope')], configs), { message: 'config not found: nope' })
+  t.throws(() => resolveConfigs([parseConfigRef('source=app,target=/a'), parseConfigRef('source=app,target=/a')], configs), { message: 'duplicate config target for app not allowed' })
+  const spec = createSpec({ config: [parseConfigRef('app')] }, 'busybox', [])
+  t.same(updateSpec(spec, { configRm: ['app'] }).TaskTemplate.ContainerSpec.Configs, [], '--config-rm by name')
+})
+
 t.test('CPU and memory values', async t => {
   t.equal(parseNanoCPUs('0.5'), 5e8)
   t.equal(parseNanoCPUs('2'), 2e9)
@@ -187,6 +205,21 @@ t.test('create flags build docker\'s ServiceSpec', async t => {
   t.throws(() => createSpec({ mode: 'global', replicas: 2 }, 'b', []), { message: 'replicas can only be used with replicated or replicated-job mode' })
   t.throws(() => createSpec({ mode: 'global', replicasMaxPerNode: 2 }, 'b', []), { message: 'replicas-max-per-node can only be used with replicated or replicated-job mode' })
   t.throws(() => createSpec({ mode: 'job' }, 'b', []), { message: 'unknown mode: job, only replicated and global supported' })
+})
+
+t.test('job modes as docker ToServiceMode sets them', async t => {
+  t.same(createSpec({ mode: 'replicated-job' }, 'b', [], {}).Mode, { ReplicatedJob: {} }, "the daemon's defaults")
+  t.same(createSpec({ mode: 'replicated-job', replicas: 5 }, 'b', [], {}).Mode, { ReplicatedJob: { MaxConcurrent: 5, TotalCompletions: 5 } }, 'max concurrent defaults to --replicas')
+  t.same(createSpec({ mode: 'replicated-job', replicas: 5, maxConcurrent: 2 }, 'b', [], {}).Mode, { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 5 } })
+  t.same(createSpec({ mode: 'global-job' }, 'b', [], {}).Mode, { GlobalJob: {} })
+  t.throws(() => createSpec({ mode: 'global-job', replicas: 2 }, 'b', []), { message: 'replicas can only be used with replicated or replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'replicated', maxConcurrent: 2 }, 'b', []), { message: 'max-concurrent can only be used with replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'global-job', maxConcurrent: 2 }, 'b', []), { message: 'max-concurrent can only be used with replicated-job mode' })
+  t.throws(() => createSpec({ mode: 'replicated-job', updateParallelism: 2 }, 'b', []), { message: 'update and rollback configuration is not supported for jobs' })
+  t.throws(() => createSpec({ mode: 'global-job', rollbackDelay: 1 }, 'b', []), { message: 'update and rollback configuration is not supported for jobs' })
+  const job = createSpec({ mode: 'replicated-job', replicas: 2 }, 'b', [], {})
+  t.same(updateSpec(job, { replicas: 4, maxConcurrent: 3 }).Mode, { ReplicatedJob: { MaxConcurrent: 3, TotalCompletions: 4 } }, 'update --replicas sets the completions')
+  t.throws(() => updateSpec(createSpec({}, 'b', [], {}), { maxConcurrent: 3 }), { message: 'max-concurrent can only be used with replicated-job mode' })
 })
 
 t.test('update flags change the current spec as docker does', async t => {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander'
 import { SwarmdError } from '../types/errors.js'
-import type { Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../types/service.js'
+import type { ConfigReference, FileTarget, Placement, PortConfig, SecretReference, ServiceSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * docker service create/update flags turned into a ServiceSpec, with
@@ -145,11 +145,11 @@ export function parsePublish(value: string): PortConfig[] {
 
 export const collectPorts = (v: string, prev: PortConfig[] = []): PortConfig[] => [...prev, ...parsePublish(v)]
 
-/** --secret `name` or `source=x,target=y,uid=0,gid=0,mode=0400`; SecretID is resolved later. */
-export function parseSecretRef(value: string): SecretReference {
+/** --secret or --config `name` or `source=x,target=y,uid=0,gid=0,mode=0400` (docker's SecretOpt and ConfigOpt). */
+function parseFileRef(value: string, kind: 'secret' | 'config'): { name: string; file: Required<FileTarget> } {
   const fields = value.split(',')
   const file = { Name: '', UID: '0', GID: '0', Mode: 0o444 }
-  if (fields.length === 1 && !fields[0]!.includes('=')) return { SecretID: '', SecretName: value, File: { ...file, Name: value } }
+  if (fields.length === 1 && !fields[0]!.includes('=')) return { name: value, file: { ...file, Name: value } }
   let name = ''
   for (const field of fields) {
     const i = field.indexOf('=')
@@ -165,14 +165,27 @@ export function parseSecretRef(value: string): SecretReference {
       const m = /^0[xX][0-9a-fA-F]+$|^0[oO]?[0-7]*$|^[1-9]\d*$/.test(val) ? Number(/^0[0-7]/.test(val) ? `0o${val.slice(1)}` : val) : NaN
       if (!Number.isInteger(m)) throw new InvalidArgumentError(`invalid mode specified: strconv.ParseUint: parsing "${val}": invalid syntax`)
       file.Mode = m
-    } else throw new InvalidArgumentError(`invalid field in secret request: ${key}`)
+    } else throw new InvalidArgumentError(`invalid field in ${kind} request: ${key}`)
   }
   if (!name) throw new InvalidArgumentError('source is required')
   if (!file.Name) file.Name = name
+  return { name, file }
+}
+
+/** --secret; SecretID is resolved later. */
+export function parseSecretRef(value: string): SecretReference {
+  const { name, file } = parseFileRef(value, 'secret')
   return { SecretID: '', SecretName: name, File: file }
 }
 
+/** --config; ConfigID is resolved later. A relative target is a path from the container's root. */
+export function parseConfigRef(value: string): ConfigReference {
+  const { name, file } = parseFileRef(value, 'config')
+  return { ConfigID: '', ConfigName: name, File: file }
+}
+
 export const collectSecrets = (v: string, prev: SecretReference[] = []): SecretReference[] => [...prev, parseSecretRef(v)]
+export const collectConfigs = (v: string, prev: ConfigReference[] = []): ConfigReference[] => [...prev, parseConfigRef(v)]
 
 /** --placement-pref spread=node.labels.zone. */
 export function parsePlacementPref(v: string): { Spread: { SpreadDescriptor: string } } {
@@ -262,6 +275,7 @@ export interface CommonFlags {
   limitMemory?: number
   replicasMaxPerNode?: number
   replicas?: number
+  maxConcurrent?: number
   detach?: boolean
   quiet?: boolean
 }
@@ -275,6 +289,7 @@ export interface CreateFlags extends CommonFlags {
   publish?: PortConfig[]
   network?: string[]
   secret?: SecretReference[]
+  config?: ConfigReference[]
   label?: string[]
   containerLabel?: string[]
 }
@@ -291,6 +306,8 @@ export interface UpdateFlags extends CommonFlags {
   publishRm?: PortConfig[]
   secretAdd?: SecretReference[]
   secretRm?: string[]
+  configAdd?: ConfigReference[]
+  configRm?: string[]
   labelAdd?: string[]
   labelRm?: string[]
   containerLabelAdd?: string[]
@@ -358,16 +375,13 @@ function applyCommon(spec: ServiceSpec, f: CommonFlags): void {
   if (f.reserveCpu !== undefined) (res.Reservations ??= {}).NanoCPUs = f.reserveCpu
   if (f.reserveMemory !== undefined) (res.Reservations ??= {}).MemoryBytes = f.reserveMemory
   if (f.replicasMaxPerNode !== undefined) {
-    if (!spec.Mode.Replicated) throw usage('replicas-max-per-node can only be used with replicated or replicated-job mode')
+    if (!spec.Mode.Replicated && !spec.Mode.ReplicatedJob) throw usage('replicas-max-per-node can only be used with replicated or replicated-job mode')
     ;(spec.TaskTemplate.Placement ??= {}).MaxReplicas = f.replicasMaxPerNode
   }
 }
 
 /** `service create` flags, IMAGE and [COMMAND] [ARG...] as docker's ToService builds them (secret IDs still empty). */
 export function createSpec(f: CreateFlags, image: string, args: string[], env: NodeJS.ProcessEnv = process.env): ServiceSpec {
-  const mode = f.mode ?? 'replicated'
-  if (mode !== 'replicated' && mode !== 'global') throw usage(`unknown mode: ${mode}, only replicated and global supported`)
-  if (mode === 'global' && f.replicas !== undefined) throw usage('replicas can only be used with replicated or replicated-job mode')
   const spec: ServiceSpec = {
     Name: f.name ?? '',
     Labels: kvMap(f.label),
@@ -378,6 +392,7 @@ export function createSpec(f: CreateFlags, image: string, args: string[], env: N
         ...(args.length > 0 && { Args: args }),
         ...(f.env?.length && { Env: f.env.map(e => envEntry(e, env)) }),
         ...(f.secret?.length && { Secrets: f.secret }),
+        ...(f.config?.length && { Configs: f.config }),
       },
       Resources: { Limits: {}, Reservations: {} },
       Placement: {
@@ -387,12 +402,45 @@ export function createSpec(f: CreateFlags, image: string, args: string[], env: N
       ...(f.network?.length && { Networks: f.network.map(n => ({ Target: n })) }),
       ForceUpdate: 0,
     },
-    // Docker leaves an absent --replicas to the daemon's default of 1; saying it keeps the spec explicit.
-    Mode: mode === 'global' ? { Global: {} } : { Replicated: { Replicas: f.replicas ?? 1 } },
+    Mode: serviceMode(f),
     EndpointSpec: { Mode: 'vip', ...(f.publish?.length && { Ports: f.publish }) },
+  }
+  const job = !!(spec.Mode.ReplicatedJob || spec.Mode.GlobalJob)
+  if (job && (Object.keys(configFlags(f, 'update')).length || Object.keys(configFlags(f, 'rollback')).length)) {
+    throw usage('update and rollback configuration is not supported for jobs')
   }
   applyCommon(spec, f)
   return spec
+}
+
+/** --mode with --replicas and --max-concurrent, as docker's ToServiceMode (a job's defaults are the daemon's). */
+function serviceMode(f: CreateFlags): ServiceSpec['Mode'] {
+  const mode = f.mode ?? 'replicated'
+  const onlyReplicas = 'replicas can only be used with replicated or replicated-job mode'
+  const onlyMaxPerNode = 'replicas-max-per-node can only be used with replicated or replicated-job mode'
+  const onlyConcurrent = 'max-concurrent can only be used with replicated-job mode'
+  switch (mode) {
+    case 'global':
+      if (f.replicas !== undefined) throw usage(onlyReplicas)
+      if (f.replicasMaxPerNode) throw usage(onlyMaxPerNode)
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      return { Global: {} }
+    case 'replicated':
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      // Docker leaves an absent --replicas to the daemon's default of 1; saying it keeps the spec explicit.
+      return { Replicated: { Replicas: f.replicas ?? 1 } }
+    case 'replicated-job': {
+      const concurrent = f.maxConcurrent ?? f.replicas
+      return { ReplicatedJob: { ...(concurrent !== undefined && { MaxConcurrent: concurrent }), ...(f.replicas !== undefined && { TotalCompletions: f.replicas }) } }
+    }
+    case 'global-job':
+      if (f.replicasMaxPerNode) throw usage(onlyMaxPerNode)
+      if (f.maxConcurrent !== undefined) throw usage(onlyConcurrent)
+      if (f.replicas !== undefined) throw usage(onlyReplicas)
+      return { GlobalJob: {} }
+    default:
+      throw usage(`unknown mode: ${mode}, only replicated and global supported`)
+  }
 }
 
 const portKey = (p: PortConfig): string => `${p.PublishedPort ?? 0}:${p.TargetPort}/${p.Protocol ?? ''}/${p.PublishMode ?? ''}`
@@ -416,8 +464,13 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
   const c = s.TaskTemplate.ContainerSpec
   if (f.image !== undefined) c.Image = f.image
   if (f.replicas !== undefined) {
-    if (!s.Mode.Replicated) throw usage('replicas can only be used with replicated mode')
-    s.Mode.Replicated.Replicas = f.replicas
+    if (s.Mode.ReplicatedJob) s.Mode.ReplicatedJob.TotalCompletions = f.replicas
+    else if (!s.Mode.Replicated) throw usage('replicas can only be used with replicated mode')
+    else s.Mode.Replicated.Replicas = f.replicas
+  }
+  if (f.maxConcurrent !== undefined) {
+    if (!s.Mode.ReplicatedJob) throw usage('max-concurrent can only be used with replicated-job mode')
+    s.Mode.ReplicatedJob.MaxConcurrent = f.maxConcurrent
   }
   if (f.envAdd || f.envRm) {
     const adds = (f.envAdd ?? []).map(e => envEntry(e, env))
@@ -449,6 +502,10 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
     const rm = new Set(f.secretRm)
     c.Secrets = (c.Secrets ?? []).filter(r => !rm.has(r.SecretName))
   }
+  if (f.configRm) {
+    const rm = new Set(f.configRm)
+    c.Configs = (c.Configs ?? []).filter(r => !rm.has(r.ConfigName))
+  }
   if (f.force) s.TaskTemplate.ForceUpdate = (s.TaskTemplate.ForceUpdate ?? 0) + 1
   applyCommon(s, f)
   return s
@@ -456,24 +513,32 @@ export function updateSpec(spec: ServiceSpec, f: UpdateFlags, env: NodeJS.Proces
 
 /** The update flags other than --rollback, -d and -q that were given (docker refuses them with --rollback). */
 export function hasSpecFlags(f: UpdateFlags): boolean {
-  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k))
+  // --no-healthcheck leaves healthcheck true (commander's default) when not given.
+  return Object.entries(f).some(([k, v]) => v !== undefined && !['rollback', 'detach', 'quiet'].includes(k) && !(k === 'healthcheck' && v === true))
 }
 
 /**
- * Secret references with their IDs, resolved by name from the swarm's
- * secrets as docker's ParseSecrets does; one target per file name.
+ * Secret or config references with their IDs, resolved by name from the
+ * swarm's objects as docker's ParseSecrets and ParseConfigs do; one target
+ * per file name.
  */
-export function resolveSecrets(refs: SecretReference[], secrets: { ID: string; Spec: { Name: string } }[]): SecretReference[] {
-  const byTarget = new Map<string, SecretReference>()
+export function resolveRefs<R extends { File?: FileTarget }>(kind: 'secret' | 'config', refs: R[], objects: { ID: string; Spec: { Name: string } }[], nameOf: (r: R) => string, withId: (r: R, id: string) => R): R[] {
+  const byTarget = new Map<string, R>()
   for (const r of refs) {
-    const target = r.File?.Name ?? r.SecretName
-    if (byTarget.has(target)) throw usage(`duplicate secret target for ${r.SecretName} not allowed`)
-    byTarget.set(target, { ...r })
+    const target = r.File?.Name ?? nameOf(r)
+    if (byTarget.has(target)) throw usage(`duplicate ${kind} target for ${nameOf(r)} not allowed`)
+    byTarget.set(target, r)
   }
-  const ids = new Map(secrets.map(s => [s.Spec.Name, s.ID]))
+  const ids = new Map(objects.map(s => [s.Spec.Name, s.ID]))
   return [...byTarget.values()].map(r => {
-    const id = ids.get(r.SecretName)
-    if (id === undefined) throw usage(`secret not found: ${r.SecretName}`)
-    return { ...r, SecretID: id }
+    const id = ids.get(nameOf(r))
+    if (id === undefined) throw usage(`${kind} not found: ${nameOf(r)}`)
+    return withId(r, id)
   })
 }
+
+export const resolveSecrets = (refs: SecretReference[], secrets: { ID: string; Spec: { Name: string } }[]): SecretReference[] =>
+  resolveRefs('secret', refs, secrets, r => r.SecretName, (r, id) => ({ ...r, SecretID: id }))
+
+export const resolveConfigs = (refs: ConfigReference[], configs: { ID: string; Spec: { Name: string } }[]): ConfigReference[] =>
+  resolveRefs('config', refs, configs, r => r.ConfigName, (r, id) => ({ ...r, ConfigID: id }))

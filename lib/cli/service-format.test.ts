@@ -7,12 +7,14 @@ import {
   ellipsis,
   familiarImage,
   formatPorts,
+  CONFIG_FORMAT,
   formatSecrets,
   formatServices,
   formatTasks,
   goTime,
   humanDuration,
   naturalLess,
+  prettyConfig,
   prettySecret,
   prettyService,
   serviceStatus,
@@ -184,6 +186,18 @@ dmu1ept4cxcf   redis      replicated   2/3 (max 1 per node)   redis:7.4.1
   t.equal(formatServices(services, { quiet: true }), 'iwe3278osahjxxxxxxxxxxxxx\nc8wgl7q4ndfd2ce7zqe9sbsbq\ndmu1ept4cxcfxxxxxxxxxxxxx\n')
   t.equal(formatServices(services, { format: '{{.Name}}: {{.Replicas}}' }), 'agent: 7/7\nfrontend: 5/5\nredis: 2/3 (max 1 per node)\n')
   t.equal(formatServices(services, { format: 'table {{.Name}}\t{{.Mode}}' }), 'NAME       MODE\nagent      global\nfrontend   replicated\nredis      replicated\n')
+  const jobs = [
+    { ...service({ id: 'aaaaaaaaaaaaaaaaaaaaaaaaa', Name: 'job', Mode: { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { MaxReplicas: 1 } } }), ServiceStatus: { RunningTasks: 0, DesiredTasks: 1, CompletedTasks: 1 } },
+    { ...service({ id: 'bbbbbbbbbbbbbbbbbbbbbbbbb', Name: 'sweep', Mode: { GlobalJob: {} }, TaskTemplate: { ContainerSpec: { Image: 'busybox' } } }), ServiceStatus: { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 1 } },
+  ]
+  t.equal(
+    formatServices(jobs, {}),
+    `ID             NAME      MODE             REPLICAS              IMAGE     PORTS
+aaaaaaaaaaaa   job       replicated job   0/1 (1/1 completed)   busybox   
+bbbbbbbbbbbb   sweep     global job       1/2 (1/3 completed)   busybox   
+`,
+    "jobs: docker's MODE and completions, no max per node",
+  )
 })
 
 t.test('ServiceStatus from tasks when the daemon leaves it out', async t => {
@@ -354,4 +368,11 @@ Created at:        2024-01-02 03:04:05 +0000 utc
 Updated at:        2024-01-02 03:04:05.25 +0000 utc
 `,
   )
+})
+
+t.test('config ls and inspect --pretty as docker 28 prints them (no driver; tabs; the data)', async t => {
+  const c = { ID: 'cfgID', Version: { Index: 1 }, CreatedAt: '2024-01-02T03:04:05Z', UpdatedAt: '2024-01-02T03:04:05.25Z', Spec: { Name: 'app', Labels: { k: 'v' }, Data: Buffer.from('conf\n').toString('base64') } }
+  t.equal(formatSecrets([{ ...c, CreatedAt: ago(2 * 3_600_000), UpdatedAt: ago(3_600_000) }], { now: NOW }, CONFIG_FORMAT), 'ID        NAME      CREATED       UPDATED\ncfgID     app       2 hours ago   About an hour ago\n')
+  // Taken from docker 28's `config inspect --pretty` against swarmd.
+  t.equal(prettyConfig(c), 'ID:\t\t\tcfgID\nName:\t\t\tapp\nLabels:\n - k=v\nCreated at:            \t2024-01-02 03:04:05 +0000 utc\nUpdated at:            \t2024-01-02 03:04:05.25 +0000 utc\nData:\nconf\n\n')
 })

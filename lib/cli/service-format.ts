@@ -1,4 +1,5 @@
 import type { PortConfig, Service } from '../types/service.js'
+import type { Config } from '../types/config.js'
 import type { Secret } from '../types/secret.js'
 import type { Task } from '../types/task.js'
 import { humanDuration } from '../types/human-duration.js'
@@ -173,13 +174,17 @@ export function formatPorts(ports: PortConfig[] | undefined): string {
 }
 
 export function serviceMode(s: Service): string {
-  return s.Spec.Mode.Global ? 'global' : s.Spec.Mode.Replicated ? 'replicated' : ''
+  const m = s.Spec.Mode
+  return m.Global ? 'global' : m.Replicated ? 'replicated' : m.ReplicatedJob ? 'replicated job' : m.GlobalJob ? 'global job' : ''
 }
 
-/** REPLICAS: running/desired, with `(max N per node)` when set. */
+/** REPLICAS: running/desired, with `(max N per node)` when set; jobs add their completions, `0/1 (1/1 completed)`. */
 export function replicas(s: ListedService): string {
   const running = s.ServiceStatus?.RunningTasks ?? 0
   const desired = s.ServiceStatus?.DesiredTasks ?? 0
+  const completed = s.ServiceStatus?.CompletedTasks ?? 0
+  if (s.Spec.Mode.ReplicatedJob) return `${running}/${desired} (${completed}/${s.Spec.Mode.ReplicatedJob.TotalCompletions ?? 0} completed)`
+  if (s.Spec.Mode.GlobalJob) return `${running}/${desired} (${completed}/${desired + completed} completed)`
   const max = s.Spec.Mode.Replicated ? (s.Spec.TaskTemplate.Placement?.MaxReplicas ?? 0) : 0
   return max > 0 ? `${running}/${desired} (max ${max} per node)` : `${running}/${desired}`
 }
@@ -273,7 +278,9 @@ export function prettyService(s: Service, o: { now: number; networks?: Map<strin
   if (c.Dir) L.push(` Dir:\t\t${c.Dir}`)
   if (c.Init !== undefined) L.push(` Init:\t\t${c.Init}`)
   if (c.User) L.push(` User: ${c.User}`)
+  containerBlocks(L, s)
   if (c.Secrets?.length) L.push('Secrets:', ...c.Secrets.flatMap(r => [` Target:\t${r.File?.Name ?? ''}`, `  Source:\t${r.SecretName}`]))
+  logDriverBlock(L, tt.LogDriver)
   const res = tt.Resources
   if (res) {
     L.push('Resources:')
@@ -284,12 +291,13 @@ export function prettyService(s: Service, o: { now: number; networks?: Map<strin
       if (r.MemoryBytes) L.push(`  Memory:\t${bytesSize(r.MemoryBytes)}`)
     }
     const l = res.Limits
-    if (l && ((l.NanoCPUs ?? 0) > 0 || (l.MemoryBytes ?? 0) > 0)) {
+    if (l && ((l.NanoCPUs ?? 0) > 0 || (l.MemoryBytes ?? 0) > 0 || (l.Pids ?? 0) > 0)) {
       L.push(' Limits:')
       if ((l.NanoCPUs ?? 0) > 0) L.push(`  CPU:\t\t${goFloat(l.NanoCPUs! / 1e9)}`)
       if (l.MemoryBytes) L.push(`  Memory:\t${bytesSize(l.MemoryBytes)}`)
     }
   }
+  if ((res?.Limits?.Pids ?? 0) > 0) L.push(`  PIDs:\t\t${res!.Limits!.Pids}`)
   if (tt.Networks?.length) L.push(`Networks:${tt.Networks.map(n => ' ' + (o.networks?.get(n.Target) ?? n.Target)).join('')} `)
   L.push(`Endpoint Mode:\t${spec.EndpointSpec?.Mode ?? ''}`)
   const ports = s.Endpoint?.Ports ?? []
@@ -298,8 +306,49 @@ export function prettyService(s: Service, o: { now: number; networks?: Map<strin
     for (const p of ports) L.push(` PublishedPort = ${p.PublishedPort ?? 0}`, `  Protocol = ${p.Protocol ?? ''}`, `  TargetPort = ${p.TargetPort}`, `  PublishMode = ${p.PublishMode ?? ''}`)
     L[L.length - 1] += ' '
   }
+  healthcheckBlock(L, c.Healthcheck)
   // The template ends with a newline and the formatter adds another.
   return L.join('\n') + '\n\n'
+}
+
+const byKey = <T>(m: Record<string, T>): [string, T][] => Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+
+/** The template's Capabilities, SysCtls, Ulimits and Mounts blocks, each only when set (Go ranges over maps by sorted key). */
+function containerBlocks(L: string[], s: Service): void {
+  const c = s.Spec.TaskTemplate.ContainerSpec
+  if (c.CapabilityAdd?.length || c.CapabilityDrop?.length) {
+    L.push('Capabilities:')
+    if (c.CapabilityAdd?.length) L.push(` Add: ${c.CapabilityAdd.join(', ')}`)
+    if (c.CapabilityDrop?.length) L.push(` Drop: ${c.CapabilityDrop.join(', ')}`)
+  }
+  const sysctls = byKey(c.Sysctls ?? {})
+  if (sysctls.length) L.push('SysCtls:', ...sysctls.map(([k, v]) => ` ${k}${v ? `: ${v}` : ''}`))
+  const ulimits = byKey(Object.fromEntries((c.Ulimits ?? []).map(u => [u.Name, `${u.Soft}:${u.Hard}`])))
+  if (ulimits.length) L.push('Ulimits:', ...ulimits.map(([k, v]) => ` ${k}: ${v}`))
+  if (c.Mounts?.length) {
+    L.push('Mounts:')
+    for (const m of c.Mounts) L.push(` Target:\t${m.Target ?? ''}`, `  Source:\t${m.Source ?? ''}`, `  ReadOnly:\t${m.ReadOnly ?? false}`, `  Type:\t\t${m.Type ?? ''}`)
+  }
+}
+
+/** The Log Driver block; the template leaves an empty line after it. */
+function logDriverBlock(L: string[], log: Service['Spec']['TaskTemplate']['LogDriver']): void {
+  if (!log) return
+  L.push('Log Driver:')
+  if (log.Name) L.push(` Name:\t\t${log.Name}`)
+  const opts = byKey(log.Options ?? {})
+  if (opts.length) L.push(' LogOpts:', ...opts.map(([k, v]) => `  ${k}${v ? `:       ${v}` : ''}`))
+  L.push('')
+}
+
+/** The Healthcheck block, last, indented as the template indents it. */
+function healthcheckBlock(L: string[], hc: Service['Spec']['TaskTemplate']['ContainerSpec']['Healthcheck']): void {
+  if (!hc) return
+  L.push(' Healthcheck:', `  Interval = ${formatGoDuration(hc.Interval ?? 0)}`, `  Retries = ${hc.Retries ?? 0}`, `  StartPeriod =\t${formatGoDuration(hc.StartPeriod ?? 0)}`, `  Timeout =\t${formatGoDuration(hc.Timeout ?? 0)}`)
+  if (hc.Test?.length) {
+    L.push('  Tests:', ...hc.Test.map(x => `\t Test = ${x}`))
+    L[L.length - 1] += ' '
+  }
 }
 
 /** Go's time.Time.String() lower-cased as PrettyPrint shows it: `2024-01-02 03:04:05.5 +0000 utc`. */
@@ -317,8 +366,11 @@ const SECRET_HEADERS = { ID: 'ID', Name: 'NAME', Driver: 'DRIVER', CreatedAt: 'C
 
 type SecretObj = Secret & { Spec: Secret['Spec'] & { Driver?: { Name: string } } }
 
-/** docker secret ls: full IDs, natural sort by name. */
-export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: boolean; format?: string }): string {
+/** docker config ls (no driver column). */
+export const CONFIG_FORMAT = 'table {{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}'
+
+/** docker secret ls and config ls (with the configs' `table`): full IDs, natural sort by name. */
+export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: boolean; format?: string }, table = SECRET_FORMAT): string {
   const sorted = [...secrets].sort((a, b) => naturalCompare(a.Spec.Name, b.Spec.Name))
   if (o.quiet && !o.format) return sorted.map(s => s.ID + '\n').join('')
   const rows = sorted.map(s => ({
@@ -331,14 +383,25 @@ export function formatSecrets(secrets: SecretObj[], o: { now: number; quiet?: bo
       .map(([k, v]) => `${k}=${v}`)
       .join(','),
   }))
-  return formatRows(o.format ?? SECRET_FORMAT, SECRET_HEADERS, rows)
+  return formatRows(o.format ?? table, SECRET_HEADERS, rows)
+}
+
+/** The labels block of the pretty inspect of a secret or a config. */
+function prettyLabels(s: SecretObj): string[] {
+  const labels = Object.entries(s.Spec.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
+  return labels.length ? ['Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`)] : []
 }
 
 /** `secret inspect --pretty` (docker's secretInspectPrettyTemplate). */
 export function prettySecret(s: SecretObj): string {
-  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`]
-  const labels = Object.entries(s.Spec.Labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))
-  if (labels.length) L.push('Labels:', ...labels.map(([k, v]) => ` - ${k}${v ? `=${v}` : ''}`))
+  const L = [`ID:              ${s.ID}`, `Name:              ${s.Spec.Name}`, ...prettyLabels(s)]
   L.push(`Driver:            ${s.Spec.Driver?.Name ?? ''}`, `Created at:        ${goTime(s.CreatedAt)}`, `Updated at:        ${goTime(s.UpdatedAt)}`)
+  return L.join('\n') + '\n'
+}
+
+/** `config inspect --pretty` (docker's configInspectPrettyTemplate, tabs and all): the data shown as it is. */
+export function prettyConfig(c: Config): string {
+  const L = [`ID:\t\t\t${c.ID}`, `Name:\t\t\t${c.Spec.Name}`, ...prettyLabels(c)]
+  L.push(`Created at:            \t${goTime(c.CreatedAt)}`, `Updated at:            \t${goTime(c.UpdatedAt)}`, 'Data:', Buffer.from(c.Spec.Data, 'base64').toString())
   return L.join('\n') + '\n'
 }

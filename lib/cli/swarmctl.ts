@@ -7,8 +7,10 @@ import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, socketPath } from './daemon.js'
 import { addEventsCommand } from './events-command.js'
 import { addNetworkCommands } from './network-commands.js'
+import { addConfigCommands } from './config-commands.js'
 import { addSecretCommands } from './secret-commands.js'
 import { addServiceCommands } from './service-commands.js'
+import { addStackCommands } from './stack-commands.js'
 import { addSwarmCommands } from './swarm-commands.js'
 import { addNodeCommands } from './node-commands.js'
 
@@ -29,7 +31,9 @@ export async function main(argv: string[]): Promise<number> {
   addNodeCommands(program, client)
   addServiceCommands(program, client)
   addSecretCommands(program, client)
+  addConfigCommands(program, client)
   addNetworkCommands(program, client)
+  addStackCommands(program, client)
   addEventsCommand(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })

@@ -45,8 +45,12 @@ function canonical(b: CertificateBody): Buffer {
 
 /** The CA digest in join tokens: SHA-256 of the CA's public key, 50 base36 characters. */
 export function caDigest(publicKey: KeyObject): string {
-  return base36(createHash('sha256').update(rawPublicKey(publicKey)).digest(), 50)
+  let d = digests.get(publicKey)
+  if (!d) digests.set(publicKey, (d = base36(createHash('sha256').update(rawPublicKey(publicKey)).digest(), 50)))
+  return d
 }
+
+const digests = new WeakMap<KeyObject, string>()
 
 /**
  * The cluster CA: an Ed25519 key created by `swarm init`. It certifies node

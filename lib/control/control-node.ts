@@ -5,6 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { SwarmdError } from '../types/errors.js'
 import { Channel, type StreamLike } from './channel.js'
@@ -45,6 +46,9 @@ function libp2pKey(privateKey: KeyObject): ReturnType<typeof privateKeyFromRaw> 
  * CA issued for that key is checked against what Noise proved.
  */
 export class ControlNode {
+  /** The connection to each address this node dials, reused by every conversation with it. */
+  private readonly conns = new Map<string, Connection>()
+
   private constructor(
     private readonly p2p: Libp2p,
     /** Whether it listens (a manager's), or only dials. */
@@ -94,12 +98,19 @@ export class ControlNode {
 
   /** Opens a conversation with the node at ip:port (whoever it turns out to be: the caller checks). */
   async open(to: { ip: string; port: number }, protocol: string): Promise<{ ch: Channel; peer: Peer }> {
+    const key = `${to.ip}:${to.port}`
     try {
-      const stream = await this.p2p.dialProtocol(multiaddr(`/ip4/${to.ip}/tcp/${to.port}`), protocol, { signal: AbortSignal.timeout(10_000) })
-      const conns = this.p2p.getConnections().filter(c => c.remoteAddr.toString().startsWith(`/ip4/${to.ip}/tcp/${to.port}`))
-      const peer = conns[0]?.remotePeer
-      return { ch: new Channel(stream as unknown as StreamLike), peer: { publicKey: Buffer.from(peer?.publicKey?.raw ?? new Uint8Array()) } }
+      // One connection per address, a stream per conversation: a dial by address alone would make libp2p
+      // connect (TCP, Noise, yamux) anew every time, some 20 ms a call.
+      let conn = this.conns.get(key)
+      if (!conn || conn.status !== 'open') {
+        conn = await this.p2p.dial(multiaddr(`/ip4/${to.ip}/tcp/${to.port}`), { signal: AbortSignal.timeout(10_000) })
+        this.conns.set(key, conn)
+      }
+      const stream = await conn.newStream(protocol, { signal: AbortSignal.timeout(10_000), negotiateFully: false })
+      return { ch: new Channel(stream as unknown as StreamLike), peer: { publicKey: Buffer.from(conn.remotePeer.publicKey?.raw ?? new Uint8Array()) } }
     } catch (e) {
+      this.conns.delete(key)
       throw new ControlError('E_CONTROL_DIAL', `cannot reach the manager at ${to.ip}:${to.port}: ${(e as Error).message}`, { cause: e })
     }
   }

@@ -20,17 +20,35 @@ export function generateKeyPair(): KeyPair {
   return generateKeyPairSync('ed25519')
 }
 
+// Every control call checks certificates, which converts keys between their raw form and KeyObjects
+// several times; an export or an import costs far more than the signature check itself.
+const rawOf = new WeakMap<KeyObject, Buffer>()
+const keyOf = new Map<string, KeyObject>()
+const KEYS_KEPT = 4096
+
 /** The 32 raw bytes of an Ed25519 public key. */
 export function rawPublicKey(key: KeyObject): Buffer {
-  const der = key.export({ type: 'spki', format: 'der' })
-  return der.subarray(der.length - 32)
+  let raw = rawOf.get(key)
+  if (!raw) {
+    const der = key.export({ type: 'spki', format: 'der' })
+    rawOf.set(key, (raw = der.subarray(der.length - 32)))
+  }
+  return raw
 }
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
 export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) throw new IdentityError('E_KEY', `an Ed25519 public key has 32 bytes, got ${raw.length}`)
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
+  const id = Buffer.from(raw).toString('base64')
+  let key = keyOf.get(id)
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
+    if (keyOf.size >= KEYS_KEPT) keyOf.delete(keyOf.keys().next().value!)
+    keyOf.set(id, key)
+    rawOf.set(key, Buffer.from(raw))
+  }
+  return key
 }
 
 /** PKCS#8 PEM, for the data dir. */

@@ -43,7 +43,7 @@ export class Constraint {
 }
 
 /**
- * Parses `key==value` / `key!=value` expressions; throws ApiError 400 naming
+ * Parses `key==value` / `key!=value` expressions; throws an invalid-argument SwarmError naming
  * the offending expression.
  */
 export function parseConstraints(exprs: readonly string[]): Constraint[] {

@@ -84,6 +84,7 @@ async function setup(t: Test) {
       secretCalls.push([...ids].sort())
       return Object.fromEntries(ids.map(id => [id, Buffer.from(`value-${id}`).toString('base64')]))
     },
+    configs: ids => Object.fromEntries(ids.map(id => [id, Buffer.from(`config-${id}`).toString('base64')])),
     report: async (nodeId, updates) => {
       if (reportError) throw reportError
       reports.push({ nodeId, updates })
@@ -130,16 +131,31 @@ t.test('attach pushes the node its tasks, with only the secrets its running task
   const m = assignOf(s.sent[0])
   t.same(
     m.tasks.map(x => x.task.ID),
-    ['a', 'b', 'c', 'f'],
-    "the node's tasks not known to be over (an over task the manager still wants running is kept)",
+    ['a', 'b', 'c', 'd', 'f'],
+    "the node's tasks, the ended ones of the history too (the node keeps their logs while they are listed)",
   )
   t.same(m.tasks[0], { task: task('a', 'n1', 'running', 'running', ['sec1', 'sec2']), serviceName: 'web', ports: svc('s1', 'web').Endpoint.Ports, networks: ['ing'] })
-  t.same(m.tasks[3], { task: task('f', 'n1', 'assigned', 'running', [], 'gone'), serviceName: '', ports: [], networks: [] }, 'a task whose service is gone')
+  t.same(m.tasks[4], { task: task('f', 'n1', 'assigned', 'running', [], 'gone'), serviceName: '', ports: [], networks: [] }, 'a task whose service is gone')
   t.same(secretCalls, [['sec1', 'sec2', 'sec4']])
   t.same(Object.keys(m.secrets).sort(), ['sec1', 'sec2', 'sec4'])
   t.equal(Buffer.from(m.secrets.sec1!, 'base64').toString(), 'value-sec1')
   t.same(m.routing, ROUTING)
   t.notOk(JSON.stringify(m).includes('sec6'), "another node's secrets are not sent")
+})
+
+t.test('configs go, like secrets, only to the nodes whose running tasks use them', async t => {
+  const { d, put } = await setup(t)
+  await put('services', svc('s1', 'web'))
+  const withConfigs = (x: Task, ids: string[]): Task => ({ ...x, Spec: { ContainerSpec: { ...x.Spec.ContainerSpec, Configs: ids.map(id => ({ ConfigID: id, ConfigName: `name-${id}` })) } } })
+  await put('tasks', withConfigs(task('a', 'n1', 'running', 'running'), ['cfg1']))
+  await put('tasks', withConfigs(task('b', 'n1', 'running', 'shutdown'), ['cfg2']))
+  await put('tasks', withConfigs(task('c', 'n2', 'running', 'running'), ['cfg3']))
+  const s = fakeSession()
+  d.attach('n1', s)
+  const m = assignOf(s.sent[0])
+  t.same(Object.keys(m.configs), ['cfg1'], 'not those of a task being stopped, nor of another node')
+  t.equal(Buffer.from(m.configs.cfg1!, 'base64').toString(), 'config-cfg1')
+  t.same(m.secrets, {})
 })
 
 t.test('pushAll sends only what changed', async t => {

@@ -3,14 +3,14 @@ import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
-import { isTerminal, type Task, type TaskStatus } from '../types/task.js'
-import { type Service } from '../types/service.js'
+import { isRunDesired, type Task, type TaskStatus } from '../types/task.js'
+import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
   routing: Routing
   services: Map<string, Service>
   byNode: Map<string, Task[]>
-  vipNets: Map<string, string[]>
+  taskNets: Map<string, string[]>
 }
 
 /**
@@ -32,6 +32,8 @@ export class Dispatcher {
       routing: () => Routing
       /** Plaintext of the secrets these IDs name, base64. */
       secrets: (ids: string[]) => Record<string, string>
+      /** Data of the configs these IDs name, base64. */
+      configs: (ids: string[]) => Record<string, string>
       report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
       log: Logger
     },
@@ -100,13 +102,15 @@ export class Dispatcher {
 
   /**
    * What every node's assignments are made of, read from the store once per
-   * push: services by ID, the tasks of each node that are not known to be
-   * over, and the networks each service's VIPs are on.
+   * push: services by ID, the tasks of each node (those that ended too, while
+   * the history keeps them: the node keeps their logs until they are no
+   * longer listed), and the networks each service's tasks join (its VIPs',
+   * and for dnsrr its attachments).
    */
   private view(): AssignmentView {
     const byNode = new Map<string, Task[]>()
     for (const t of this.d.store.list<Task>('tasks')) {
-      if (!t.NodeID || (isTerminal(t.Status.State) && t.DesiredState !== 'running')) continue
+      if (!t.NodeID) continue
       let l = byNode.get(t.NodeID)
       if (!l) byNode.set(t.NodeID, (l = []))
       l.push(t)
@@ -116,25 +120,23 @@ export class Dispatcher {
       routing,
       services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
       byNode,
-      vipNets: new Map(routing.services.map(r => [r.id, r.vips.map(v => v.network)])),
+      taskNets: new Map(routing.services.map(r => [r.id, [...new Set([...r.vips.map(v => v.network), ...(r.networks ?? [])])]])),
     }
   }
 
-  /** A node's tasks that are not known to be over, with the secrets they use and nothing more. */
+  /** A node's tasks, with the secrets and configs of those that are to run and nothing more. */
   private assignments(nodeId: string, v: AssignmentView): DownMessage {
     const tasks = v.byNode.get(nodeId) ?? []
-    const secretIds = new Set<string>()
-    for (const t of tasks) {
-      if (t.DesiredState !== 'running') continue
-      for (const r of t.Spec.ContainerSpec.Secrets ?? []) secretIds.add(r.SecretID)
-    }
+    const running = tasks.filter(t => isRunDesired(t.DesiredState)).map(t => t.Spec.ContainerSpec)
+    const ids = (refs: (c: ContainerSpec) => string[] | undefined): string[] => [...new Set(running.flatMap(c => refs(c) ?? []))]
     return {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.vipNets.get(task.ServiceID) ?? [] }
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.taskNets.get(task.ServiceID) ?? [] }
       }),
-      secrets: this.d.secrets([...secretIds]),
+      secrets: this.d.secrets(ids(c => c.Secrets?.map(r => r.SecretID))),
+      configs: this.d.configs(ids(c => c.Configs?.map(r => r.ConfigID))),
       routing: v.routing,
     }
   }

@@ -2,7 +2,8 @@ import t from 'tap'
 import { swarmError } from '../test-helpers.test-helper.js'
 import type { NodeRecord } from '../types/node.js'
 import type { Service } from '../types/service.js'
-import { acceptFilters, argsMatch, CONFIG_FILTERS, filterNamed, filterNodes, filterServices, kvListMatch, labelsMatch, SECRET_FILTERS } from './filters.js'
+import { acceptFilters, argsMatch, CONFIG_FILTERS, filterNamed, filterNodes, filterServices, kvListMatch, SECRET_FILTERS } from './filters.js'
+import { matchLabels } from './label-filter.js'
 
 const f = (o: Record<string, string[]>) => new Map(Object.entries(o))
 
@@ -16,15 +17,15 @@ t.test('acceptFilters: the first unknown key, in Docker 20.10 words', async t =>
   t.throws(() => acceptFilters(f({ id: ['x'], foo: ['1'] }), ['id', 'name']), swarmError('invalid_argument', "Invalid filter 'foo'"))
 })
 
-t.test('labelsMatch (swarmkit) and kvListMatch (Docker) differ on an empty value', async t => {
-  t.ok(labelsMatch([], undefined), 'no filter: everything')
-  t.ok(labelsMatch(['a'], { a: 'x' }))
-  t.ok(labelsMatch(['a='], { a: 'x' }), 'swarmkit: `a=` is any value of a')
+t.test('matchLabels (swarmkit) and kvListMatch (Docker) differ on an empty value', async t => {
+  t.ok(matchLabels([], {}), 'no filter: everything')
+  t.ok(matchLabels(['a'], { a: 'x' }))
+  t.ok(matchLabels(['a='], { a: 'x' }), 'swarmkit: `a=` is any value of a')
   t.notOk(kvListMatch(['a='], { a: 'x' }), 'Docker: `a=` is the empty value')
   t.ok(kvListMatch(['a='], { a: '' }))
-  t.ok(labelsMatch(['a=x', 'b'], { a: 'x', b: '' }))
-  t.notOk(labelsMatch(['a=x', 'c'], { a: 'x' }), 'every one must match')
-  t.notOk(labelsMatch(['a'], undefined))
+  t.ok(matchLabels(['a=x', 'b'], { a: 'x', b: '' }))
+  t.notOk(matchLabels(['a=x', 'c'], { a: 'x' }), 'every one must match')
+  t.notOk(matchLabels(['a'], {}))
   t.ok(kvListMatch([], {}))
   t.notOk(kvListMatch(['a'], {}))
 })

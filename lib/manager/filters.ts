@@ -1,6 +1,7 @@
 import { SwarmError } from '../types/errors.js'
 import type { NodeRecord } from '../types/node.js'
-import type { Service } from '../types/service.js'
+import { modeKind, type Service } from '../types/service.js'
+import { matchLabels } from './label-filter.js'
 
 /**
  * The list filters of the swarm's objects, as moby's daemon/cluster/filters.go
@@ -26,19 +27,6 @@ const values = (f: Filters, k: string): string[] => f.get(k) ?? []
 
 /** swarmkit's filterContainsPrefix: no values match everything. */
 export const prefixMatch = (candidates: string[], s: string): boolean => candidates.length === 0 || candidates.some(c => s.startsWith(c))
-
-/**
- * swarmkit's filterMatchLabels over ConvertKVStringsToMap: each `key` must
- * be a label, each `key=value` (a non-empty value) must be that label's value.
- */
-export function labelsMatch(candidates: string[], labels: Record<string, string> | undefined): boolean {
-  return candidates.every(c => {
-    const i = c.indexOf('=')
-    const k = i < 0 ? c : c.slice(0, i)
-    const v = i < 0 ? '' : c.slice(i + 1)
-    return labels !== undefined && k in labels && (v === '' || labels[k] === v)
-  })
-}
 
 /** filters.Args.Match: an exact value, or a Go regexp found anywhere in the string. */
 export function argsMatch(candidates: string[], s: string): boolean {
@@ -83,17 +71,11 @@ export function filterNodes(nodes: NodeRecord[], f: Filters, engineLabels: (n: N
     n =>
       prefixMatch(values(f, 'name'), n.hostname) &&
       prefixMatch(values(f, 'id'), n.id) &&
-      labelsMatch(values(f, 'label'), engineLabels(n)) &&
-      labelsMatch(values(f, 'node.label'), n.spec.Labels) &&
+      matchLabels(values(f, 'label'), engineLabels(n)) &&
+      matchLabels(values(f, 'node.label'), n.spec.Labels) &&
       (roles.length === 0 || roles.includes(n.spec.Role)) &&
       (memberships.length === 0 || memberships.includes('accepted')),
   )
-}
-
-/** A service's mode as the `mode` filter names it. */
-export function serviceMode(s: Service): string {
-  const m = s.Spec.Mode as Record<string, unknown>
-  return m.Global ? 'global' : m.ReplicatedJob ? 'replicated-job' : m.GlobalJob ? 'global-job' : 'replicated'
 }
 
 /** GET /services: name and id prefixes, labels, mode, runtime (every swarmd service runs containers' specs). */
@@ -104,8 +86,8 @@ export function filterServices(services: Service[], f: Filters): Service[] {
     s =>
       prefixMatch(values(f, 'name'), s.Spec.Name) &&
       prefixMatch(values(f, 'id'), s.ID) &&
-      labelsMatch(values(f, 'label'), s.Spec.Labels) &&
-      (values(f, 'mode').length === 0 || values(f, 'mode').includes(serviceMode(s))) &&
+      matchLabels(values(f, 'label'), s.Spec.Labels ?? {}) &&
+      (values(f, 'mode').length === 0 || values(f, 'mode').includes(modeKind(s.Spec))) &&
       (runtimes.length === 0 || runtimes.includes('container')),
   )
 }
@@ -122,6 +104,6 @@ export function filterNamed<T extends { ID: string; Spec: { Name: string; Labels
       (names.length === 0 || names.includes(x.Spec.Name)) &&
       prefixMatch(values(f, 'name'), x.Spec.Name) &&
       prefixMatch(values(f, 'id'), x.ID) &&
-      labelsMatch(values(f, 'label'), x.Spec.Labels),
+      matchLabels(values(f, 'label'), x.Spec.Labels ?? {}),
   )
 }

@@ -4,6 +4,7 @@ import { KEY_ROTATION_MS } from '../types/defaults.js'
 import type { NodeRecord } from '../types/node.js'
 import type { Routing } from '../types/session.js'
 import type { Cluster } from './cluster.js'
+import type { Configs } from './configs.js'
 import { Dispatcher } from './dispatcher.js'
 import type { Replica } from './etcd/replica.js'
 import type { Networks } from './networks.js'
@@ -26,6 +27,7 @@ export interface LeaderDeps {
   nodes: Nodes
   networks: Networks
   secrets: Secrets
+  configs: Configs
   clock: Clock
   runsTasks: boolean
   routing: () => Routing
@@ -61,6 +63,7 @@ export class LeaderDuties {
       store: d.state,
       routing: d.routing,
       secrets: ids => d.secrets.values(ids),
+      configs: ids => d.configs.values(ids),
       report: (nodeId, updates) => this.orchestrator.report(nodeId, updates),
       log,
     })

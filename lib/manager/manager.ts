@@ -14,6 +14,7 @@ import type { ApiAnswer, ApiCall, CheckInAnswer, Enrollment, Routing } from '../
 import type { Service } from '../types/service.js'
 import type { Task } from '../types/task.js'
 import { Cluster, type ClusterTimings } from './cluster.js'
+import { Configs } from './configs.js'
 import type { Dispatcher } from './dispatcher.js'
 import { Election } from './etcd/election.js'
 import type { Fence } from './etcd/etcd-store.js'
@@ -91,6 +92,7 @@ export class Manager {
   readonly cluster: Cluster
   readonly nodes: Nodes
   readonly secrets: Secrets
+  readonly configs: Configs
   readonly networks: Networks
   readonly services: Services
   private duties: LeaderDuties | undefined
@@ -110,8 +112,9 @@ export class Manager {
       heartbeatMs: () => this.cluster.heartbeatMs(),
     })
     this.secrets = new Secrets(d.state, () => this.cluster.dataKey())
+    this.configs = new Configs(d.state)
     this.networks = new Networks(d.state)
-    this.services = new Services({ store: d.state, secrets: this.secrets, networks: this.networks, kick: () => void this.kick() })
+    this.services = new Services({ store: d.state, secrets: this.secrets, configs: this.configs, networks: this.networks, kick: () => void this.kick() })
   }
 
   get replicated(): boolean {
@@ -270,6 +273,7 @@ export class Manager {
       nodes: this.nodes,
       networks: this.networks,
       secrets: this.secrets,
+      configs: this.configs,
       clock: this.d.clock,
       runsTasks: this.d.runsTasks,
       routing: () => this.routing(),
@@ -384,7 +388,8 @@ export class Manager {
         vips: this.networks
           .vips(svc.ID)
           .filter(v => known.has(v.NetworkID))
-          .map(v => ({ network: v.NetworkID, loopback: v.Loopback })),
+          .map(v => ({ network: v.NetworkID, loopback: v.Loopback, addr: v.Addr.split('/')[0]! })),
+        ...serviceNames(svc, known),
       })),
       nodes: this.nodes.list().map(n => n.id),
     }
@@ -430,3 +435,14 @@ export const NO_LEADER_HERE = 'this manager is not the leader; the leader is at'
 
 /** The text an API call gets while the manager role is being prepared (moving into etcd, joining it). */
 export const managerStarting = (): SwarmError => new SwarmError('E_MANAGER_STARTING', MANAGER_STARTING)
+
+/** What a node's DNS needs of a service beyond its VIPs: its endpoint mode, the networks it is on, its aliases there. */
+function serviceNames(svc: Service, known: Set<string>): Pick<Routing['services'][number], 'mode' | 'networks' | 'aliases'> {
+  const attached = (svc.Spec.TaskTemplate.Networks ?? []).filter(n => known.has(n.Target))
+  const aliases = Object.fromEntries(attached.filter(n => n.Aliases?.length).map(n => [n.Target, n.Aliases!]))
+  return {
+    ...(svc.Spec.EndpointSpec?.Mode === 'dnsrr' ? { mode: 'dnsrr' as const } : {}),
+    ...(attached.length ? { networks: attached.map(n => n.Target) } : {}),
+    ...(Object.keys(aliases).length ? { aliases } : {}),
+  }
+}

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { SwarmError, type ErrorKind } from '../types/errors.js'
 import { swarmError } from '../test-helpers.test-helper.js'
-import { goBase64Error, isValidSecretName, MAX_SECRET_SIZE, validateSecretSpec } from './secret-spec.js'
+import { decodeDataSpec, goBase64Error, isValidSecretName, MAX_CONFIG_SIZE, MAX_SECRET_SIZE, validateDataSpec } from './secret-spec.js'
 
 const RPC = 'rpc error: code = InvalidArgument desc = '
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64')
@@ -10,11 +10,11 @@ const BAD_NAME = `${RPC}invalid name, only 64 [a-zA-Z0-9-_.] characters allowed,
 const BAD_SIZE = `${RPC}secret data must be larger than 0 and less than 512000 bytes`
 
 t.test('accepts a valid spec and decodes the data', async t => {
-  const got = validateSecretSpec({ Name: 'db.pass_1-x', Labels: { a: 'b' }, Data: b64('hunter2') })
+  const got = validateDataSpec({ Name: 'db.pass_1-x', Labels: { a: 'b' }, Data: b64('hunter2') }, 'secret')
   t.same(got, { Name: 'db.pass_1-x', Labels: { a: 'b' }, Data: Buffer.from('hunter2') })
-  t.same(validateSecretSpec({ name: 'x', data: b64('y') }), { Name: 'x', Labels: {}, Data: Buffer.from('y') }, 'keys match case-insensitively, like Go')
-  t.same(validateSecretSpec({ Name: 'x', Data: 'eQ==\r\n' }).Data, Buffer.from('y'), 'CR/LF are skipped')
-  t.equal(validateSecretSpec({ Name: 'a'.repeat(64), Data: b64(Buffer.alloc(MAX_SECRET_SIZE - 1)) }).Data.length, MAX_SECRET_SIZE - 1)
+  t.same(validateDataSpec({ name: 'x', data: b64('y') }, 'secret'), { Name: 'x', Labels: {}, Data: Buffer.from('y') }, 'keys match case-insensitively, like Go')
+  t.same(validateDataSpec({ Name: 'x', Data: 'eQ==\r\n' }, 'secret').Data, Buffer.from('y'), 'CR/LF are skipped')
+  t.equal(validateDataSpec({ Name: 'a'.repeat(64), Data: b64(Buffer.alloc(MAX_SECRET_SIZE - 1)) }, 'secret').Data.length, MAX_SECRET_SIZE - 1)
 })
 
 const cases: [string, unknown, ErrorKind, string][] = [
@@ -41,7 +41,7 @@ const cases: [string, unknown, ErrorKind, string][] = [
 
 t.test('rejects with Docker\'s texts', async t => {
   for (const [what, body, kind, message] of cases) {
-    t.throws(() => validateSecretSpec(body), swarmError(kind, message), what)
+    t.throws(() => validateDataSpec(body, 'secret'), swarmError(kind, message), what)
   }
 })
 
@@ -57,10 +57,10 @@ t.test('every canonical encoding is valid and decodes back', async t => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), bytes => {
       const text = b64(Buffer.from(bytes))
-      return goBase64Error(Buffer.from(text)) === undefined && validateSecretSpec({ Name: 's', Data: text }).Data.equals(Buffer.from(bytes))
+      return goBase64Error(Buffer.from(text)) === undefined && validateDataSpec({ Name: 's', Data: text }, 'secret').Data.equals(Buffer.from(bytes))
     }),
   )
-  t.throws(() => validateSecretSpec({ Name: 's', Data: '' }), swarmError('invalid_argument', BAD_SIZE))
+  t.throws(() => validateDataSpec({ Name: 's', Data: '' }, 'secret'), swarmError('invalid_argument', BAD_SIZE))
 })
 
 t.test('arbitrary JSON never throws anything but an invalid-argument SwarmError', async t => {
@@ -68,7 +68,7 @@ t.test('arbitrary JSON never throws anything but an invalid-argument SwarmError'
     fc.property(fc.jsonValue(), fc.jsonValue(), fc.jsonValue(), (body, name, data) => {
       for (const b of [body, { Name: name, Data: data }, { Name: 'n', Data: data, Labels: name }]) {
         try {
-          validateSecretSpec(b)
+          validateDataSpec(b, 'secret')
         } catch (e) {
           if (!(e instanceof SwarmError) || e.kind !== 'invalid_argument') throw e
         }
@@ -84,4 +84,16 @@ t.test('name rule matches swarmkit\'s regular expression', async t => {
     fc.property(fc.stringMatching(/^[a-zA-Z0-9._ -]{0,70}$/), name => isValidSecretName(name) === (name.length <= 64 && swarmkit.test(name))),
   )
   t.pass()
+})
+
+t.test('configs: the same rules with their own size and words', async t => {
+  t.equal(validateDataSpec({ Name: 'c', Data: b64(Buffer.alloc(MAX_CONFIG_SIZE - 1)) }, 'config').Data.length, MAX_CONFIG_SIZE - 1, 'past the secrets\' 500 KiB')
+  const BAD = `${RPC}config data must be larger than 0 and less than 1024000 bytes`
+  t.throws(() => validateDataSpec({ Name: 'c', Data: b64(Buffer.alloc(MAX_CONFIG_SIZE)) }, 'config'), swarmError('invalid_argument', BAD))
+  t.throws(() => validateDataSpec({ Name: 'c' }, 'config'), swarmError('invalid_argument', BAD))
+  t.throws(() => validateDataSpec({ Name: 1 }, 'config'), swarmError('invalid_argument', 'invalid JSON: json: cannot unmarshal number into Go struct field ConfigSpec.Name of type string'))
+  t.throws(() => validateDataSpec([], 'config'), swarmError('invalid_argument', 'invalid JSON: json: cannot unmarshal array into Go value of type swarm.ConfigSpec'))
+  t.throws(() => validateDataSpec({ Name: 'c', Data: b64('x'), Templating: { Name: 'golang' } }, 'config'), swarmError('invalid_argument', 'config templating is not supported'))
+  t.same(validateDataSpec({ Name: 'c', Data: b64('x'), Driver: { Name: 'ignored by dockerd: no such field' } }, 'config').Data, Buffer.from('x'), 'a ConfigSpec has no Driver field')
+  t.same(decodeDataSpec({ Name: 'c', Labels: { a: 'b' } }, 'config'), { Name: 'c', Labels: { a: 'b' }, Data: undefined }, 'an update may leave the data out')
 })

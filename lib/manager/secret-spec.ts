@@ -1,15 +1,19 @@
 import { SwarmError } from '../types/errors.js'
 
 /**
- * Validates the body of POST /secrets/create the way dockerd and swarmkit
- * do, with their error texts: dockerd's JSON decoding first ("invalid JSON:
- * …", Data is Go []byte so it travels as standard padded base64), then
- * swarmkit's name rules and payload size (manager/controlapi/secret.go,
+ * Validates the body of POST /secrets/create and /configs/create (and of
+ * their updates) the way dockerd and swarmkit do, with their error texts:
+ * dockerd's JSON decoding first ("invalid JSON: …", Data is Go []byte so it
+ * travels as standard padded base64), then swarmkit's name rules and
+ * payload size (manager/controlapi/secret.go and config.go,
  * api/validation/secrets.go), whose gRPC errors dockerd passes on as
- * "rpc error: code = InvalidArgument desc = …".
+ * "rpc error: code = InvalidArgument desc = …". Secrets and configs follow
+ * the same rules but for their size limits and the words in the texts.
  */
 
-export interface SecretCreate {
+export type DataKind = 'secret' | 'config'
+
+export interface DataSpec {
   Name: string
   Labels: Record<string, string>
   Data: Buffer
@@ -17,28 +21,60 @@ export interface SecretCreate {
 
 /** api/validation.MaxSecretSize: 500 KiB, exclusive. */
 export const MAX_SECRET_SIZE = 500 * 1024
+/** controlapi.MaxConfigSize: 1000 KiB, exclusive. */
+export const MAX_CONFIG_SIZE = 1000 * 1024
 
-const rpc = (desc: string) => new SwarmError('E_INVALID_SECRET', `rpc error: code = InvalidArgument desc = ${desc}`)
-const invalidJSON = (what: string) => new SwarmError('E_INVALID_SECRET', `invalid JSON: ${what}`)
+const KINDS = {
+  secret: { max: MAX_SECRET_SIZE, go: 'SecretSpec', code: 'E_INVALID_SECRET', fields: ['Name', 'Labels', 'Data', 'Driver', 'Templating'] },
+  config: { max: MAX_CONFIG_SIZE, go: 'ConfigSpec', code: 'E_INVALID_CONFIG', fields: ['Name', 'Labels', 'Data', 'Templating'] },
+} as const
 
-export function validateSecretSpec(body: unknown): SecretCreate {
-  if (body !== null && body !== undefined && (typeof body !== 'object' || Array.isArray(body))) {
-    throw invalidJSON(`json: cannot unmarshal ${jsonKind(body)} into Go value of type swarm.SecretSpec`)
+/** The spec of a create or an update as dockerd decodes it (Data undefined when absent), before swarmkit's checks. */
+export function decodeDataSpec(body: unknown, kind: DataKind): { Name: string; Labels: Record<string, string>; Data: Buffer | undefined; Driver?: unknown; Templating?: unknown } {
+  const k = KINDS[kind]
+  const invalidJSON = (what: string) => new SwarmError(k.code, `invalid JSON: ${what}`)
+  const typeError = (value: unknown, field: string, goType: string) => invalidJSON(`json: cannot unmarshal ${jsonKind(value)} into Go struct field ${k.go}.${field} of type ${goType}`)
+  const stringField = (value: unknown, field: string): string => {
+    if (value === undefined || value === null) return ''
+    if (typeof value !== 'string') throw typeError(value, field, 'string')
+    return value
   }
-  const fields = goFields((body ?? {}) as Record<string, unknown>, ['Name', 'Labels', 'Data', 'Driver'])
-  const name = stringField(fields.Name, 'Name', 'string')
-  const labels = labelsField(fields.Labels)
-  const data = dataField(fields.Data)
+  if (body !== null && body !== undefined && (typeof body !== 'object' || Array.isArray(body))) {
+    throw invalidJSON(`json: cannot unmarshal ${jsonKind(body)} into Go value of type swarm.${k.go}`)
+  }
+  const fields = goFields((body ?? {}) as Record<string, unknown>, k.fields)
+  const name = stringField(fields.Name, 'Name')
+  const labels: Record<string, string> = {}
+  if (fields.Labels !== undefined && fields.Labels !== null) {
+    if (typeof fields.Labels !== 'object' || Array.isArray(fields.Labels)) throw typeError(fields.Labels, 'Labels', 'map[string]string')
+    for (const [key, v] of Object.entries(fields.Labels)) labels[key] = stringField(v, 'Labels')
+  }
+  let data: Buffer | undefined
+  if (fields.Data !== undefined && fields.Data !== null) {
+    if (typeof fields.Data !== 'string') throw typeError(fields.Data, 'Data', '[]uint8')
+    const bad = goBase64Error(Buffer.from(fields.Data, 'utf8'))
+    if (bad !== undefined) throw invalidJSON(`illegal base64 data at input byte ${bad}`)
+    data = Buffer.from(fields.Data, 'base64')
+  }
+  return { Name: name, Labels: labels, Data: data, ...(fields.Driver != null ? { Driver: fields.Driver } : {}), ...(fields.Templating != null ? { Templating: fields.Templating } : {}) }
+}
 
-  if (name === '') throw rpc('name must be provided')
-  if (!isValidSecretName(name)) {
+/** A create's spec: decoded, then swarmkit's name rules and size limit. */
+export function validateDataSpec(body: unknown, kind: DataKind): DataSpec {
+  const k = KINDS[kind]
+  const rpc = (desc: string) => new SwarmError(k.code, `rpc error: code = InvalidArgument desc = ${desc}`)
+  const spec = decodeDataSpec(body, kind)
+  const data = spec.Data ?? Buffer.alloc(0)
+  if (spec.Name === '') throw rpc('name must be provided')
+  if (!isValidSecretName(spec.Name)) {
     throw rpc('invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end character must be [a-zA-Z0-9]')
   }
-  if (fields.Driver !== undefined && fields.Driver !== null) throw new SwarmError('E_UNSUPPORTED', 'secret drivers are not supported')
-  if (data.length < 1 || data.length >= MAX_SECRET_SIZE) {
-    throw rpc(`secret data must be larger than 0 and less than ${MAX_SECRET_SIZE} bytes`)
+  if (spec.Driver !== undefined) throw new SwarmError('E_UNSUPPORTED', 'secret drivers are not supported')
+  if (spec.Templating !== undefined) throw new SwarmError('E_UNSUPPORTED', `${kind} templating is not supported`)
+  if (data.length < 1 || data.length >= k.max) {
+    throw rpc(`${kind} data must be larger than 0 and less than ${k.max} bytes`)
   }
-  return { Name: name, Labels: labels, Data: data }
+  return { Name: spec.Name, Labels: spec.Labels, Data: data }
 }
 
 /** swarmkit's config/secret name rule: ^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$, at most 64 chars. */
@@ -56,36 +92,10 @@ function goFields(obj: Record<string, unknown>, names: readonly string[]): Recor
   return out
 }
 
-function typeError(value: unknown, field: string, goType: string): SwarmError {
-  return invalidJSON(`json: cannot unmarshal ${jsonKind(value)} into Go struct field SecretSpec.${field} of type ${goType}`)
-}
-
 // The JSON kind Go names in a type error (null never reaches here).
 function jsonKind(value: unknown): string {
   if (Array.isArray(value)) return 'array'
   return typeof value === 'boolean' ? 'bool' : typeof value
-}
-
-function stringField(value: unknown, field: string, goType: string): string {
-  if (value === undefined || value === null) return ''
-  if (typeof value !== 'string') throw typeError(value, field, goType)
-  return value
-}
-
-function labelsField(value: unknown): Record<string, string> {
-  if (value === undefined || value === null) return {}
-  if (typeof value !== 'object' || Array.isArray(value)) throw typeError(value, 'Labels', 'map[string]string')
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(value)) out[k] = stringField(v, 'Labels', 'string')
-  return out
-}
-
-function dataField(value: unknown): Buffer {
-  if (value === undefined || value === null) return Buffer.alloc(0)
-  if (typeof value !== 'string') throw typeError(value, 'Data', '[]uint8')
-  const bad = goBase64Error(Buffer.from(value, 'utf8'))
-  if (bad !== undefined) throw invalidJSON(`illegal base64 data at input byte ${bad}`)
-  return Buffer.from(value, 'base64')
 }
 
 const B64 = /[A-Za-z0-9+/]/

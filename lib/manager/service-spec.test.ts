@@ -13,9 +13,11 @@ const SECRETS = [
   { ID: 'sec1id', Spec: { Name: 'db' } },
   { ID: 'sec2id', Spec: { Name: 'api' } },
 ]
+const CONFIGS = [{ ID: 'cfg1id', Spec: { Name: 'nginx.conf' } }]
 const NETWORKS = [{ ID: 'net1id', Name: 'backend' }]
 const ctx: SpecContext = {
   secretByRef: ref => SECRETS.find(s => s.ID === ref) ?? SECRETS.find(s => s.Spec.Name === ref),
+  configByRef: ref => CONFIGS.find(s => s.ID === ref) ?? CONFIGS.find(s => s.Spec.Name === ref),
   networkByRef: ref => NETWORKS.find(n => n.ID === ref || n.Name === ref),
 }
 const validate = (body: unknown) => validateServiceSpec(body, ctx)
@@ -71,10 +73,23 @@ const cases: [string, unknown, ErrorKind, string][] = [
   ['target port 65536', ports({ TargetPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid target port 65536: must be between 1 and 65535`],
   ['published port 65536', ports({ TargetPort: 80, PublishedPort: 65536 }), 'invalid_argument', `${RPC}EndpointSpec: invalid published port 65536: must be between 0 and 65535`],
   ['both modes', body({ top: { Mode: { Replicated: { Replicas: 1 }, Global: {} } } }), 'invalid_argument', 'must specify only one service mode'],
-  ['a job', body({ top: { Mode: { ReplicatedJob: {} } } }), 'invalid_argument', 'job services (ReplicatedJob, GlobalJob) are not supported'],
+  ['a job with an update config', body({ top: { Mode: { ReplicatedJob: {} }, UpdateConfig: {} } }), 'invalid_argument', `${RPC}Jobs may not have an update config`],
+  ['a job past the task limit', body({ top: { Mode: { ReplicatedJob: { TotalCompletions: 100_001 } } } }), 'invalid_argument', `${RPC}TotalCompletions: 100001 is more than swarmd's limit of 100000 tasks per service`],
   ['an unknown network', body({ task: { Networks: [{ Target: 'nope' }] } }), 'not_found', 'network nope not found'],
+  ['an unknown mount type', body({ container: { Mounts: [{ Type: 'nfs', Target: '/x' }] } }), 'invalid_argument', 'invalid MountType: "nfs"'],
+  ['an unknown propagation', body({ container: { Mounts: [{ Type: 'bind', Source: '/a', Target: '/x', BindOptions: { Propagation: 'sideways' } }] } }), 'invalid_argument', 'invalid MountPropagation: "sideways"'],
+  ['a mount of the wrong JSON type', body({ container: { Mounts: [{ ReadOnly: 'yes' }] } }), 'invalid_argument', 'invalid JSON: json: cannot unmarshal string into Go struct field Mount.TaskTemplate.ContainerSpec.Mounts.ReadOnly of type bool'],
+  ['a healthcheck retries of the wrong type', body({ container: { Healthcheck: { Retries: 'x' } } }), 'invalid_argument', 'invalid JSON: json: cannot unmarshal string into Go struct field HealthConfig.TaskTemplate.ContainerSpec.Healthcheck.Retries of type int'],
+  ['privileges', body({ container: { Privileges: { NoNewPrivileges: true } } }), 'invalid_argument', `${RPC}ContainerSpec.Privileges is not supported by swarmd (credential specs, SELinux, seccomp, AppArmor, no-new-privileges)`],
+  ['generic resources', body({ task: { Resources: { Reservations: { GenericResources: [{ DiscreteResourceSpec: { Kind: 'gpu', Value: 1 } }] } } } }), 'invalid_argument', `${RPC}Resources.Reservations.GenericResources is not supported by swarmd: no node advertises generic resources`],
+  ['platforms', body({ task: { Placement: { Platforms: [{ OS: 'linux', Architecture: 'arm64' }] } } }), 'invalid_argument', `${RPC}Placement.Platforms is not supported by swarmd: image platforms are not resolved`],
 
   // swarmkit's controlapi
+  ['a doubled mount point', body({ container: { Mounts: [{ Type: 'tmpfs', Target: '/x' }, { Type: 'bind', Source: '/a', Target: '/x' }] } }), 'invalid_argument', `${RPC}ContainerSpec: duplicate mount point: /x`],
+  ['a healthcheck interval under 1ms', body({ container: { Healthcheck: { Test: ['CMD', 'true'], Interval: 999_999 } } }), 'invalid_argument', `${RPC}ContainerSpec: Interval in HealthConfig cannot be less than 1ms`],
+  ['a negative healthcheck timeout', body({ container: { Healthcheck: { Timeout: -1 } } }), 'invalid_argument', `${RPC}ContainerSpec: Timeout in HealthConfig cannot be less than 1ms`],
+  ['a start interval under 1ms', body({ container: { Healthcheck: { StartInterval: 5 } } }), 'invalid_argument', `${RPC}ContainerSpec: StartInterval in HealthConfig cannot be less than 1ms`],
+  ['negative retries', body({ container: { Healthcheck: { Retries: -1 } } }), 'invalid_argument', `${RPC}ContainerSpec: Retries in HealthConfig cannot be negative`],
   ['a name with a space', body({ top: { Name: 'web server' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
   ['a name with a dot', body({ top: { Name: 'web.1' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
   ['a name starting with a dash', body({ top: { Name: '-web' } }), 'invalid_argument', `${RPC}name must be valid as a DNS name component`],
@@ -176,6 +191,46 @@ t.test('stores the spec as dockerd would', async t => {
     },
   })
   t.notOk('unknownField' in full, 'unknown fields are dropped')
+})
+
+t.test('the fields the executors honour are stored, not dropped', async t => {
+  const container = {
+    Healthcheck: { Test: ['CMD-SHELL', 'true'], Interval: 2e9, Timeout: 1e9, StartPeriod: 0, Retries: 2 },
+    Mounts: [{ Type: 'BIND', Source: '/srv', Target: '/data', ReadOnly: true, BindOptions: { Propagation: 'RSHARED' } }, { Target: '/plain', Source: '/p' }, { Type: 'tmpfs', Target: '/scratch', TmpfsOptions: { SizeBytes: 1 << 20, Mode: 0o700 } }],
+    StopSignal: 'SIGINT',
+    ReadOnly: true,
+    TTY: true,
+    OpenStdin: true,
+    Groups: ['audio'],
+    CapabilityAdd: ['CAP_NET_ADMIN'],
+    CapabilityDrop: ['CAP_CHOWN'],
+    DNSConfig: { Nameservers: ['10.0.0.2'], Search: ['example.org'], Options: ['ndots:2'] },
+    Hosts: ['10.0.0.1 db'],
+    Sysctls: { 'net.core.somaxconn': '1024' },
+    Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 2048 }],
+    OomScoreAdj: 100,
+    Isolation: 'default',
+  }
+  const spec = validateServiceSpec(body({ container, task: { LogDriver: { Name: 'json-file', Options: { 'max-size': '1m' } }, Resources: { Limits: { Pids: 20 } } } }), ctx)
+  const c = spec.TaskTemplate.ContainerSpec
+  t.same(c.Mounts, [
+    { Type: 'bind', Source: '/srv', Target: '/data', ReadOnly: true, BindOptions: { Propagation: 'rshared' } },
+    { Type: 'bind', Target: '/plain', Source: '/p' },
+    { Type: 'tmpfs', Target: '/scratch', TmpfsOptions: { SizeBytes: 1 << 20, Mode: 0o700 } },
+  ], 'types and propagations as dockerd stores them, an empty type is bind')
+  const { Mounts: _m, ...others } = container
+  t.match(c, others)
+  t.same(spec.TaskTemplate.LogDriver, { Name: 'json-file', Options: { 'max-size': '1m' } })
+  t.same(spec.TaskTemplate.Resources, { Limits: { Pids: 20 } })
+  t.same(validateServiceSpec(body({ container: { Privileges: { CredentialSpec: {} }, DNSConfig: {} } }), ctx).TaskTemplate.ContainerSpec.DNSConfig, {}, 'empty privileges and DNS config, as the docker CLI sends them, pass')
+})
+
+t.test("jobs get dockerd's defaults: one at a time, as many completions as run at once", async t => {
+  const mode = (m: object) => validateServiceSpec(body({ top: { Mode: m } }), ctx).Mode
+  t.same(mode({ ReplicatedJob: {} }), { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } })
+  t.same(mode({ ReplicatedJob: { MaxConcurrent: 3 } }), { ReplicatedJob: { MaxConcurrent: 3, TotalCompletions: 3 } })
+  t.same(mode({ ReplicatedJob: { TotalCompletions: 5 } }), { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 5 } })
+  t.same(mode({ GlobalJob: {} }), { GlobalJob: {} })
 })
 
 t.test('an unnamed service gets a generated name', async t => {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto'
 import { SwarmError } from '../types/errors.js'
 import { parseConstraints } from './constraint.js'
-import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortConfig, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig } from '../types/service.js'
+import type { ContainerSpec, EndpointSpec, FileTarget, HealthConfig, Mount, MountType, Nanos, NetworkAttachmentConfig, PortConfig, Resources, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig } from '../types/service.js'
 
 /**
  * Checks the body of POST /services/create and /services/{id}/update as
@@ -18,13 +18,15 @@ import type { ContainerSpec, EndpointSpec, Nanos, NetworkAttachmentConfig, PortC
  *     "rpc error: code = InvalidArgument desc = …".
  * Beyond Docker (which accepts them silently): port numbers outside
  * 1..65535, unknown protocols and publish modes, and bad RollbackConfig
- * values are rejected; secret references may name only the ID or the name
- * and get a default file target, as the docker CLI would send.
+ * values are rejected; secret and config references may name only the ID
+ * or the name and get a default file target, as the docker CLI would send.
  */
 
 export interface SpecContext {
   /** A secret by ID, name or ID prefix. */
   secretByRef(ref: string): { ID: string; Spec: { Name: string } } | undefined
+  /** A config by ID, name or ID prefix. */
+  configByRef(ref: string): { ID: string; Spec: { Name: string } } | undefined
   /** A swarm-scoped network by ID, name or ID prefix. */
   networkByRef(ref: string): { ID: string; Name: string } | undefined
 }
@@ -41,10 +43,12 @@ const q = (s: string) => JSON.stringify(s)
 export function validateServiceSpec(body: unknown, ctx: SpecContext): ServiceSpec {
   const raw = decode(body ?? {}, SERVICE_SPEC, [], 'serviceWithLegacy') as RawSpec
   const networks = (raw.TaskTemplate?.Networks ?? []).map(n => resolveNetwork(n, ctx))
-  const { spec, secrets } = convert(raw, networks, ctx)
-  validate(spec, secrets)
-  const missing = secrets.filter(s => !s.found).map(s => s.label)
-  if (missing.length) throw rpc(`${missing.length === 1 ? 'secret' : 'secrets'} not found: ${missing.join(', ')}`)
+  const { spec, refs } = convert(raw, networks, ctx)
+  validate(spec, refs)
+  for (const kind of ['secret', 'config'] as const) {
+    const missing = refs.filter(r => r.kind === kind && !r.found).map(r => r.label)
+    if (missing.length) throw rpc(`${kind}${missing.length === 1 ? '' : 's'} not found: ${missing.join(', ')}`)
+  }
   return spec
 }
 
@@ -65,9 +69,40 @@ const U32: Schema = { kind: 'int', go: 'uint32', min: 0, max: 2 ** 32 - 1 }
 const I64: Schema = { kind: 'int', go: 'int64', min: -(2 ** 63), max: 2 ** 63 - 1 }
 const DURATION: Schema = { ...I64, go: 'time.Duration' }
 const STRINGS: Schema = { kind: 'slice', go: '[]string', of: str() }
-const struct = (go: string, fields: Record<string, Schema> = {}): Schema => ({ kind: 'struct', go: `swarm.${go}`, fields })
+const struct = (go: string, fields: Record<string, Schema> = {}, pkg = 'swarm'): Schema => ({ kind: 'struct', go: `${pkg}.${go}`, fields })
+const BOOL: Schema = { kind: 'bool' }
+const MAP: Schema = { kind: 'map' }
+const INT: Schema = { ...I64, go: 'int' }
+const DRIVER = struct('Driver', { Name: str(), Options: MAP })
+const MOUNT = struct(
+  'Mount',
+  {
+    Type: str('mount.Type'),
+    Source: str(),
+    Target: str(),
+    ReadOnly: BOOL,
+    Consistency: str('mount.Consistency'),
+    BindOptions: struct('BindOptions', { Propagation: str('mount.Propagation'), NonRecursive: BOOL, CreateMountpoint: BOOL }, 'mount'),
+    VolumeOptions: struct('VolumeOptions', { NoCopy: BOOL, Labels: MAP, Subpath: str(), DriverConfig: struct('Driver', { Name: str(), Options: MAP }, 'mount') }, 'mount'),
+    TmpfsOptions: struct('TmpfsOptions', { SizeBytes: I64, Mode: { ...U32, go: 'fs.FileMode' } }, 'mount'),
+  },
+  'mount',
+)
+const HEALTH = struct('HealthConfig', { Test: STRINGS, Interval: DURATION, Timeout: DURATION, StartPeriod: DURATION, StartInterval: DURATION, Retries: INT }, 'container')
+const PRIVILEGES = struct('Privileges', {
+  CredentialSpec: struct('CredentialSpec', { Config: str(), File: str(), Registry: str() }),
+  SELinuxContext: struct('SELinuxContext', { Disable: BOOL, User: str(), Role: str(), Type: str(), Level: str() }),
+  Seccomp: struct('SeccompOpts', { Mode: str('swarm.SeccompMode'), Profile: str() }),
+  AppArmor: struct('AppArmorOpts', { Mode: str('swarm.AppArmorMode') }),
+  NoNewPrivileges: BOOL,
+})
 
 const RESOURCES = { NanoCPUs: I64, MemoryBytes: I64 }
+const GENERIC_RESOURCES: Schema = {
+  kind: 'slice',
+  go: '[]swarm.GenericResource',
+  of: struct('GenericResource', { NamedResourceSpec: struct('NamedGenericResource', { Kind: str(), Value: str() }), DiscreteResourceSpec: struct('DiscreteGenericResource', { Kind: str(), Value: I64 }) }),
+}
 const UPDATE_CONFIG = struct('UpdateConfig', {
   Parallelism: U64,
   Delay: DURATION,
@@ -76,6 +111,17 @@ const UPDATE_CONFIG = struct('UpdateConfig', {
   MaxFailureRatio: { kind: 'float32' },
   Order: str('swarm.UpdateOrder'),
 })
+
+/** []*swarm.SecretReference or []*swarm.ConfigReference (a config's may have a Runtime target instead of a file). */
+function fileRefs(kind: 'Secret' | 'Config'): Schema {
+  const fields: Record<string, Schema> = {
+    File: struct(`${kind}ReferenceFileTarget`, { Name: str(), UID: str(), GID: str(), Mode: { kind: 'int', go: 'fs.FileMode', min: 0, max: 2 ** 32 - 1 } }),
+    [`${kind}ID`]: str(),
+    [`${kind}Name`]: str(),
+  }
+  if (kind === 'Config') fields.Runtime = struct('ConfigReferenceRuntimeTarget')
+  return { kind: 'slice', go: `[]*swarm.${kind}Reference`, of: struct(`${kind}Reference`, fields) }
+}
 
 const SERVICE_SPEC = struct('serviceWithLegacy', {
   Name: str(),
@@ -91,24 +137,35 @@ const SERVICE_SPEC = struct('serviceWithLegacy', {
       Dir: str(),
       User: str(),
       StopGracePeriod: DURATION,
-      Init: { kind: 'bool' },
-      Secrets: {
-        kind: 'slice',
-        go: '[]*swarm.SecretReference',
-        of: struct('SecretReference', {
-          File: struct('SecretReferenceFileTarget', { Name: str(), UID: str(), GID: str(), Mode: { ...U32, go: 'fs.FileMode' } }),
-          SecretID: str(),
-          SecretName: str(),
-        }),
-      },
+      Init: BOOL,
+      Groups: STRINGS,
+      StopSignal: str(),
+      TTY: BOOL,
+      OpenStdin: BOOL,
+      ReadOnly: BOOL,
+      Mounts: { kind: 'slice', go: '[]mount.Mount', of: MOUNT },
+      Healthcheck: HEALTH,
+      Hosts: STRINGS,
+      DNSConfig: struct('DNSConfig', { Nameservers: { ...STRINGS, go: '[]netip.Addr' }, Search: STRINGS, Options: STRINGS }),
+      Isolation: str('container.Isolation'),
+      Sysctls: MAP,
+      CapabilityAdd: STRINGS,
+      CapabilityDrop: STRINGS,
+      Ulimits: { kind: 'slice', go: '[]*container.Ulimit', of: struct('Ulimit', { Name: str(), Hard: I64, Soft: I64 }, 'container') },
+      OomScoreAdj: I64,
+      Privileges: PRIVILEGES,
+      Secrets: fileRefs('Secret'),
+      Configs: fileRefs('Config'),
     }),
-    Resources: struct('ResourceRequirements', { Limits: struct('Limit', RESOURCES), Reservations: struct('Resources', RESOURCES) }),
+    Resources: struct('ResourceRequirements', { Limits: struct('Limit', { ...RESOURCES, Pids: I64 }), Reservations: struct('Resources', { ...RESOURCES, GenericResources: GENERIC_RESOURCES }) }),
     RestartPolicy: struct('RestartPolicy', { Condition: str('swarm.RestartPolicyCondition'), Delay: DURATION, MaxAttempts: U64, Window: DURATION }),
     Placement: struct('Placement', {
       Constraints: STRINGS,
       Preferences: { kind: 'slice', go: '[]swarm.PlacementPreference', of: struct('PlacementPreference', { Spread: struct('SpreadOver', { SpreadDescriptor: str() }) }) },
       MaxReplicas: U64,
+      Platforms: { kind: 'slice', go: '[]swarm.Platform', of: struct('Platform', { Architecture: str(), OS: str() }) },
     }),
+    LogDriver: DRIVER,
     Networks: { kind: 'slice', go: '[]swarm.NetworkAttachmentConfig', of: struct('NetworkAttachmentConfig', { Target: str(), Aliases: STRINGS }) },
     ForceUpdate: U64,
     Runtime: str('swarm.RuntimeType'),
@@ -135,21 +192,31 @@ const SERVICE_SPEC = struct('serviceWithLegacy', {
 interface RawSpec {
   Name?: string
   Labels?: Record<string, string>
-  TaskTemplate?: Omit<TaskSpec, 'ContainerSpec' | 'RestartPolicy' | 'Networks'> & {
-    ContainerSpec?: Omit<ContainerSpec, 'Image' | 'Secrets'> & { Image?: string; Secrets?: RawSecretRef[] }
+  TaskTemplate?: Omit<TaskSpec, 'ContainerSpec' | 'RestartPolicy' | 'Networks' | 'Resources' | 'Placement'> & {
+    ContainerSpec?: Omit<ContainerSpec, 'Image' | 'Secrets' | 'Configs' | 'Mounts'> & { Image?: string; Secrets?: RawSecretRef[]; Configs?: RawConfigRef[]; Mounts?: RawMount[]; Privileges?: object }
     RestartPolicy?: Omit<RestartPolicy, 'Condition'> & { Condition?: string }
     Networks?: Partial<NetworkAttachmentConfig>[]
+    Resources?: { Limits?: Resources; Reservations?: Resources & { GenericResources?: object[] } }
+    Placement?: NonNullable<TaskSpec['Placement']> & { Platforms?: object[] }
   }
-  Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: object; GlobalJob?: object }
+  Mode?: { Replicated?: { Replicas?: number }; Global?: object; ReplicatedJob?: { MaxConcurrent?: number; TotalCompletions?: number }; GlobalJob?: object }
   UpdateConfig?: RawUpdate
   RollbackConfig?: RawUpdate
   EndpointSpec?: { Mode?: string; Ports?: (Omit<PortConfig, 'Protocol' | 'PublishMode' | 'TargetPort'> & { Protocol?: string; PublishMode?: string; TargetPort?: number })[] }
 }
 type RawUpdate = Omit<UpdateConfig, 'FailureAction' | 'Order'> & { FailureAction?: string; Order?: string }
+type RawFile = Partial<FileTarget>
+type RawMount = Omit<Mount, 'Type'> & { Type?: string }
 interface RawSecretRef {
-  File?: { Name?: string; UID?: string; GID?: string; Mode?: number }
+  File?: RawFile
   SecretID?: string
   SecretName?: string
+}
+interface RawConfigRef {
+  File?: RawFile
+  Runtime?: object
+  ConfigID?: string
+  ConfigName?: string
 }
 
 /**
@@ -195,7 +262,7 @@ function decode(value: unknown, schema: Schema, path: string[], holder: string):
         const name = names.find(n => n === key) ?? names.find(n => n.toLowerCase() === key.toLowerCase())
         if (name === undefined) continue
         if (v === null) delete out[name]
-        else out[name] = decode(v, schema.fields[name]!, [...path, name], schema.go.slice('swarm.'.length))
+        else out[name] = decode(v, schema.fields[name]!, [...path, name], schema.go.slice(schema.go.indexOf('.') + 1))
       }
       return out
     }
@@ -228,9 +295,13 @@ function resolveNetwork(n: Partial<NetworkAttachmentConfig>, ctx: SpecContext): 
   return { Target: found.ID, ...(n.Aliases?.length ? { Aliases: n.Aliases } : {}) }
 }
 
-interface ResolvedSecret {
-  ref: SecretReference
-  /** The name swarmkit prints when the secret does not exist. */
+/** A secret or config reference with its object looked up. */
+interface ResolvedRef {
+  kind: 'secret' | 'config'
+  id: string
+  name: string
+  file: FileTarget
+  /** The name swarmkit prints when the object does not exist. */
   label: string
   found: boolean
   malformed: boolean
@@ -245,22 +316,33 @@ const PUBLISH_MODES = ['ingress', 'host'] as const
 const oneOf = <T extends string>(values: readonly T[], v: string): v is T => (values as readonly string[]).includes(v)
 
 /** daemon/cluster/convert ServiceSpecToGRPC and back: what dockerd rejects and what it stores. */
-function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecContext): { spec: ServiceSpec; secrets: ResolvedSecret[] } {
+function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecContext): { spec: ServiceSpec; refs: ResolvedRef[] } {
   const task = raw.TaskTemplate ?? {}
   const runtime = task.Runtime ?? ''
   if (runtime !== '' && runtime !== 'container' && runtime !== 'plugin') throw invalid('unsupported runtime')
   if (runtime === 'plugin' || !task.ContainerSpec) throw invalid('mismatched Runtime and *Spec fields')
-  const { Secrets: rawSecrets, Image, ...container } = task.ContainerSpec
-  const secrets = (rawSecrets ?? []).map(r => resolveSecret(r, ctx))
+  const { Secrets: rawSecrets, Configs: rawConfigs, Image, Mounts: rawMounts, Privileges, ...container } = task.ContainerSpec
+  refuseUnsupported(Privileges, task.Resources?.Reservations?.GenericResources, task.Placement?.Platforms)
+  const secrets = (rawSecrets ?? []).map(r => resolveRef('secret', r.SecretID, r.SecretName, r.File, ref => ctx.secretByRef(ref)))
+  if (rawConfigs?.some(r => r.Runtime)) throw invalid('config references with a Runtime target are not supported')
+  const configs = (rawConfigs ?? []).map(r => resolveRef('config', r.ConfigID, r.ConfigName, r.File, ref => ctx.configByRef(ref)))
+  const mounts = (rawMounts ?? []).map(convertMount)
 
   const template: TaskSpec = {
-    ContainerSpec: { Image: Image ?? '', ...container, ...(secrets.length ? { Secrets: secrets.map(s => s.ref) } : {}) },
-    ...(task.Resources ? { Resources: task.Resources } : {}),
+    ContainerSpec: {
+      Image: Image ?? '',
+      ...container,
+      ...(mounts.length ? { Mounts: mounts } : {}),
+      ...(secrets.length ? { Secrets: secrets.map(r => ({ File: r.file, SecretID: r.id, SecretName: r.name })) } : {}),
+      ...(configs.length ? { Configs: configs.map(r => ({ File: r.file, ConfigID: r.id, ConfigName: r.name })) } : {}),
+    },
+    ...(task.Resources ? { Resources: resources(task.Resources) } : {}),
     ...(task.RestartPolicy ? { RestartPolicy: restartPolicy(task.RestartPolicy) } : {}),
     ...(task.Placement ? { Placement: placement(task.Placement) } : {}),
     ...(networks.length ? { Networks: networks } : {}),
     ForceUpdate: task.ForceUpdate ?? 0,
     Runtime: 'container',
+    ...(task.LogDriver ? { LogDriver: task.LogDriver } : {}),
   }
   const update = raw.UpdateConfig && updateConfig(raw.UpdateConfig)
   const rollback = raw.RollbackConfig && updateConfig(raw.RollbackConfig)
@@ -270,36 +352,67 @@ function convert(raw: RawSpec, networks: NetworkAttachmentConfig[], ctx: SpecCon
   if ([mode.Replicated, mode.Global, mode.ReplicatedJob, mode.GlobalJob].filter(Boolean).length > 1) {
     throw invalid('must specify only one service mode')
   }
-  if (mode.ReplicatedJob || mode.GlobalJob) throw invalid('job services (ReplicatedJob, GlobalJob) are not supported')
   // A slot is a task: the orchestrator walks them all, so an absurd count would stall the manager.
   if ((mode.Replicated?.Replicas ?? 1) > MAX_REPLICAS) throw rpc(`Replicas: ${mode.Replicated!.Replicas} is more than swarmd's limit of ${MAX_REPLICAS} tasks per service`)
+  // dockerd's defaults: one at a time, as many completions as may run at once.
+  const job = mode.ReplicatedJob && { MaxConcurrent: mode.ReplicatedJob.MaxConcurrent ?? 1, TotalCompletions: mode.ReplicatedJob.TotalCompletions ?? mode.ReplicatedJob.MaxConcurrent ?? 1 }
+  if (job && job.TotalCompletions > MAX_REPLICAS) throw rpc(`TotalCompletions: ${job.TotalCompletions} is more than swarmd's limit of ${MAX_REPLICAS} tasks per service`)
+  // swarmkit's validateJob.
+  if ((job || mode.GlobalJob) && update) throw rpc('Jobs may not have an update config')
 
   const spec: ServiceSpec = {
     Name: raw.Name || randomName(),
     Labels: raw.Labels ?? {},
     TaskTemplate: template,
-    Mode: mode.Global ? { Global: {} } : { Replicated: { Replicas: mode.Replicated?.Replicas ?? 1 } },
+    Mode: mode.Global ? { Global: {} } : job ? { ReplicatedJob: job } : mode.GlobalJob ? { GlobalJob: {} } : { Replicated: { Replicas: mode.Replicated?.Replicas ?? 1 } },
     ...(update ? { UpdateConfig: update } : {}),
     ...(rollback ? { RollbackConfig: rollback } : {}),
     ...(endpoint ? { EndpointSpec: endpoint } : {}),
   }
-  return { spec, secrets }
+  return { spec, refs: [...secrets, ...configs] }
 }
 
-function resolveSecret(r: RawSecretRef, ctx: SpecContext): ResolvedSecret {
-  const id = r.SecretID ?? ''
-  const name = r.SecretName ?? ''
-  const hit = id || name ? ctx.secretByRef(id || name) : undefined
-  // As swarmkit: a reference whose ID and name disagree names no secret.
+function resolveRef(kind: ResolvedRef['kind'], rawId: string | undefined, rawName: string | undefined, rawFile: RawFile | undefined, byRef: (ref: string) => { ID: string; Spec: { Name: string } } | undefined): ResolvedRef {
+  const id = rawId ?? ''
+  const name = rawName ?? ''
+  const hit = id || name ? byRef(id || name) : undefined
+  // As swarmkit: a reference whose ID and name disagree names no object.
   const found = hit && (!name || hit.Spec.Name === name) ? hit : undefined
-  const secretName = found?.Spec.Name ?? name
-  const file = r.File ?? {}
-  const ref: SecretReference = {
-    File: { Name: r.File ? (file.Name ?? '') : secretName || id, UID: file.UID || '0', GID: file.GID || '0', Mode: file.Mode ?? 0o444 },
-    SecretID: found?.ID ?? id,
-    SecretName: secretName,
-  }
-  return { ref, label: name || id, found: found !== undefined, malformed: !id && !name }
+  const objectName = found?.Spec.Name ?? name
+  const f = rawFile ?? {}
+  const file = { Name: rawFile ? (f.Name ?? '') : objectName || id, UID: f.UID || '0', GID: f.GID || '0', Mode: f.Mode ?? 0o444 }
+  return { kind, id: found?.ID ?? id, name: objectName, file, label: name || id, found: found !== undefined, malformed: !id && !name }
+}
+
+/**
+ * What no executor of swarmd can honour is refused by name rather than
+ * stored and ignored: privileges (credential specs, SELinux, seccomp,
+ * AppArmor, no-new-privileges), generic resources (no node advertises
+ * any) and platforms (swarmd does not resolve image manifests).
+ */
+function refuseUnsupported(privileges: object | undefined, generic: object[] | undefined, platforms: object[] | undefined): void {
+  const set = (o: object | undefined): boolean => !!o && Object.values(o).some(v => v !== undefined && v !== false && v !== '' && !(typeof v === 'object' && !set(v)))
+  if (set(privileges)) throw rpc('ContainerSpec.Privileges is not supported by swarmd (credential specs, SELinux, seccomp, AppArmor, no-new-privileges)')
+  if (generic?.length) throw rpc('Resources.Reservations.GenericResources is not supported by swarmd: no node advertises generic resources')
+  if (platforms?.length) throw rpc('Placement.Platforms is not supported by swarmd: image platforms are not resolved')
+}
+
+const MOUNT_TYPES = ['bind', 'volume', 'tmpfs', 'npipe', 'cluster'] as const
+const PROPAGATIONS = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave']
+
+/** dockerd's mount conversion: enum values matched upper-cased, an empty type is bind (the protobuf zero). */
+function convertMount(m: RawMount): Mount {
+  const type = (m.Type ?? '').toLowerCase() || 'bind'
+  if (!oneOf(MOUNT_TYPES, type)) throw invalid(`invalid MountType: ${q(m.Type ?? '')}`)
+  const propagation = m.BindOptions?.Propagation
+  if (propagation && !PROPAGATIONS.includes(propagation.toLowerCase())) throw invalid(`invalid MountPropagation: ${q(propagation)}`)
+  const { Type: _raw, ...rest } = m
+  return { Type: type as MountType, ...rest, ...(m.BindOptions ? { BindOptions: { ...m.BindOptions, ...(propagation ? { Propagation: propagation.toLowerCase() } : {}) } } : {}) }
+}
+
+function resources(r: NonNullable<NonNullable<RawSpec['TaskTemplate']>['Resources']>): NonNullable<TaskSpec['Resources']> {
+  const { GenericResources: _refused, ...reservations } = r.Reservations ?? {}
+  return { ...(r.Limits ? { Limits: r.Limits } : {}), ...(r.Reservations ? { Reservations: reservations as Resources } : {}) }
 }
 
 function restartPolicy(p: NonNullable<NonNullable<RawSpec['TaskTemplate']>['RestartPolicy']>): RestartPolicy {
@@ -313,7 +426,7 @@ function restartPolicy(p: NonNullable<NonNullable<RawSpec['TaskTemplate']>['Rest
   }
 }
 
-function placement(p: NonNullable<TaskSpec['Placement']>): NonNullable<TaskSpec['Placement']> {
+function placement(p: NonNullable<NonNullable<RawSpec['TaskTemplate']>['Placement']>): NonNullable<TaskSpec['Placement']> {
   const preferences = (p.Preferences ?? []).filter(pref => pref.Spread)
   return {
     ...(p.Constraints?.length ? { Constraints: p.Constraints } : {}),
@@ -372,7 +485,7 @@ export function randomName(): string {
 
 // ---- stage 3: swarmkit's controlapi ----------------------------------------------------------
 
-function validate(spec: ServiceSpec, secrets: ResolvedSecret[]): void {
+function validate(spec: ServiceSpec, refs: ResolvedRef[]): void {
   if (!isDNSLabel(spec.Name)) throw rpc('name must be valid as a DNS name component')
   if (spec.Name.length > 63) throw rpc('name must be 63 characters or fewer')
 
@@ -386,8 +499,11 @@ function validate(spec: ServiceSpec, secrets: ResolvedSecret[]): void {
   if ((task.RestartPolicy?.Delay ?? 0) < 0) throw rpc('TaskSpec: restart-delay cannot be negative')
   if ((task.RestartPolicy?.Window ?? 0) < 0) throw rpc('TaskSpec: restart-window cannot be negative')
   if (task.Placement?.Constraints) parseConstraints(task.Placement.Constraints)
-  validateSecretRefs(secrets)
+  validateRefs(refs.filter(r => r.kind === 'secret'))
+  validateRefs(refs.filter(r => r.kind === 'config'))
   validateImage(task.ContainerSpec.Image)
+  validateMounts(task.ContainerSpec.Mounts ?? [])
+  if (task.ContainerSpec.Healthcheck) validateHealthCheck(task.ContainerSpec.Healthcheck)
 
   if (spec.UpdateConfig) validateUpdate(spec.UpdateConfig, 'update')
   // swarmkit leaves RollbackConfig unchecked; the same rules apply to it here.
@@ -410,16 +526,33 @@ function isDNSLabel(name: string): boolean {
   return /^[a-zA-Z0-9]$/.test(name.at(0) ?? '') && /^[a-zA-Z0-9]$/.test(name.at(-1) ?? '') && /^[-_a-zA-Z0-9]*$/.test(name)
 }
 
-function validateSecretRefs(secrets: ResolvedSecret[]): void {
+/** swarmkit's validateSecretRefsSpec and validateConfigRefsSpec: well-formed, one reference per target. */
+function validateRefs(refs: ResolvedRef[]): void {
   const targets = new Map<string, string>()
-  for (const { ref, malformed } of secrets) {
-    if (malformed) throw rpc('malformed secret reference')
-    const file = ref.File?.Name ?? ''
-    if (file === '') throw rpc('malformed file secret reference, invalid target file name provided')
-    const previous = targets.get(file)
-    if (previous !== undefined) throw rpc(`secret references '${previous}' and '${ref.SecretName}' have a conflicting target: '${file}'`)
-    targets.set(file, ref.SecretName)
+  for (const { kind, name, file, malformed } of refs) {
+    if (malformed) throw rpc(`malformed ${kind} reference`)
+    if (file.Name === '') throw rpc(`malformed file ${kind} reference, invalid target file name provided`)
+    const previous = targets.get(file.Name)
+    if (previous !== undefined) throw rpc(`${kind} references '${previous}' and '${name}' have a conflicting target: '${file.Name}'`)
+    targets.set(file.Name, name)
   }
+}
+
+function validateMounts(mounts: Mount[]): void {
+  const targets = new Set<string>()
+  for (const m of mounts) {
+    if (targets.has(m.Target ?? '')) throw rpc(`ContainerSpec: duplicate mount point: ${m.Target ?? ''}`)
+    targets.add(m.Target ?? '')
+  }
+}
+
+/** swarmkit's validateHealthCheck: each period is 0 (the default) or at least 1ms. */
+function validateHealthCheck(hc: HealthConfig): void {
+  for (const field of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval'] as const) {
+    const d = hc[field] ?? 0
+    if (d !== 0 && d < 1e6) throw rpc(`ContainerSpec: ${field} in HealthConfig cannot be less than 1ms`)
+  }
+  if ((hc.Retries ?? 0) < 0) throw rpc('ContainerSpec: Retries in HealthConfig cannot be negative')
 }
 
 function validateUpdate(u: UpdateConfig, what: 'update' | 'rollback'): void {

@@ -6,6 +6,7 @@ import type { KeyObject } from 'node:crypto'
 import { generateKeyPair } from '../control/identity.js'
 import { newDataKey, openDataKey } from './data-key.js'
 import { swarmError } from '../test-helpers.test-helper.js'
+import { Configs } from './configs.js'
 import { Networks } from './networks.js'
 import { Secrets } from './secrets.js'
 import { parseFilters, Services } from './services.js'
@@ -21,15 +22,16 @@ async function setup(t: Test) {
   const nodeKey = generateKeyPair().privateKey
   await store.commit([newDataKey({ nodeKey }).mutation])
   const secrets = new Secrets(store, dataKey(store, nodeKey))
+  const configs = new Configs(store)
   const networks = new Networks(store)
   const ingress = await networks.ensureIngress()
   let kicks = 0
-  const services = new Services({ store, secrets, networks, kick: () => void kicks++ })
+  const services = new Services({ store, secrets, configs, networks, kick: () => void kicks++ })
   t.teardown(async () => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  return { dir, store, nodeKey, secrets, networks, ingress, services, kicks: () => kicks }
+  return { dir, store, nodeKey, secrets, configs, networks, ingress, services, kicks: () => kicks }
 }
 
 type Json = Record<string, unknown>
@@ -108,15 +110,16 @@ t.test('update: versions, rolling updates, kept ports, refused changes', async t
   t.equal(s.Endpoint.Ports?.[0]?.PublishedPort, 30000)
   t.equal(kicks(), 3)
 
-  await t.rejects(services.update(id, 3, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
-  await t.rejects(services.update(id, 3, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
-  await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
-  t.same(services.get(id).Version, { Index: 3 }, 'refused updates change nothing')
-
-  // The rolling update done, a scale resets its status, as swarmkit's UpdateService: the docker CLI follows the new replicas rather than return at once.
-  await store.commit([{ op: 'put', table: 'services', id, value: { ...services.get(id), UpdateStatus: { State: 'completed', Message: 'update completed' } } }])
+  // Scaled after that update: the old update's status goes, so the CLI follows the new convergence.
   await services.update(id, 3, body('web', { ports: [{ TargetPort: 80 }], container: { Image: 'busybox:2' }, top: { Mode: { Replicated: { Replicas: 5 } } } }), false)
-  t.equal(services.get(id).UpdateStatus, undefined, 'a replicas-only update after a completed one: no update status')
+  s = services.get(id)
+  t.equal(s.UpdateStatus, undefined, 'no UpdateStatus after a scale')
+  t.same(s.Spec.Mode, { Replicated: { Replicas: 5 } })
+
+  await t.rejects(services.update(id, 4, body('web2'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = renaming services is not supported'))
+  await t.rejects(services.update(id, 4, body('web', { top: { Mode: { Global: {} } } }), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(services.update('nope', 1, body('nope'), false), swarmError('not_found', 'service nope not found'))
+  t.same(services.get(id).Version, { Index: 4 }, 'refused updates change nothing')
 })
 
 t.test('rollback swaps back to the previous spec', async t => {
@@ -182,7 +185,7 @@ t.test('publishing without an ingress network is refused', async t => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey({ nodeKey: generateKeyPair().privateKey }).box), networks: new Networks(store), kick: () => undefined })
+  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey({ nodeKey: generateKeyPair().privateKey }).box), configs: new Configs(store), networks: new Networks(store), kick: () => undefined })
   await t.rejects(
     services.create(body('web', { ports: [{ TargetPort: 80 }] })),
     swarmError('failed_precondition', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
@@ -257,6 +260,20 @@ t.test('tasks(): Docker filters', async t => {
   t.same(f({ service: ['web'] }).length, 4, 'without it, every task')
 })
 
+t.test("tasks(): '_up-to-date' keeps the tasks that run the service's current spec", async t => {
+  const { services, store } = await setup(t)
+  const web = await services.create(body('web'))
+  const current = services.get(web).Spec.TaskTemplate
+  const fresh = { ...task('new1', web, { slot: 1 }), Spec: current }
+  const stale = task('old1', web, { slot: 1, desired: 'shutdown', state: 'shutdown' })
+  const orphan = { ...task('orph', 'gone', { slot: 1 }), Spec: current }
+  await store.commit([fresh, stale, orphan].map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  const f = (o: Record<string, string[]>) => services.tasks(new Map(Object.entries(o)), () => undefined).map(x => x.ID)
+  t.same(f({ service: [web], '_up-to-date': ['true'] }), ['new1'])
+  t.same(f({ '_up-to-date': ['true'] }), ['new1'], "a task whose service is gone is not up to date")
+  t.same(f({ service: [web] }).sort(), ['new1', 'old1'])
+})
+
 t.test('parseFilters: both Docker formats and the errors', async t => {
   t.same(parseFilters(null), new Map())
   t.same(parseFilters(''), new Map())
@@ -286,8 +303,36 @@ t.test('status(): running, desired and completed counts', async t => {
     task('g3', api, { node: 'n3', desired: 'shutdown', state: 'shutdown' }),
   ]
   await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
-  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 1 })
+  t.same(services.status(services.get(web)), { RunningTasks: 1, DesiredTasks: 3, CompletedTasks: 0 }, 'completions count for jobs only')
   t.same(services.status(services.get(api)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 0 })
+})
+
+t.test('jobs: a JobIteration from 0, one more per update (no rolling update); status counts the current iteration', async t => {
+  const { services, store } = await setup(t)
+  const job = await services.create(body('job', { top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }))
+  const gjob = await services.create(body('gjob', { top: { Mode: { GlobalJob: {} } } }))
+  t.match(services.get(job), { Spec: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } }, JobStatus: { JobIteration: { Index: 0 }, LastExecution: String } })
+  const it = (n: number) => ({ JobIteration: { Index: n } })
+  const all = [
+    { ...task('j1', job, { slot: 0, state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('j2', job, { slot: 1, state: 'running', desired: 'complete' }), ...it(0) },
+    { ...task('g1', gjob, { node: 'n1', state: 'complete', desired: 'complete' }), ...it(0) },
+    { ...task('g2', gjob, { node: 'n2', state: 'running', desired: 'complete' }), ...it(0) },
+  ]
+  await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
+  t.same(services.status(services.get(job)), { RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 1 }, 'MaxConcurrent desired')
+  t.same(services.status(services.get(gjob)), { RunningTasks: 1, DesiredTasks: 1, CompletedTasks: 1 }, 'the tasks not complete yet desired')
+
+  await services.update(job, 1, body('job', { container: { Image: 'busybox:2' }, top: { Mode: { ReplicatedJob: { MaxConcurrent: 2, TotalCompletions: 3 } } } }), false)
+  const s = services.get(job)
+  t.same(s.JobStatus?.JobIteration, { Index: 1 })
+  t.equal(s.UpdateStatus, undefined, 'a job has no rolling update')
+  t.same(services.status(s), { RunningTasks: 0, DesiredTasks: 2, CompletedTasks: 0 }, "the last iteration's tasks no longer count")
+  await t.rejects(services.update(job, 2, body('job'), false), swarmError('invalid_argument', 'rpc error: code = Unimplemented desc = service mode change is not allowed'))
+  await t.rejects(
+    services.create(body('bad', { top: { Mode: { GlobalJob: {} }, UpdateConfig: { Parallelism: 1 } } })),
+    swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = Jobs may not have an update config'),
+  )
 })
 
 t.test('secrets: sealed in the store, refused removal while used, values for the dispatcher', async t => {
@@ -324,4 +369,71 @@ t.test('secrets: sealed in the store, refused removal while used, values for the
   // Another Secrets on the same store (the manager restarted) unseals with the node key, and with no other.
   t.same(new Secrets(store, dataKey(store, nodeKey)).values([id]), { [id]: data })
   t.throws(() => new Secrets(store, dataKey(store, generateKeyPair().privateKey)).values([id]))
+})
+
+t.test('configs: shown with their data, labels the only update, refused removal while used, values for the dispatcher', async t => {
+  const { services, configs, secrets } = await setup(t)
+  const data = Buffer.from('listen 80;\n').toString('base64')
+  const id = await configs.create({ Name: 'nginx.conf', Data: data, Labels: { 'com.docker.stack.namespace': 'st' } })
+  await configs.create({ Name: 'other', Data: data })
+  await t.rejects(configs.create({ Name: 'other', Data: data }), swarmError('conflict', 'rpc error: code = AlreadyExists desc = config other already exists'))
+  await t.rejects(configs.create({ Name: 'big', Data: Buffer.alloc(1000 * 1024).toString('base64') }), swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = config data must be larger than 0 and less than 1024000 bytes'))
+  t.match(configs.get('nginx.conf'), { ID: id, Version: { Index: 1 }, Spec: { Name: 'nginx.conf', Data: data } })
+  t.throws(() => configs.get('nope'), swarmError('not_found', 'config nope not found'))
+
+  // The list filters dockerd passes to swarmkit for configs: name and id prefixes, labels (`names` is the secrets' only).
+  const names = (f: Record<string, string[]>) => configs.list(new Map(Object.entries(f))).map(c => c.Spec.Name).sort()
+  t.same(names({ label: ['com.docker.stack.namespace'] }), ['nginx.conf'])
+  t.same(names({ label: ['com.docker.stack.namespace=st'] }), ['nginx.conf'])
+  t.same(names({ label: ['com.docker.stack.namespace=other'] }), [])
+  t.same(names({ name: ['ngi'] }), ['nginx.conf'], 'name is a prefix')
+  t.throws(() => names({ names: ['ngi'] }), swarmError('invalid_argument', "Invalid filter 'names'"), 'no names filter for configs, as moby')
+  t.same(names({ id: [id.slice(0, 5)] }), ['nginx.conf'])
+  t.throws(() => configs.list(new Map([['driver', ['x']]])), swarmError('invalid_argument', "Invalid filter 'driver'"))
+
+  // Immutable: only the labels change, at the version read; the same data may be sent again (a stack redeploy does).
+  await configs.update(id, 1, { Name: 'nginx.conf', Data: data, Labels: { a: 'b' } })
+  t.match(configs.get(id), { Version: { Index: 2 }, Spec: { Labels: { a: 'b' }, Data: data } })
+  const LABELS_ONLY = 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed'
+  await t.rejects(configs.update(id, 2, { Name: 'nginx.conf', Data: Buffer.from('changed').toString('base64') }), swarmError('invalid_argument', LABELS_ONLY))
+  await t.rejects(configs.update(id, 2, { Name: 'renamed' }), swarmError('invalid_argument', LABELS_ONLY))
+  await t.rejects(configs.update(id, 1, { Name: 'nginx.conf' }), swarmError('unknown', 'rpc error: code = Unknown desc = update out of sequence'))
+  t.same(configs.values([id, 'unknown']), { [id]: data })
+
+  // A service refers to it by name or ID, with a default target (the name) and mode 0444.
+  await services.create(body('web', { container: { Configs: [{ ConfigName: 'nginx.conf' }, { ConfigID: id, ConfigName: 'nginx.conf', File: { Name: '/etc/nginx.conf', Mode: 0o400 } }] } }))
+  t.same(services.get('web').Spec.TaskTemplate.ContainerSpec.Configs, [
+    { File: { Name: 'nginx.conf', UID: '0', GID: '0', Mode: 0o444 }, ConfigID: id, ConfigName: 'nginx.conf' },
+    { File: { Name: '/etc/nginx.conf', UID: '0', GID: '0', Mode: 0o400 }, ConfigID: id, ConfigName: 'nginx.conf' },
+  ])
+  await t.rejects(configs.remove('nginx.conf'), swarmError('failed_precondition', "rpc error: code = InvalidArgument desc = config 'nginx.conf' is in use by the following service: web"))
+  await t.rejects(
+    services.create(body('web2', { container: { Configs: [{ ConfigName: 'nope' }, { ConfigName: 'gone' }] } })),
+    swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = configs not found: nope, gone'),
+  )
+  await t.rejects(
+    services.create(body('web2', { container: { Configs: [{ ConfigName: 'nginx.conf', File: { Name: '/a' } }, { ConfigName: 'other', File: { Name: '/a' } }] } })),
+    swarmError('invalid_argument', "rpc error: code = InvalidArgument desc = config references 'nginx.conf' and 'other' have a conflicting target: '/a'"),
+  )
+  await t.rejects(services.create(body('web2', { container: { Configs: [{ ConfigName: 'other', Runtime: {} }] } })), swarmError('invalid_argument', 'config references with a Runtime target are not supported'))
+  // A secret and a config of the same name are different objects: the secret is still missing.
+  await t.rejects(services.create(body('web2', { container: { Secrets: [{ SecretName: 'other' }] } })), swarmError('invalid_argument', 'rpc error: code = InvalidArgument desc = secret not found: other'))
+  t.equal(secrets.find('other'), undefined)
+  await services.remove('web')
+  await configs.remove('nginx.conf')
+  t.same(configs.list().map(c => c.Spec.Name), ['other'])
+})
+
+t.test('tasks and services filtered by label: the service\'s labels (a stack\'s namespace)', async t => {
+  const { services, store } = await setup(t)
+  const a = await services.create(body('st_web', { top: { Labels: { 'com.docker.stack.namespace': 'st' } } }))
+  const b = await services.create(body('other'))
+  const task = (id: string, serviceId: string): Task => ({
+    ID: id, Version: { Index: 1 }, CreatedAt: '2024-01-01T00:00:00.000Z', UpdatedAt: '2024-01-01T00:00:00.000Z', Labels: {},
+    Spec: { ContainerSpec: { Image: 'busybox' } }, ServiceID: serviceId, Slot: 1, Status: { Timestamp: '2024-01-01T00:00:00.000Z', State: 'running', Message: '' }, DesiredState: 'running',
+  })
+  await store.commit([task('t1', a), task('t2', b)].map(x => ({ op: 'put', table: 'tasks', id: x.ID, value: x })))
+  t.same(services.tasks(new Map([['label', ['com.docker.stack.namespace=st']]]), () => undefined).map(x => x.ID), ['t1'])
+  t.same(services.tasks(new Map([['label', ['com.docker.stack.namespace']]]), () => undefined).map(x => x.ID), ['t1'])
+  t.same(services.tasks(new Map([['label', ['com.docker.stack.namespace=x']]]), () => undefined).map(x => x.ID), [])
 })

@@ -1,12 +1,14 @@
 import { SwarmError } from '../types/errors.js'
-import { acceptFilters, labelsMatch, prefixMatch, TASK_FILTERS } from './filters.js'
+import { acceptFilters, prefixMatch, TASK_FILTERS } from './filters.js'
 import { newId } from './ids.js'
-import { sameSpec } from './orchestrator/pass.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
+import { matchLabels } from './label-filter.js'
 import { needsIngress, type Networks } from './networks.js'
+import type { Configs } from './configs.js'
+import { sameSpec } from './orchestrator/pass.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
-import { type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
+import { isJob, modeKind, type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
 import { TASK_STATES, type Task } from '../types/task.js'
 
 /** Swarm's range for published ports the user left to the manager. */
@@ -41,6 +43,7 @@ export class Services {
     private readonly d: {
       store: StateStore
       secrets: Secrets
+      configs: Configs
       networks: Networks
       /** Something changed: reconcile. */
       kick: () => void
@@ -70,6 +73,7 @@ export class Services {
   private validate(body: unknown, self?: Service): ServiceSpec {
     const spec = validateServiceSpec(body, {
       secretByRef: r => this.d.secrets.find(r),
+      configByRef: r => this.d.configs.find(r),
       networkByRef: r => this.d.networks.find(r),
     })
     for (const n of spec.TaskTemplate.Networks ?? []) {
@@ -127,6 +131,7 @@ export class Services {
       UpdatedAt: t,
       Spec: spec,
       Endpoint: { Spec: spec.EndpointSpec ?? { Mode: 'vip' }, Ports: this.endpointPorts(spec) },
+      ...(isJob(spec) ? { JobStatus: { JobIteration: { Index: 0 }, LastExecution: t } } : {}),
     }
     const vips = await this.virtualIps(svc)
     if (vips) svc.Endpoint.VirtualIPs = vips
@@ -148,7 +153,7 @@ export class Services {
       spec = cur.PreviousSpec
     } else spec = this.validate(body, cur)
     if (spec.Name !== cur.Spec.Name) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = renaming services is not supported')
-    if (!!spec.Mode.Global !== !!cur.Spec.Mode.Global) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = service mode change is not allowed')
+    if (modeKind(spec) !== modeKind(cur.Spec)) throw new SwarmError('E_UNSUPPORTED', 'rpc error: code = Unimplemented desc = service mode change is not allowed')
     const t = new Date().toISOString()
     const templateChanged = JSON.stringify(spec.TaskTemplate) !== JSON.stringify(cur.Spec.TaskTemplate)
     const next: Service = {
@@ -162,9 +167,11 @@ export class Services {
     const vips = await this.virtualIps(next)
     if (vips) next.Endpoint.VirtualIPs = vips
     else delete next.Endpoint.VirtualIPs
+    // A job runs again with every update (swarmkit's JobIteration); it has no rolling update.
+    if (cur.JobStatus) next.JobStatus = { JobIteration: { Index: cur.JobStatus.JobIteration.Index + 1 }, LastExecution: t }
     if (rollback) next.UpdateStatus = { State: 'rollback_started', StartedAt: t, Message: 'manually requested rollback' }
-    else if (templateChanged) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
-    // As swarmkit's UpdateService: an update that starts no rolling update ends the last one's status, which would have the docker CLI see it completed and not follow.
+    else if (templateChanged && !cur.JobStatus) next.UpdateStatus = { State: 'updating', StartedAt: t, Message: 'update in progress' }
+    // As swarmkit: any other update clears the last one's status, so `scale` is followed as a new convergence.
     else delete next.UpdateStatus
     await this.d.store.commit([{ op: 'put', table: 'services', id: next.ID, value: next }])
     this.d.kick()
@@ -211,7 +218,7 @@ export class Services {
           (desired.length === 0 || desired.some(d => d.toLowerCase() === t.DesiredState)) &&
           prefixMatch(get('id'), t.ID) &&
           prefixMatch(get('name'), `${svc?.Spec.Name ?? ''}.${t.Slot || t.NodeID}.${t.ID}`) &&
-          labelsMatch(get('label'), svc?.Spec.Labels) &&
+          matchLabels(get('label'), svc?.Spec.Labels ?? {}) &&
           (runtimes.length === 0 || runtimes.some(r => r === 'container' || r === '')) &&
           (!upToDate || (!!svc && sameSpec(t.Spec, svc.Spec.TaskTemplate)))
         )
@@ -219,11 +226,22 @@ export class Services {
       .sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
   }
 
-  /** ServiceStatus (GET /services?status=true): running and desired task counts. */
+  /**
+   * ServiceStatus (GET /services?status=true), as swarmkit's
+   * ListServiceStatuses counts it: running and desired tasks, and for jobs
+   * (their current iteration only) the completed ones; a replicated job
+   * desires MaxConcurrent, a global one its tasks not yet complete.
+   */
   status(svc: Service): { RunningTasks: number; DesiredTasks: number; CompletedTasks: number } {
-    const tasks = this.d.store.list<Task>('tasks').filter(t => t.ServiceID === svc.ID)
-    const running = tasks.filter(t => t.Status.State === 'running' && t.DesiredState === 'running').length
-    const desired = svc.Spec.Mode.Global ? tasks.filter(t => t.DesiredState === 'running').length : (svc.Spec.Mode.Replicated?.Replicas ?? 1)
-    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: tasks.filter(t => t.Status.State === 'complete').length }
+    const iteration = svc.JobStatus?.JobIteration.Index
+    const tasks = this.d.store.list<Task>('tasks').filter(t => t.ServiceID === svc.ID && (iteration === undefined || t.JobIteration?.Index === iteration))
+    const mode = svc.Spec.Mode
+    const running = tasks.filter(t => t.Status.State === 'running' && (t.DesiredState === 'running' || t.DesiredState === 'complete')).length
+    const desired = mode.Replicated
+      ? (mode.Replicated.Replicas ?? 1)
+      : mode.ReplicatedJob
+        ? (mode.ReplicatedJob.MaxConcurrent ?? 1)
+        : tasks.filter(t => t.DesiredState === 'running' || (t.DesiredState === 'complete' && t.Status.State !== 'complete')).length
+    return { RunningTasks: running, DesiredTasks: desired, CompletedTasks: iteration === undefined ? 0 : tasks.filter(t => t.Status.State === 'complete').length }
   }
 }

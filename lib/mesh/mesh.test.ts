@@ -2,27 +2,15 @@ import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createServer, connect as tcpConnect, type Server } from 'node:net'
 import t, { type Test } from 'tap'
-import { Membership } from '../gossip/membership.js'
-import { Mesh } from './mesh.js'
+import type { Mesh } from './mesh.js'
+import { meshPair } from './pair.test-helper.js'
 import { FrameFlag, FrameType, encodeFrame } from './tunnel-frame.js'
 
 const NET = { id: 'ingress', vni: 4096 }
 const PORT = 29480
 
-async function pair(t: Test, opts: { idleTimeoutMs?: number } = {}): Promise<{ a: Mesh; b: Mesh }> {
-  const ma = await Membership.create({ name: 'mesh-a', bind: { ip: '127.0.0.221', port: 29470 }, profile: 'local' })
-  const mb = await Membership.create({ name: 'mesh-b', bind: { ip: '127.0.0.222', port: 29470 }, profile: 'local' })
-  await mb.join(['127.0.0.221:29470'])
-  const a = await Mesh.create({ membership: ma, host: '127.0.0.221', port: PORT, networks: [NET], drainMs: 0, ...opts })
-  const b = await Mesh.create({ membership: mb, host: '127.0.0.222', port: PORT, networks: [NET], drainMs: 0, ...opts })
-  t.teardown(async () => {
-    await a.close()
-    await b.close()
-    await ma.shutdown()
-    await mb.shutdown()
-  })
-  return { a, b }
-}
+const pair = (t: Test, opts: { idleTimeoutMs?: number } = {}): Promise<{ a: Mesh; b: Mesh }> =>
+  meshPair(t, { name: 'mesh', hosts: ['127.0.0.221', '127.0.0.222'], gossipPort: 29470, tunnelPort: PORT, a: opts, b: opts })
 
 async function listen(s: Server): Promise<number> {
   s.listen(0, '127.0.0.1')

@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram'
-import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { SwarmdError } from '../types/errors.js'
@@ -10,6 +10,8 @@ import { encodeProxyV1, encodeProxyV2, proxyAddresses } from './proxy-protocol.j
 import type { SealKeyring } from './seal.js'
 import { Tunnel, type DatagramFlow, type IncomingDatagram, type IncomingStream, type Peer, type PeerAddress, type TunnelAuth, type TunnelLimits } from './tunnel.js'
 import { endpointKey, type Endpoint, type Protocol, type Vni } from './types.js'
+import { dial, join, splice } from './splice.js'
+import { ForwarderPool } from './forwarder-pool.js'
 import { DATA_PATH_PORT } from '../types/defaults.js'
 
 export class MeshError extends SwarmdError {}
@@ -44,6 +46,13 @@ export interface MeshOptions {
   auth?: TunnelAuth
   /** The tunnel's connection caps and timeouts (see TunnelLimits). */
   tunnelLimits?: Partial<TunnelLimits>
+  /**
+   * Forwarder processes beside this one (default 0: none). Each accepts on
+   * the published TCP ports too and forwards to this node's tasks itself,
+   * so connections spread over cores; a connection for another node's task
+   * (or with PROXY protocol) is served here.
+   */
+  workers?: number
   logger?: Logger
 }
 
@@ -66,6 +75,14 @@ export interface MeshCounters {
   tableUpdatesIn: number
   tableUpdatesOut: number
   dropped: { malformedTable: number }
+}
+
+/** A client connection's two ends, for PROXY protocol. */
+export interface ClientAddresses {
+  address: string
+  port: number
+  localAddress: string
+  localPort: number
 }
 
 /** The first byte of the mesh's gossip messages, so other users of the membership keep theirs. */
@@ -106,9 +123,12 @@ export class Mesh {
   private readonly alive = new Set<string>()
   /** Service name → ID per network, kept from table updates, so a connection by name needs no scan. */
   private readonly serviceIds = new Map<string, string>()
+  private pool: ForwarderPool | undefined
+  /** The published TCP ports the workers accept on too, with their targets. */
+  private readonly workerPorts = new Map<string, PublishTarget>()
 
   private constructor(
-    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy' | 'auth' | 'tunnelLimits'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
+    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy' | 'auth' | 'tunnelLimits' | 'workers'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
     private readonly tunnel: Tunnel,
   ) {
     const self = o.membership.name
@@ -138,6 +158,14 @@ export class Mesh {
       onDatagram: d => mesh.incomingDatagram(d),
     })
     mesh = new Mesh(o, tunnel)
+    if (o.workers) {
+      try {
+        mesh.pool = await ForwarderPool.start(o.workers, { self: o.membership.name, keepAliveMs: o.keepAliveMs, idleTimeoutMs: o.idleTimeoutMs, reportMs: 1_000 }, (key, client, endpoint) => mesh.fromWorker(key, client, endpoint), o.logger)
+      } catch (e) {
+        await tunnel.close()
+        throw e
+      }
+    }
     for (const n of opts.networks ?? []) mesh.addNetwork(n)
     mesh.previous = o.membership.setDelegate(mesh.delegate())
     o.membership.on('event', mesh.onMember)
@@ -193,6 +221,7 @@ export class Mesh {
   private updated(u: TableUpdate): void {
     this.balancer.update(u)
     for (const e of [...u.added, ...u.updated]) this.serviceIds.set(`${e.network}/${e.serviceName}`, e.service)
+    if (u.added.length || u.updated.length || u.removed.length) this.syncWorkers()
   }
 
   private applyLocal(u: TableUpdate): void {
@@ -243,6 +272,7 @@ export class Mesh {
     if (name === this.self) return
     if (e.type === 'dead' || e.type === 'left') this.alive.delete(name)
     else this.alive.add(name)
+    this.syncWorkers()
     if (e.type === 'dead' || e.type === 'left') {
       this.updated(this.table.removeNode(name))
       this.tunnel.resetPeer({ host: e.member.addr, port: this.o.port, name })
@@ -284,18 +314,26 @@ export class Mesh {
    * on this node, else through its node's tunnel. A backend that refuses is
    * marked failed and the next one is tried.
    */
-  async connect(t: PublishTarget, client?: { address: string; port: number; localAddress: string; localPort: number }): Promise<Duplex> {
+  connect(t: PublishTarget, client?: ClientAddresses): Promise<Duplex> {
+    return this.open(t, client)
+  }
+
+  /** connect(), trying `first` first when a worker chose it (and it is still in the table, on a live node). */
+  private async open(t: PublishTarget, client?: ClientAddresses, first?: Endpoint): Promise<Duplex> {
     const target = this.target(t)
     const tried: Endpoint[] = []
+    let pinned = first && this.table.get(first.network, endpointKey(first))
+    if (pinned && pinned.node !== this.self && !this.alive.has(pinned.node)) pinned = undefined
     for (;;) {
-      const e = this.balancer.pick(target, tried)
+      const e = pinned ?? this.balancer.pick(target, tried)
+      pinned = undefined
       if (!e) {
         this.counters.connectionsFailed++
         throw new MeshError('E_MESH_NO_ENDPOINT', `no healthy task of service ${t.service} on port ${t.targetPort}/${target.protocol}${tried.length ? ` (${tried.length} refused)` : ''}`)
       }
       const preamble = client && t.proxyProtocol ? this.proxyHeader(t.proxyProtocol, client) : Buffer.alloc(0)
       try {
-        const s = e.node === this.self ? await this.dialLocal(e, preamble) : await this.tunnel.open(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), preamble)
+        const s = e.node === this.self ? await dial(e.host, e.port, this.o.keepAliveMs, preamble) : await this.tunnel.open(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), preamble)
         this.balancer.markOk(e)
         this.balancer.acquire(e)
         s.once('close', () => this.balancer.release(e))
@@ -310,69 +348,18 @@ export class Mesh {
     }
   }
 
-  private proxyHeader(v: 'v1' | 'v2', c: { address: string; port: number; localAddress: string; localPort: number }): Buffer {
+  private proxyHeader(v: 'v1' | 'v2', c: ClientAddresses): Buffer {
     const a = proxyAddresses('tcp', { address: c.address, port: c.port }, { address: c.localAddress, port: c.localPort })
     return v === 'v1' ? encodeProxyV1(a) : encodeProxyV2({ addresses: a })
   }
 
-  private dialLocal(e: Endpoint, preamble: Buffer): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const s = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
-      s.once('error', reject)
-      s.once('connect', () => {
-        s.off('error', reject)
-        this.tune(s)
-        if (preamble.length) s.write(preamble)
-        resolve(s)
-      })
-    })
-  }
-
-  private tune(s: Socket): void {
-    if (this.o.keepAliveMs > 0) s.setKeepAlive(true, this.o.keepAliveMs)
-    s.setNoDelay(true)
-  }
-
-  /**
-   * Forwards both ways with backpressure (lighter than pipe(): fewer
-   * listeners per connection). A half-close travels to the other side (the
-   * sockets allow half-open); either side failing or closing ends both.
-   */
-  private join(a: Duplex, b: Duplex): void {
+  /** Keeps both sides of a connection in `live` until the pair ends (close() destroys what is left). */
+  private tracked(a: Duplex, b: Duplex): () => void {
     this.live.add(a)
     this.live.add(b)
-    const forward = (from: Duplex, to: Duplex): void => {
-      from.on('data', chunk => {
-        if (!to.write(chunk)) {
-          from.pause()
-          to.once('drain', () => from.resume())
-        }
-      })
-      from.once('end', () => to.end())
-    }
-    forward(a, b)
-    forward(b, a)
-    const end = (): void => {
-      a.destroy()
-      b.destroy()
+    return () => {
       this.live.delete(a)
       this.live.delete(b)
-    }
-    a.once('error', end)
-    b.once('error', end)
-    a.once('close', end)
-    b.once('close', end)
-  }
-
-  /** Joins a client connection and a backend stream; either side ending or failing ends the other. */
-  private splice(client: Socket, backend: Duplex): void {
-    this.join(client, backend)
-    if (this.o.idleTimeoutMs > 0) {
-      // Idle connections end visibly (a reset the client sees), never silently.
-      client.setTimeout(this.o.idleTimeoutMs, () => {
-        client.resetAndDestroy()
-        backend.destroy()
-      })
     }
   }
 
@@ -380,22 +367,19 @@ export class Mesh {
   private incomingStream(s: IncomingStream): void {
     const e = this.localEndpoint(s.vni, s.endpointKey)
     if (!e) return s.reject('ENOENT')
-    const backend = tcpConnect({ host: e.host, port: e.port, noDelay: true, allowHalfOpen: true })
-    const refused = (err: Error): void => s.reject((err as NodeJS.ErrnoException).code ?? 'ECONNREFUSED')
-    backend.once('error', refused)
-    backend.once('connect', () => {
-      backend.off('error', refused)
-      this.tune(backend)
-      let stream: Duplex
-      try {
-        stream = s.accept()
-      } catch {
-        backend.destroy()
-        return
-      }
-      if (s.preamble.length) backend.write(s.preamble)
-      this.join(stream, backend)
-    })
+    dial(e.host, e.port, this.o.keepAliveMs, s.preamble).then(
+      backend => {
+        let stream: Duplex
+        try {
+          stream = s.accept()
+        } catch {
+          backend.destroy()
+          return
+        }
+        join(stream, backend, this.tracked(stream, backend))
+      },
+      (err: NodeJS.ErrnoException) => s.reject(err.code ?? 'ECONNREFUSED'),
+    )
   }
 
   // ----------------------------------------------------------- listeners
@@ -423,21 +407,7 @@ export class Mesh {
       this.servers.set(key, sock)
       return
     }
-    const server = createServer({ noDelay: true, allowHalfOpen: true, ...(this.o.keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelay: this.o.keepAliveMs } : {}) }, client => {
-      client.pause()
-      // The client's addresses only matter to PROXY protocol.
-      const info = t.proxyProtocol ? { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 } : undefined
-      this.connect(t, info).then(
-        backend => {
-          this.splice(client, backend)
-          client.resume()
-        },
-        err => {
-          this.o.logger?.debug({ err, port }, 'mesh: no backend for a connection')
-          client.resetAndDestroy()
-        },
-      )
-    })
+    const server = createServer({ noDelay: true, allowHalfOpen: true, ...(this.o.keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelay: this.o.keepAliveMs } : {}) }, client => this.accept(client, t, port))
     await new Promise<void>((resolve, reject) => {
       server.once('error', e =>
         reject(new MeshError('E_MESH_PORT_TAKEN', `cannot listen on ${host}:${port}/${protocol}: ${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'port is already allocated' : e.message}`, { cause: e })),
@@ -445,6 +415,49 @@ export class Mesh {
       server.listen({ port, host, backlog: 1024 }, () => resolve())
     })
     this.servers.set(key, server)
+    // PROXY protocol needs the client's addresses before the first byte: the Mesh's own process serves those ports.
+    if (this.pool && !t.proxyProtocol) {
+      this.workerPorts.set(key, t)
+      this.syncWorkers()
+      await this.pool.listen(key, server)
+    }
+  }
+
+  /** A client of a published TCP port: spliced to a task of the target, or reset when none takes it. */
+  private accept(client: Socket, t: PublishTarget, port: number, first?: Endpoint): void {
+    client.pause()
+    // The client's addresses only matter to PROXY protocol.
+    const info = t.proxyProtocol ? { address: client.remoteAddress ?? '', port: client.remotePort ?? 0, localAddress: client.localAddress ?? '', localPort: client.localPort ?? 0 } : undefined
+    this.open(t, info, first).then(
+      backend => {
+        splice(client, backend, this.o.idleTimeoutMs, this.tracked(client, backend))
+        client.resume()
+      },
+      err => {
+        this.o.logger?.debug({ err, port }, 'mesh: no backend for a connection')
+        client.resetAndDestroy()
+      },
+    )
+  }
+
+  /** A connection a worker gave back (its task is on another node): served here, as if accepted here. */
+  private fromWorker(key: string, client: Socket, endpoint?: Endpoint): void {
+    const t = this.workerPorts.get(key)
+    if (!t) return void client.destroy()
+    // As the Mesh's own accepted sockets: a client's half-close must not end the answer's way back.
+    client.allowHalfOpen = true
+    client.on('error', () => client.destroy())
+    if (this.o.keepAliveMs > 0) client.setKeepAlive(true, this.o.keepAliveMs)
+    this.accept(client, t, client.localPort ?? 0, endpoint)
+  }
+
+  /** Each worker-served port's endpoints on live nodes, for the workers' balancers. */
+  private syncWorkers(): void {
+    if (!this.pool) return
+    for (const [key, t] of this.workerPorts) {
+      const target = this.target(t)
+      this.pool.endpoints(key, target, this.balancer.endpoints(target).filter(e => e.node === this.self || this.alive.has(e.node)))
+    }
   }
 
   async unpublish(port: number, protocol: Protocol = 'tcp', host = '0.0.0.0'): Promise<void> {
@@ -452,6 +465,7 @@ export class Mesh {
     const s = this.servers.get(key)
     if (!s) return
     this.servers.delete(key)
+    if (this.workerPorts.delete(key)) await this.pool?.unlisten(key)
     await new Promise<void>(resolve => ('listen' in s ? s.close(() => resolve()) : (s as UdpSocket).close(() => resolve())))
   }
 
@@ -543,8 +557,10 @@ export class Mesh {
     }
   }
 
+  /** The counters; with workers, their connections and retries as they last reported (each second). */
   stats(): MeshCounters & { tunnel: ReturnType<Tunnel['counters']> } {
-    return { ...this.counters, tunnel: this.tunnel.counters() }
+    const w = this.pool?.counters() ?? { connections: 0, retries: 0 }
+    return { ...this.counters, connections: this.counters.connections + w.connections, retries: this.counters.retries + w.retries, tunnel: this.tunnel.counters() }
   }
 
   async close(): Promise<void> {
@@ -556,6 +572,7 @@ export class Mesh {
       const i = hp.lastIndexOf(':')
       await this.unpublish(Number(hp.slice(i + 1)), protocol, hp.slice(0, i))
     }
+    await this.pool?.close()
     for (const s of this.live) s.destroy()
     for (const f of this.udpFlows.values()) f.local?.close()
     for (const s of this.inboundUdp.values()) s.close()

@@ -7,6 +7,7 @@ import type { Executor } from '../agent/executor.js'
 import { ManagerPicker, type ManagerLink } from '../agent/manager-link.js'
 import { certificateAuth } from '../agent/mesh-auth.js'
 import { NodeMesh } from '../agent/node-mesh.js'
+import { NodeDns, USERSPACE_DNS } from '../agent/node-dns.js'
 import { WorkerSession } from '../agent/worker-session.js'
 import type { NodeCertificate } from '../control/ca.js'
 import { ControlNode } from '../control/control-node.js'
@@ -65,6 +66,12 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   /** Closes mesh connections idle this long (0: never). */
   meshIdleTimeoutMs?: number
   meshBalancing?: 'round-robin' | 'least-connections'
+  /** Forwarder processes beside the daemon's for published ports (default none). */
+  meshWorkers?: number
+  /** Where the node's DNS answers tasks (default 127.0.0.11:53); null: no DNS. */
+  dnsAddr?: { host: string; port: number } | null
+  /** Where the node's DNS reads the host's resolvers (default /etc/resolv.conf). */
+  resolvConf?: string
   /** Makes the executor that runs this node's tasks (given the node's ID); without one the node runs none and is given none. */
   executor?: (nodeId: string) => Executor
 }
@@ -102,6 +109,7 @@ export class SwarmNode {
   private preparing = false
   private agent: Agent | undefined
   private nodeMesh: NodeMesh | undefined
+  private dns: NodeDns | undefined
   private link: RemoteLink | undefined
   private localSession: Session | undefined
   private unwatch: (() => void) | undefined
@@ -382,10 +390,22 @@ export class SwarmNode {
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
       ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
+      ...(this.opts.meshWorkers ? { workers: this.opts.meshWorkers } : {}),
       log: this.log.child({ layer: 'mesh' }),
     })
     this.nodeMesh = mesh
-    this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
+    const listen = this.opts.dnsAddr === undefined ? USERSPACE_DNS : this.opts.dnsAddr
+    if (listen) {
+      this.dns = new NodeDns({
+        listen,
+        mesh: () => mesh.instance,
+        membership: () => this.membership,
+        ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
+        log: this.log.child({ layer: 'dns' }),
+      })
+      await this.dns.start()
+    }
+    this.agent = new Agent({ executor: this.executor!, mesh: this.nodeMesh, ...(this.dns ? { dns: this.dns } : {}), nodeId: this.nodeId, hostname: this.hostname, log: this.log.child({ layer: 'agent' }) })
     await this.agent.init()
     return this.agent
   }
@@ -810,6 +830,8 @@ export class SwarmNode {
     this.agent = undefined
     await this.nodeMesh?.close()
     this.nodeMesh = undefined
+    await this.dns?.close()
+    this.dns = undefined
   }
 
   /** Leaves gossip gracefully (the others see "left") and closes the control plane. */

@@ -7,10 +7,53 @@
 /** Go durations travel as nanoseconds in the API. */
 export type Nanos = number
 
+/** Where a secret or config appears in the task: a file name (secrets) or path (configs), its owner and mode. */
+export interface FileTarget {
+  Name: string
+  UID?: string
+  GID?: string
+  Mode?: number
+}
+
 export interface SecretReference {
-  File?: { Name: string; UID?: string; GID?: string; Mode?: number }
+  File?: FileTarget
   SecretID: string
   SecretName: string
+}
+
+export interface ConfigReference {
+  File?: FileTarget
+  ConfigID: string
+  ConfigName: string
+}
+
+/** Docker's container.HealthConfig: Test is ["NONE"], ["CMD", args...] or ["CMD-SHELL", command]. */
+export interface HealthConfig {
+  Test?: string[]
+  Interval?: Nanos
+  Timeout?: Nanos
+  StartPeriod?: Nanos
+  StartInterval?: Nanos
+  Retries?: number
+}
+
+export type MountType = 'bind' | 'volume' | 'tmpfs' | 'npipe' | 'cluster'
+
+export interface Mount {
+  Type?: MountType
+  Source?: string
+  Target?: string
+  ReadOnly?: boolean
+  Consistency?: string
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean }
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; Subpath?: string; DriverConfig?: { Name?: string; Options?: Record<string, string> } }
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number }
+}
+
+export interface Ulimit {
+  Name: string
+  Soft: number
+  Hard: number
 }
 
 export interface ContainerSpec {
@@ -22,14 +65,33 @@ export interface ContainerSpec {
   Env?: string[]
   Dir?: string
   User?: string
+  Groups?: string[]
+  StopSignal?: string
   StopGracePeriod?: Nanos
   Secrets?: SecretReference[]
+  Configs?: ConfigReference[]
   Init?: boolean
+  Healthcheck?: HealthConfig
+  Mounts?: Mount[]
+  ReadOnly?: boolean
+  TTY?: boolean
+  OpenStdin?: boolean
+  CapabilityAdd?: string[]
+  CapabilityDrop?: string[]
+  DNSConfig?: { Nameservers?: string[]; Search?: string[]; Options?: string[] }
+  /** "IP host [alias...]" lines for /etc/hosts. */
+  Hosts?: string[]
+  Sysctls?: Record<string, string>
+  Ulimits?: Ulimit[]
+  OomScoreAdj?: number
+  Isolation?: string
 }
 
 export interface Resources {
   NanoCPUs?: number
   MemoryBytes?: number
+  /** Limits only: the most processes the task may have. */
+  Pids?: number
 }
 
 export interface RestartPolicy {
@@ -58,6 +120,7 @@ export interface TaskSpec {
   Networks?: NetworkAttachmentConfig[]
   ForceUpdate?: number
   Runtime?: string
+  LogDriver?: { Name?: string; Options?: Record<string, string> }
 }
 
 export interface UpdateConfig {
@@ -86,7 +149,14 @@ export interface ServiceSpec {
   Name: string
   Labels?: Record<string, string>
   TaskTemplate: TaskSpec
-  Mode: { Replicated?: { Replicas?: number }; Global?: Record<string, never> }
+  Mode: {
+    Replicated?: { Replicas?: number }
+    Global?: Record<string, never>
+    /** A job: TotalCompletions tasks run to completion, at most MaxConcurrent at once. */
+    ReplicatedJob?: { MaxConcurrent?: number; TotalCompletions?: number }
+    /** A job: one task per eligible node, run to completion. */
+    GlobalJob?: Record<string, never>
+  }
   UpdateConfig?: UpdateConfig
   RollbackConfig?: UpdateConfig
   EndpointSpec?: EndpointSpec
@@ -107,4 +177,14 @@ export interface Service {
   PreviousSpec?: ServiceSpec
   Endpoint: { Spec: EndpointSpec; Ports?: PortConfig[]; VirtualIPs?: { NetworkID: string; Addr: string }[] }
   UpdateStatus?: { State: UpdateState; StartedAt?: string; CompletedAt?: string; Message: string }
+  /** Jobs only: each update runs the job again, as a new iteration. */
+  JobStatus?: { JobIteration: Version; LastExecution?: string }
+}
+
+export const isJob = (spec: ServiceSpec): boolean => !!(spec.Mode.ReplicatedJob || spec.Mode.GlobalJob)
+
+/** Which of swarm's four modes a spec is in (a mode cannot change). */
+export function modeKind(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
+  const m = spec.Mode
+  return m.Global ? 'global' : m.ReplicatedJob ? 'replicated-job' : m.GlobalJob ? 'global-job' : 'replicated'
 }

@@ -13,7 +13,20 @@ export interface Routing {
   /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
   dataPathPort: number
   networks: { id: string; vni: number; ingress: boolean; keys?: { tag: number; key: string }[] }[]
-  services: { id: string; name: string; labels: Record<string, string>; ports: PortConfig[]; vips: { network: string; loopback: string }[] }[]
+  services: {
+    id: string
+    name: string
+    labels: Record<string, string>
+    ports: PortConfig[]
+    /** `addr`: the VIP on the overlay (no prefix length); `loopback`: its twin the userspace mesh listens on. */
+    vips: { network: string; loopback: string; addr?: string }[]
+    /** Set for endpoint mode dnsrr: no VIPs, its name resolves to its tasks. */
+    mode?: 'dnsrr'
+    /** The networks the service's tasks are attached to (beside ingress), VIP or not. */
+    networks?: string[]
+    /** Network ID → the service's network aliases there (the spec's TaskTemplate.Networks[].Aliases). */
+    aliases?: Record<string, string[]>
+  }[]
   /** The IDs of the swarm's nodes: the only peers a node's data plane accepts. */
   nodes?: string[]
 }
@@ -24,6 +37,8 @@ export type DownMessage =
       /** Each task with its service's name and ports, and the IDs of the networks its endpoints join. */
       tasks: { task: Task; serviceName: string; ports: PortConfig[]; networks: string[] }[]
       secrets: Record<string, string>
+      /** The data of the configs those tasks use, base64, by config ID. */
+      configs: Record<string, string>
       routing: Routing
     }
   | { t: 'logs'; req: number; taskIds: string[]; opts: LogOptions }

@@ -9,6 +9,13 @@ export const stateRank = (s: TaskState): number => TASK_STATES.indexOf(s)
 /** A task past running: it will not run again. */
 export const isTerminal = (s: TaskState): boolean => stateRank(s) > stateRank('running')
 
+/**
+ * A desired state that means "run it": `running`; `ready` (held until a
+ * restart delay is over: prepared, not yet started); `complete` (a job's
+ * task, run until it exits).
+ */
+export const isRunDesired = (s: TaskState): boolean => s === 'running' || s === 'ready' || s === 'complete'
+
 export interface PortStatus {
   Protocol: 'tcp' | 'udp' | 'sctp'
   TargetPort: number
@@ -38,6 +45,8 @@ export interface Task {
   /** Replicated services number their tasks 1..N; global ones have no slot. */
   Slot?: number
   NodeID?: string
+  /** A job's task: the service's JobIteration it runs for. */
+  JobIteration?: Version
   Status: TaskStatus
   DesiredState: TaskState
 }

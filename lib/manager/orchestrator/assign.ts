@@ -1,8 +1,9 @@
-import type { Task } from '../../types/task.js'
+import { isRunDesired, type Task } from '../../types/task.js'
 import type { Planner } from '../placement.js'
 import { isLive, iso, type NodeInfo, type Pass } from './pass.js'
 
-const waiting = (t: Task): boolean => !t.NodeID && t.Status.State === 'pending' && t.DesiredState === 'running'
+/** Tasks held at `ready` (a restart delay) are placed too, so their node prepares them meanwhile; and jobs' tasks. */
+const waiting = (t: Task): boolean => !t.NodeID && t.Status.State === 'pending' && isRunDesired(t.DesiredState)
 
 /**
  * Placement of what waits for a node, one service at a time: tasks this pass

@@ -1,12 +1,13 @@
 import type { Logger } from 'pino'
 import type { Clock, TimerHandle } from '../../gossip/clock.js'
 import { TASK_HISTORY } from '../../types/defaults.js'
-import type { Service } from '../../types/service.js'
+import { isJob, type Service } from '../../types/service.js'
 import { stateRank, type Task, type TaskStatus } from '../../types/task.js'
 import type { Planner } from '../placement.js'
 import type { StateStore } from '../state-store.js'
 import type { Mutation } from '../store.js'
 import { assignPending } from './assign.js'
+import { reconcileJob } from './jobs.js'
 import { reapOrphans } from './orphans.js'
 import { isLive, iso, Pass, type NodeInfo } from './pass.js'
 import { reconcileSlots } from './slots.js'
@@ -118,7 +119,10 @@ export class Orchestrator {
     const p = new Pass(this.d.clock.now(), nodes, services, tasks, this.d.planner(nodes, tasks.filter(t => t.NodeID && isLive(t)), services))
     const history = this.d.taskHistory?.() ?? TASK_HISTORY
     reapOrphans(p)
-    for (const svc of services) advanceUpdate(p, svc, reconcileSlots(p, svc, history))
+    for (const svc of services) {
+      if (isJob(svc.Spec)) reconcileJob(p, svc, history)
+      else advanceUpdate(p, svc, reconcileSlots(p, svc, history))
+    }
     assignPending(p, this.d.planner)
     if (p.muts.size > 0) {
       await this.d.store.commit([...p.muts.values()])

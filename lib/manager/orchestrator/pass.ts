@@ -10,8 +10,8 @@ export type NodeInfo = SchedNode & { unknown?: boolean }
 export const ms = (ns: number | undefined): number => Math.floor((ns ?? 0) / 1e6)
 export const iso = (t: number): string => new Date(t).toISOString()
 export const sameSpec = (a: TaskSpec, b: TaskSpec): boolean => JSON.stringify(a) === JSON.stringify(b)
-/** Desired running (or held ready) and not observed over: the task occupies its slot. */
-export const isLive = (t: Task): boolean => stateRank(t.DesiredState) <= stateRank('running') && !isTerminal(t.Status.State)
+/** Desired running (or held ready, or a job's task to run to completion) and not observed over: the task occupies its slot. */
+export const isLive = (t: Task): boolean => (stateRank(t.DesiredState) <= stateRank('running') || t.DesiredState === 'complete') && !isTerminal(t.Status.State)
 export const byAge = (a: Task, b: Task): number => a.CreatedAt.localeCompare(b.CreatedAt) || a.ID.localeCompare(b.ID)
 
 /**
@@ -64,8 +64,8 @@ export class Pass {
     return this.muts.has(`tasks/${t.ID}`)
   }
 
-  /** The task is no longer wanted running: it is to stop, or (`remove`) to stop and be forgotten. */
-  desire(t: Task, state: 'shutdown' | 'remove'): Task {
+  /** The task is no longer wanted running: it is to stop, or (`remove`) to stop and be forgotten; or a held one (`ready`) may start. */
+  desire(t: Task, state: 'shutdown' | 'remove' | 'running' | 'complete'): Task {
     const n = { ...t, DesiredState: state, Version: { Index: t.Version.Index + 1 }, UpdatedAt: iso(this.now) }
     this.put(n)
     return n

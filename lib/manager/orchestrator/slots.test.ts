@@ -43,16 +43,28 @@ t.test("a task on a node that went down is replaced at once; on a node merely un
   t.same(p.written().filter(x => x.Status.State === 'pending').map(x => x.Slot), [1])
 })
 
-t.test('an ended task: the slot waits for the restart delay, then gets a new task', async t => {
+t.test('an ended task: the replacement is there at once, held at ready, and started after the restart delay', async t => {
   const web = service('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Delay: 2e9 } } })
   const failed = task(web, { node: 'a', state: 'failed', at: T0 })
   const early = pass(T0 + 1_000, [node('a')], [web], [failed])
   reconcileSlots(early, web, 5)
   t.equal(early.nextWake, T0 + 2_000, 'woken when the delay is over')
-  t.same(early.written().map(x => x.DesiredState), ['shutdown'], 'the failed task is no longer desired, nothing new yet')
-  const later = pass(T0 + 2_000, [node('a')], [web], [{ ...failed, DesiredState: 'shutdown' } as Task])
+  t.same(
+    early.written().map(x => [x.ID === failed.ID ? 'old' : 'new', x.DesiredState, x.Status.State]),
+    [
+      ['old', 'shutdown', 'failed'],
+      ['new', 'ready', 'pending'],
+    ],
+    'the failed task is no longer desired; its replacement waits at desired ready',
+  )
+  const held = early.written().find(x => x.ID !== failed.ID)!
+  const stillEarly = pass(T0 + 1_500, [node('a')], [web], [{ ...failed, DesiredState: 'shutdown' } as Task, { ...held, NodeID: 'a', Status: { ...held.Status, State: 'ready' } }])
+  reconcileSlots(stillEarly, web, 5)
+  t.same(stillEarly.written(), [], 'held until the delay is over')
+  t.equal(stillEarly.nextWake, T0 + 2_000)
+  const later = pass(T0 + 2_000, [node('a')], [web], [{ ...failed, DesiredState: 'shutdown' } as Task, { ...held, NodeID: 'a', Status: { ...held.Status, State: 'ready' } }])
   reconcileSlots(later, web, 5)
-  t.same(later.written().map(x => [x.Slot, x.Status.State]), [[1, 'pending']])
+  t.same(later.written().map(x => [x.ID, x.DesiredState]), [[held.ID, 'running']], 'then started, not replaced')
 })
 
 t.test("an update's progress: dirty slots, in flight until delay, unstable until monitor, failures", async t => {

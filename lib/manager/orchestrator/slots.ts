@@ -4,10 +4,7 @@ import type { Service, UpdateConfig } from '../../types/service.js'
 import { isTerminal, type Task } from '../../types/task.js'
 import { trimHistory, historyKept } from './history.js'
 import { byAge, isLive, iso, ms, sameSpec, type Pass } from './pass.js'
-import { restartDecision } from './restart.js'
-
-/** How long a slot waits for its old task to stop on a live node before replacing it anyway (swarmkit's defaultOldTaskTimeout). */
-const OLD_TASK_TIMEOUT_MS = 60_000
+import { holdOrStart, OLD_TASK_TIMEOUT_MS, restartDecision } from './restart.js'
 
 /** Where one service's rolling update stands after its slots were reconciled: what the updater works from. */
 export interface UpdateProgress {
@@ -23,7 +20,7 @@ export interface UpdateProgress {
   /** The number of slots (or eligible nodes). */
   total: number
   /** Starts a new task in a slot (the updater's start-first). */
-  newTask: (key: string) => Task
+  newTask: (key: string, desired?: 'running' | 'ready') => Task
 }
 
 /**
@@ -52,7 +49,7 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
     for (let i = 1; i <= (svc.Spec.Mode.Replicated?.Replicas ?? 1); i++) wanted.add(String(i))
   }
   const template = svc.Spec.TaskTemplate
-  const newTask = (key: string): Task => {
+  const newTask = (key: string, desired: 'running' | 'ready' = 'running'): Task => {
     // Within a slot, creation times are unique and increasing, so the slot's newest task is always known.
     const newest = Math.max(0, ...(groups.get(key) ?? []).map(x => Date.parse(x.CreatedAt)))
     const t: Task = {
@@ -66,7 +63,7 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
       ServiceID: svc.ID,
       ...(global ? { NodeID: key, Slot: 0 } : { Slot: Number(key) }),
       Status: { Timestamp: iso(p.now), State: global ? 'assigned' : 'pending', Message: global ? 'scheduler assigned task to node' : 'pending task scheduling' },
-      DesiredState: 'running',
+      DesiredState: desired,
     }
     p.put(t)
     return t
@@ -97,7 +94,7 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
     // Tasks that ended by themselves: no longer desired (the restart decision follows below).
     for (let i = 0; i < group.length; i++) {
       const t = group[i]!
-      if (t.DesiredState === 'running' && isTerminal(t.Status.State)) group[i] = p.desire(t, 'shutdown')
+      if ((t.DesiredState === 'running' || t.DesiredState === 'ready') && isTerminal(t.Status.State)) group[i] = p.desire(t, 'shutdown')
       else if (isLive(t) && p.invalidNode(t)) group[i] = p.desire(t, 'shutdown')
     }
     const live = group.filter(isLive)
@@ -109,6 +106,7 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
     }
     const occupant = current ?? live.at(-1)
     if (occupant) {
+      if (occupant.DesiredState === 'ready') holdOrStart(p, occupant, group, eff.restart, 'running')
       if (!sameSpec(occupant.Spec, template)) {
         progress.dirtySlots.push({ key, live })
       } else if (startedAt && Date.parse(occupant.CreatedAt) >= startedAt) {
@@ -146,6 +144,9 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
       const decision = restartDecision(last, group, template, eff.restart, p.now)
       if ('never' in decision) continue
       if ('at' in decision) {
+        // As swarmkit's restart supervisor: the replacement exists at once, held at desired `ready`
+        // (placed and prepared on its node), and is started once the delay is over.
+        newTask(key, 'ready')
         p.wakeAt(decision.at)
         continue
       }
@@ -157,3 +158,4 @@ export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): Upda
   trimHistory(p, groups.values(), historyKept(taskHistory, eff.restart.MaxAttempts))
   return progress
 }
+
