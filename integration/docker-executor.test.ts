@@ -195,6 +195,7 @@ testNeeding(t, 'docker executor against a private dockerd', unavailable && `no p
     t.equal(info.Name, `/svc.2.${tk.id}`, 'named <service>.<slot>.<task id>')
     t.same(info.Config.Labels, {
       mine: 'yes',
+      [LABELS.task]: '',
       [LABELS.serviceId]: tk.serviceId,
       [LABELS.serviceName]: 'svc',
       [LABELS.taskId]: tk.id,

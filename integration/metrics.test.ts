@@ -89,7 +89,8 @@ testNeeding(t, 'metrics of a three-node swarm', promtoolMissing, async t => {
     t.ok(total(m3, 'swarmd_manager_tasks', { state: 'running' }) >= 3, 'the three web tasks run')
     t.ok(total(m3, 'swarmd_manager_tasks', { state: 'failed' }) >= 2, "crash's ended tasks are in the history")
     t.ok(total(m3, 'swarmd_manager_scheduling_decisions_total', { outcome: 'assigned' }) >= 6, 'web.1-3 and three of crash placed')
-    t.ok(total(m3, 'swarmd_manager_task_create_to_running_seconds_count') >= 6, 'tasks timed from creation to running')
+    // A crash task that exits before its status is sent goes from starting to failed in one report, never timed as running.
+    t.ok(total(m3, 'swarmd_manager_task_create_to_running_seconds_count') >= 4, `tasks timed from creation to running: web.1-3 and crash (${total(m3, 'swarmd_manager_task_create_to_running_seconds_count')})`)
     t.ok(total(m3, 'swarmd_manager_store_commit_duration_seconds_count', { store: 'local', outcome: 'ok' }) > 10, "the leader's commits timed")
     t.equal(total(m1, 'swarmd_manager_scheduling_decisions_total'), 0, 'a worker schedules nothing')
   })

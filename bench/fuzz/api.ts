@@ -278,7 +278,10 @@ const extraHeaders = fc.array(
 
 /** What each route reads from its query, with values worth trying. */
 const QUERY: Record<string, Record<string, fc.Arbitrary<string>>> = {
-  'POST /swarm/update': { version: ints, rotateWorkerToken: bools, rotateManagerToken: bools },
+  'POST /swarm/update': { version: ints, rotateWorkerToken: bools, rotateManagerToken: bools, rotateManagerUnlockKey: bools },
+  'GET /events': { since: fc.oneof(ints, fc.constantFrom('1700000000.5', '1.0000000001', '-5')), until: fc.oneof(ints, fc.constantFrom('1700000000.5', '9999999999')), filters },
+  'GET /containers/json': { all: bools, limit: ints, filters },
+  'GET /containers/:id/logs': { stdout: bools, stderr: bools, tail: ints, since: ints, follow: bools, timestamps: bools },
   // Never `force=true`: that would end the swarm every other route is fuzzed against.
   'POST /swarm/leave': { force: bools.filter(v => v !== 'true' && v !== '1') },
   'DELETE /nodes/:id': { force: bools },

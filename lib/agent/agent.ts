@@ -1,12 +1,14 @@
 import type { Logger } from 'pino'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
-import { isRunDesired, isTerminal, stateRank, type Task, type TaskState, type TaskStatus } from '../types/task.js'
+import { isRunDesired, isTerminal, stateRank, type PortStatus, type Task, type TaskState, type TaskStatus } from '../types/task.js'
 import type { FileTarget, PortConfig } from '../types/service.js'
-import type { LogLine } from '../types/logs.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
 import type { NodeDns } from './node-dns.js'
 import { resolverOf } from './task-netns.js'
+import { templateContext } from './placeholders.js'
+import { swarmLabels } from './task-labels.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
 
 /** Docker's default mode of secret and config files; for secrets left to the executor, which gives process tasks 0400 (readable by the task's user only). */
@@ -31,6 +33,8 @@ const slotOf = (t: Task): string => `${t.ServiceID}/${t.Slot ?? 0}`
 interface Local {
   status: TaskStatus
   slot: string
+  /** The task as the manager assigned it (its status is the one above). */
+  task: Task
   stopping?: Promise<void>
   /** The manager no longer lists it: it is being removed. */
   forgetting?: boolean
@@ -38,6 +42,19 @@ interface Local {
   release?: () => void
   /** What the mesh needs to announce the task's endpoints (`addresses`: network ID → the task's address there). */
   route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; addresses: Record<string, string> }
+  /** The host ports the executor gave the task's targets. */
+  ports?: PortStatus[]
+  /** When the executor reported it running. */
+  startedAt?: string
+}
+
+/** A task this node runs, as `docker ps` on the node shows it: the task with its status here, its container's name and labels, its host ports. */
+export interface LocalTask {
+  task: Task
+  name: string
+  labels: Record<string, string>
+  ports: PortStatus[]
+  startedAt?: string
 }
 
 /**
@@ -190,7 +207,7 @@ export class Agent {
   }
 
   private track(task: Task, route?: Local['route']): Local {
-    const l: Local = { status: task.Status, slot: slotOf(task), ...(route ? { route } : {}) }
+    const l: Local = { status: task.Status, slot: slotOf(task), task, ...(route ? { route } : {}) }
     this.tasks.set(task.ID, l)
     return l
   }
@@ -198,6 +215,21 @@ export class Agent {
   private counted(task: Task): void {
     this.counters.starts++
     if (this.exitedSlots.delete(slotOf(task))) this.counters.restarts++
+  }
+
+  /** The tasks this node has, running or ended and not yet let go (`docker ps -a` on the node). */
+  list(): LocalTask[] {
+    return [...this.tasks.values()].map(l => {
+      const t = l.task
+      const ids = { id: t.ID, serviceId: t.ServiceID, serviceName: l.route?.serviceName ?? '', nodeId: this.d.nodeId }
+      const name = templateContext({ ...ids, slot: t.Slot ?? 0, nodeHostname: this.d.hostname }).Task.Name
+      return { task: { ...t, Status: l.status }, name, labels: swarmLabels({ ...ids, name }, t.Spec.ContainerSpec.Labels), ports: l.ports ?? [], ...(l.startedAt ? { startedAt: l.startedAt } : {}) }
+    })
+  }
+
+  /** A task's output as the executor kept it (`docker logs` on the node). */
+  logs(taskId: string, opts: LogOptions, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {
+    return this.d.executor.logs(taskId, opts, onLine, signal)
   }
 
   private status(state: TaskState, message: string): TaskStatus {
@@ -210,6 +242,8 @@ export class Agent {
     if (prev && isTerminal(prev.State)) return
     if (e.exitCode !== undefined && isTerminal(e.state)) this.counters.exits[e.exitCode] = (this.counters.exits[e.exitCode] ?? 0) + 1
     if (local && (e.state === 'complete' || e.state === 'failed')) this.exitedSlots.add(local.slot)
+    if (local && e.ports) local.ports = e.ports
+    if (local && e.state === 'running') local.startedAt = new Date().toISOString()
     // Announced once running (with the ports the executor gave it), withdrawn once over.
     if (e.state === 'running' && local?.route) this.d.mesh?.taskRunning({ id, ...local.route, status: e.ports ?? [] })
     else if (isTerminal(e.state)) void this.d.mesh?.taskStopping(id, false)

@@ -21,16 +21,10 @@ import type { LogLine, LogOptions } from '../types/logs.js'
 import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
+import { SWARM_LABELS, swarmLabels } from './task-labels.js'
 
 /** Docker Swarm's container labels, plus ours marking the containers this executor owns. */
-export const LABELS = {
-  serviceId: 'com.docker.swarm.service.id',
-  serviceName: 'com.docker.swarm.service.name',
-  taskId: 'com.docker.swarm.task.id',
-  taskName: 'com.docker.swarm.task.name',
-  nodeId: 'com.docker.swarm.node.id',
-  managed: 'io.swarmd.managed',
-} as const
+export const LABELS = { ...SWARM_LABELS, managed: 'io.swarmd.managed' } as const
 
 const TMPFS_MAGIC = 0x01021994
 const RAMFS_MAGIC = 0x858458f6
@@ -280,15 +274,7 @@ export class DockerExecutor implements Executor {
       ...(spec.Dir ? { WorkingDir: spec.Dir } : {}),
       ...(spec.Hostname ? { Hostname: expandPlaceholders(spec.Hostname, ctx) } : {}),
       ...(spec.User ? { User: spec.User } : {}),
-      Labels: {
-        ...spec.Labels,
-        [LABELS.serviceId]: task.serviceId,
-        [LABELS.serviceName]: task.serviceName,
-        [LABELS.taskId]: task.id,
-        [LABELS.taskName]: ctx.Task.Name,
-        [LABELS.nodeId]: task.nodeId,
-        [LABELS.managed]: 'true',
-      },
+      Labels: { ...swarmLabels({ ...task, name: ctx.Task.Name }, spec.Labels), [LABELS.managed]: 'true' },
       ExposedPorts: Object.fromEntries(ports.map(p => [key(p), {}])),
       HostConfig: {
         // An empty HostPort lets the engine pick a free one; host-mode ports keep the one asked for.

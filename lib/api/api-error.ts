@@ -25,6 +25,7 @@ const STATUS: Record<ErrorKind, number> = {
   not_found: 404,
   conflict: 409,
   permission_denied: 403,
+  unauthenticated: 401,
   unavailable: 503,
   unimplemented: 501,
   resource_exhausted: 500,
@@ -42,6 +43,7 @@ function kindOfStatus(status: number): ErrorKind {
   if (status === 404) return 'not_found'
   if (status === 409) return 'conflict'
   if (status === 403) return 'permission_denied'
+  if (status === 401) return 'unauthenticated'
   if (status === 503) return 'unavailable'
   if (status === 501) return 'unimplemented'
   if (status >= 400 && status < 500) return 'invalid_argument'

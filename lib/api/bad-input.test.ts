@@ -40,7 +40,7 @@ t.test('a non-object body to a route that reads one is a 400 naming the type, be
     t.same(await send('POST', '/v1.41/swarm/join', body), { status: 400, message: `invalid JSON: json: cannot unmarshal ${kind} into Go value of type swarm.JoinRequest` })
   }
   // An object with a stale version is still dockerd's 500.
-  t.same(await send('POST', '/v1.41/swarm/update?version=999', '{}'), { status: 500, message: 'update out of sequence' })
+  t.same(await send('POST', '/v1.41/swarm/update?version=999', '{}'), { status: 500, message: 'rpc error: code = Unknown desc = update out of sequence' })
   t.same(target.internalErrors, [])
 })
 

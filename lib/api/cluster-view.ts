@@ -1,4 +1,4 @@
-import { modeKind } from '../manager/services.js'
+import { modeKind } from '../types/service.js'
 import type { SwarmNode } from '../node/node.js'
 import { isJob } from '../types/service.js'
 import { isTerminal, type Task } from '../types/task.js'

@@ -208,6 +208,9 @@ export class ApiServer {
       if (result instanceof StreamResponse) {
         const ac = new AbortController()
         res.on('close', () => ac.abort())
+        // As Go's server: a client that shut its side of the connection is gone (its request's context ends), and so is its stream.
+        if (req.socket.readableEnded) ac.abort()
+        else req.socket.once('end', () => ac.abort())
         res.writeHead(200, { 'Content-Type': result.contentType })
         res.flushHeaders()
         try {

@@ -3,39 +3,16 @@ import { ApiError } from './api-error.js'
 import type { Networks } from '../manager/networks.js'
 import type { NetworkRecord } from '../types/network.js'
 import { networkObject } from './network-object.js'
+import { acceptFilters, argsMatch, kvListMatch } from '../manager/filters.js'
 import { parseFilters } from '../manager/services.js'
 import type { ApiServer } from './http.js'
 
 /** The filters GET /networks accepts (api/types/network acceptedFilters). */
-const LIST_FILTERS = new Set(['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'])
-const PRUNE_FILTERS = new Set(['label', 'label!', 'until'])
+const LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type']
+const PRUNE_FILTERS = ['label', 'label!', 'until']
 
-function acceptOnly(f: Map<string, string[]>, accepted: Set<string>): void {
-  for (const k of f.keys()) if (!accepted.has(k)) throw new ApiError(400, `invalid filter '${k}'`)
-}
 
-/** filters.Args.Match: an exact value, or a Go regexp found anywhere in the string. */
-function matches(values: string[], s: string): boolean {
-  return values.some(v => {
-    if (v === s) return true
-    try {
-      return new RegExp(v).test(s)
-    } catch {
-      return false
-    }
-  })
-}
 
-/** filters.Args.MatchKVList: every `key` or `key=value` is among the labels. */
-function matchLabels(values: string[], labels: Record<string, string>): boolean {
-  if (!values.length) return true
-  if (!Object.keys(labels).length) return false
-  return values.every(v => {
-    const i = v.indexOf('=')
-    const k = i < 0 ? v : v.slice(0, i)
-    return k in labels && (i < 0 || labels[k] === v.slice(i + 1))
-  })
-}
 
 /** Go's strconv.ParseBool, with its error text. */
 function parseBool(v: string, what: string): boolean {
@@ -46,13 +23,13 @@ function parseBool(v: string, what: string): boolean {
 
 /** daemon/network FilterNetworks over swarm networks; `dangling` means no service uses it. */
 export function filterNetworks(list: NetworkRecord[], f: Map<string, string[]>, inUse: (n: NetworkRecord) => boolean): NetworkRecord[] {
-  acceptOnly(f, LIST_FILTERS)
+  acceptFilters(f, LIST_FILTERS)
   const get = (k: string): string[] => f.get(k) ?? []
   let out = list.filter(n => {
     if (f.has('driver') && !get('driver').includes('overlay')) return false
-    if (f.has('name') && !matches(get('name'), n.Name)) return false
-    if (f.has('id') && !matches(get('id'), n.ID)) return false
-    if (f.has('label') && !matchLabels(get('label'), n.Labels)) return false
+    if (f.has('name') && !argsMatch(get('name'), n.Name)) return false
+    if (f.has('id') && !argsMatch(get('id'), n.ID)) return false
+    if (f.has('label') && !kvListMatch(get('label'), n.Labels)) return false
     if (f.has('scope') && !get('scope').includes('swarm')) return false
     return true
   })
@@ -110,7 +87,7 @@ export function mountNetworkRoutes(api: ApiServer, networks: () => Networks): vo
     .route('POST', '/networks/prune', async req => {
       const n = networks()
       const f = parseFilters(req.query.get('filters'))
-      acceptOnly(f, PRUNE_FILTERS)
+      acceptFilters(f, PRUNE_FILTERS)
       const untilValues = f.get('until') ?? []
       if (untilValues.length > 1) throw new ApiError(400, 'more than one until filter specified')
       const until = untilValues[0] ? parseUntil(untilValues[0], Date.now()) : undefined
@@ -119,8 +96,8 @@ export function mountNetworkRoutes(api: ApiServer, networks: () => Networks): vo
         // The routing mesh's network goes only when asked for by name (dockerd's prune skips it).
         if (x.Ingress || n.users(x).length) continue
         if (until !== undefined && Date.parse(x.Created) > until) continue
-        if (!matchLabels(f.get('label') ?? [], x.Labels)) continue
-        if (f.get('label!')?.length && matchLabels(f.get('label!')!, x.Labels)) continue
+        if (!kvListMatch(f.get('label') ?? [], x.Labels)) continue
+        if (f.get('label!')?.length && kvListMatch(f.get('label!')!, x.Labels)) continue
         try {
           await n.remove(x.ID)
           deleted.push(x.Name)

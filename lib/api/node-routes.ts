@@ -2,10 +2,13 @@ import { arch, cpus, totalmem } from 'node:os'
 import type { Manager } from '../manager/manager.js'
 import type { SwarmNode } from '../node/node.js'
 import type { Availability, NodeRecord, NodeSpec } from '../types/node.js'
+import { filterNodes } from '../manager/filters.js'
+import { parseFilters } from '../manager/services.js'
 import { VERSION } from '../types/version.js'
 import { ApiError } from './api-error.js'
 import { objectBody, type ApiServer } from './http.js'
 import { versionParam } from './params.js'
+import { tlsInfo } from './swarm-routes.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
 
@@ -23,8 +26,10 @@ export function nodeObject(m: Manager, n: NodeRecord): Record<string, unknown> {
       Hostname: n.hostname,
       Platform: { Architecture: ARCH, OS: 'linux' },
       Resources: { NanoCPUs: cpus().length * 1e9, MemoryBytes: totalmem() },
-      Engine: { EngineVersion: VERSION, Labels: {}, Plugins: [] },
-      TLSInfo: {},
+      // The only plugin swarmd has: its network driver.
+      Engine: { EngineVersion: VERSION, Labels: {}, Plugins: [{ Type: 'Network', Name: 'overlay' }] },
+      // Every node's certificate comes from the cluster CA.
+      TLSInfo: tlsInfo(m.cluster.ca().publicKey),
     },
     Status: { State: state, Message: state === 'unknown' ? 'Node moved to "unknown" state due to leadership change in cluster' : '', Addr: n.addr },
     ...(manager ? { ManagerStatus: manager } : {}),
@@ -33,15 +38,16 @@ export function nodeObject(m: Manager, n: NodeRecord): Record<string, unknown> {
 
 const AVAILABILITY: readonly Availability[] = ['active', 'pause', 'drain']
 
+/** moby's NodeSpecToGRPC: role and availability matched without case, refused with its texts (%q is JSON's quoting for these). */
 function nodeSpec(body: unknown): NodeSpec {
   const b = objectBody(body, 'swarm.NodeSpec')
-  const role = b.Role ?? 'worker'
-  if (role !== 'manager' && role !== 'worker') throw new ApiError(400, `invalid Role "${String(role)}": it must be "manager" or "worker"`)
-  const availability = b.Availability ?? 'active'
-  if (!AVAILABILITY.includes(availability as Availability)) throw new ApiError(400, `invalid Availability "${String(availability)}": it must be "active", "pause" or "drain"`)
+  const role = String(b.Role ?? '').toLowerCase()
+  if (role !== 'manager' && role !== 'worker') throw new ApiError(400, `invalid Role: ${JSON.stringify(String(b.Role ?? ''))}`)
+  const availability = String(b.Availability ?? '').toLowerCase() as Availability
+  if (!AVAILABILITY.includes(availability)) throw new ApiError(400, `invalid Availability: ${JSON.stringify(String(b.Availability ?? ''))}`)
   const labels = (b.Labels ?? {}) as Record<string, unknown>
   if (typeof labels !== 'object' || Object.values(labels).some(v => typeof v !== 'string')) throw new ApiError(400, 'invalid Labels: it must map strings to strings')
-  return { ...(typeof b.Name === 'string' ? { Name: b.Name } : {}), Labels: labels as Record<string, string>, Role: role, Availability: availability as Availability }
+  return { ...(typeof b.Name === 'string' ? { Name: b.Name } : {}), Labels: labels as Record<string, string>, Role: role, Availability: availability }
 }
 
 const forced = (q: URLSearchParams): boolean => q.get('force') === 'true' || q.get('force') === '1'
@@ -50,7 +56,7 @@ const forced = (q: URLSearchParams): boolean => q.get('force') === 'true' || q.g
 export function mountNodeRoutes(api: ApiServer, node: SwarmNode): void {
   const obj = (n: NodeRecord): Record<string, unknown> => nodeObject(node.manager(), n)
   api
-    .route('GET', '/nodes', () => node.manager().nodes.list().map(obj))
+    .route('GET', '/nodes', req => filterNodes(node.manager().nodes.list(), parseFilters(req.query.get('filters')), () => ({})).map(obj))
     .route('GET', '/nodes/:id', req => obj(node.manager().nodes.get(req.params.id!)))
     .route('DELETE', '/nodes/:id', async req => {
       const m = node.manager()

@@ -1,4 +1,6 @@
 import type { SwarmNode } from '../node/node.js'
+import { mountContainerRoutes } from './container-routes.js'
+import { mountEventRoutes } from './event-routes.js'
 import type { ApiServer } from './http.js'
 import { mountSecretAndConfigRoutes } from './data-object-routes.js'
 import { mountNetworkRoutes } from './network-routes.js'
@@ -15,6 +17,8 @@ export function mountRoutes(api: ApiServer, node: SwarmNode, hostname: string): 
   mountServiceRoutes(api, node)
   mountSecretAndConfigRoutes(api, () => node.manager())
   mountNetworkRoutes(api, () => node.manager().networks)
+  mountEventRoutes(api, node.events)
+  mountContainerRoutes(api, node)
   // With several managers: writes go to the leader, which serves them through these same routes.
   api.forwarder = call => node.forward(call)
   node.serveApi(call => api.invoke(call))

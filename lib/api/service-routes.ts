@@ -1,9 +1,10 @@
 import type { ServerResponse } from 'node:http'
 import { ApiError } from './api-error.js'
 import { applyDefaults } from '../manager/service-spec.js'
-import { matchLabels } from '../manager/label-filter.js'
-import { modeKind, parseFilters } from '../manager/services.js'
+import { filterServices } from '../manager/filters.js'
+import { parseFilters } from '../manager/services.js'
 import type { SwarmNode } from '../node/node.js'
+import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Task } from '../types/task.js'
 import { StreamResponse, type ApiServer } from './http.js'
 
@@ -39,9 +40,18 @@ function parseSince(v: string | null): number | undefined {
   return t
 }
 
-function logsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): StreamResponse {
-  const stdout = q.has('stdout') ? truthy(q.get('stdout')) : true
-  const stderr = q.has('stderr') ? truthy(q.get('stderr')) : true
+/** Reads log lines for a logs response: each with the `details` attributes it shows (`--details`). */
+export type LogSource = (opts: LogOptions, onLine: (l: LogLine, details: Record<string, string>) => void, signal: AbortSignal) => Promise<void>
+
+/**
+ * A logs answer in Docker's multiplexed stream, from `read`: streams,
+ * tail, since, follow, timestamps and details as the query asks. Service
+ * and task logs show both streams unless asked otherwise; a container's
+ * only the ones asked for, as dockerd's.
+ */
+export function logsResponse(q: URLSearchParams, read: LogSource, streamsByDefault = true): StreamResponse {
+  const stdout = q.has('stdout') ? truthy(q.get('stdout')) : streamsByDefault
+  const stderr = q.has('stderr') ? truthy(q.get('stderr')) : streamsByDefault
   if (!stdout && !stderr) throw new ApiError(400, 'Bad parameters: you must choose at least one stream')
   const tail = q.get('tail')
   const tailN = tail && tail !== 'all' ? Number(tail) : undefined
@@ -50,19 +60,30 @@ function logsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): Strea
   const withTimes = truthy(q.get('timestamps'))
   const withDetails = truthy(q.get('details'))
   return new StreamResponse('application/vnd.docker.multiplexed-stream', async (res: ServerResponse, signal: AbortSignal) => {
-    await node.manager().taskLogs(
-      tasks,
+    await read(
       opts,
-      (task, l) => {
+      (l, attrs) => {
         if ((l.stream === 'stdout' && !stdout) || (l.stream === 'stderr' && !stderr)) return
         let line = l.text + '\n'
-        if (withDetails) line = `${details({ 'com.docker.swarm.node.id': task.NodeID ?? '', 'com.docker.swarm.service.id': task.ServiceID, 'com.docker.swarm.task.id': task.ID })} ${line}`
+        if (withDetails) line = `${details(attrs)} ${line}`
         if (withTimes) line = `${fixedNanos(l.time)} ${line}`
         res.write(frame(l.stream === 'stdout' ? 1 : 2, Buffer.from(line)))
       },
       signal,
     )
   })
+}
+
+/** The logs of swarm tasks, from the nodes that ran them. */
+function taskLogsResponse(node: SwarmNode, tasks: Task[], q: URLSearchParams): StreamResponse {
+  return logsResponse(q, (opts, onLine, signal) =>
+    node.manager().taskLogs(
+      tasks,
+      opts,
+      (task, l) => onLine(l, { 'com.docker.swarm.node.id': task.NodeID ?? '', 'com.docker.swarm.service.id': task.ServiceID, 'com.docker.swarm.task.id': task.ID }),
+      signal,
+    ),
+  )
 }
 
 /** Services, tasks and logs of the Docker Engine API. */
@@ -81,16 +102,7 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
     .route('POST', '/services/create', async req => ({ ID: await m.services().create(req.body) }))
     .route('GET', '/services', req => {
       const s = m.services()
-      const f = parseFilters(req.query.get('filters'))
-      let list = s.list()
-      const ids = f.get('id')
-      if (ids?.length) list = list.filter(x => ids.some(i => x.ID.startsWith(i)))
-      const names = f.get('name')
-      if (names?.length) list = list.filter(x => names.some(n => x.Spec.Name.startsWith(n)))
-      const mode = f.get('mode')
-      if (mode?.length) list = list.filter(x => mode.includes(modeKind(x.Spec)))
-      const labels = f.get('label')
-      if (labels?.length) list = list.filter(x => matchLabels(labels, x.Spec.Labels ?? {}))
+      const list = filterServices(s.list(), parseFilters(req.query.get('filters')))
       return list.map(x => (truthy(req.query.get('status')) ? { ...x, ServiceStatus: s.status(x) } : x))
     })
     .route('GET', '/services/:id', req => {
@@ -108,11 +120,11 @@ export function mountServiceRoutes(api: ApiServer, node: SwarmNode): void {
     })
     .route('GET', '/services/:id/logs', req => {
       const svc = m.services().get(req.params.id!)
-      return logsResponse(node, m.services().tasks(new Map([['service', [svc.ID]]]), nodeRef), req.query)
+      return taskLogsResponse(node, m.services().tasks(new Map([['service', [svc.ID]]]), nodeRef), req.query)
     })
     .route('GET', '/tasks', req => m.services().tasks(parseFilters(req.query.get('filters')), nodeRef))
     .route('GET', '/tasks/:id', req => taskByRef(node, req.params.id!))
-    .route('GET', '/tasks/:id/logs', req => logsResponse(node, [taskByRef(node, req.params.id!)], req.query))
+    .route('GET', '/tasks/:id/logs', req => taskLogsResponse(node, [taskByRef(node, req.params.id!)], req.query))
 }
 
 function taskByRef(node: SwarmNode, ref: string): Task {

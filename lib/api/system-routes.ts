@@ -1,7 +1,9 @@
 import { arch, cpus, hostname as osHostname, release, totalmem } from 'node:os'
 import type { SwarmNode } from '../node/node.js'
+import { SWARM_LOCKED } from '../types/errors.js'
 import { VERSION } from '../types/version.js'
 import { API_VERSION, type ApiServer } from './http.js'
+import { containerState } from './container-object.js'
 import { clusterInfo } from './swarm-routes.js'
 
 const ARCH = arch() === 'x64' ? 'x86_64' : arch()
@@ -23,24 +25,32 @@ export function mountSystemRoutes(api: ApiServer, node: SwarmNode, hostname: str
       BuildTime: '',
       Components: [{ Name: 'swarmd', Version: VERSION, Details: { ApiVersion: API_VERSION } }],
     }))
-    .route('GET', '/info', () => ({
-      ID: node.nodeId,
-      Name: hostname || osHostname(),
-      ServerVersion: VERSION,
-      OperatingSystem: 'swarmd',
-      OSType: 'linux',
-      Architecture: ARCH,
-      NCPU: cpus().length,
-      MemTotal: totalmem(),
-      KernelVersion: release(),
-      Containers: 0,
-      Images: 0,
-      Driver: 'none',
-      Plugins: { Volume: [], Network: ['overlay', ...dataPlaneText(node)], Authorization: null, Log: [] },
-      ...(node.dataPlane ? { DataPlane: node.dataPlane } : {}),
-      Warnings: node.dataPlane?.kind === 'userspace' && node.dataPlane.reason ? [`swarmd: the userspace routing mesh runs: ${node.dataPlane.reason}`] : [],
-      Swarm: swarmInfo(node),
-    }))
+    .route('GET', '/info', () => {
+      const tasks = node.localTasks?.list() ?? []
+      const running = tasks.filter(lt => containerState(lt) === 'running').length
+      return {
+        ID: node.nodeId,
+        Name: hostname || osHostname(),
+        ServerVersion: VERSION,
+        OperatingSystem: 'swarmd',
+        OSType: 'linux',
+        Architecture: ARCH,
+        NCPU: cpus().length,
+        MemTotal: totalmem(),
+        KernelVersion: release(),
+        // The tasks this node runs, as `docker ps` lists them.
+        Containers: tasks.length,
+        ContainersRunning: running,
+        ContainersPaused: 0,
+        ContainersStopped: tasks.length - running,
+        Images: 0,
+        Driver: 'none',
+        Plugins: { Volume: [], Network: ['overlay', ...dataPlaneText(node)], Authorization: null, Log: [] },
+        ...(node.dataPlane ? { DataPlane: node.dataPlane } : {}),
+        Warnings: node.dataPlane?.kind === 'userspace' && node.dataPlane.reason ? [`swarmd: the userspace routing mesh runs: ${node.dataPlane.reason}`] : [],
+        Swarm: swarmInfo(node),
+      }
+    })
 }
 
 /** Which data plane the node's agent runs, as the docker CLI prints it on the Plugins' Network line. */
@@ -54,6 +64,7 @@ function dataPlaneText(node: SwarmNode): string[] {
 function swarmInfo(node: SwarmNode): Record<string, unknown> {
   const c = node.cluster
   const w = node.worker
+  if (node.isLocked) return { NodeID: '', NodeAddr: '', LocalNodeState: 'locked', ControlAvailable: false, Error: SWARM_LOCKED, RemoteManagers: null }
   if (c) {
     const nodes = node.manager().nodes.list()
     const me = nodes.find(n => n.id === node.nodeId)
@@ -67,7 +78,7 @@ function swarmInfo(node: SwarmNode): Record<string, unknown> {
       RemoteManagers: managers.map(n => ({ NodeID: n.id, Addr: n.managerAddr })),
       Nodes: nodes.length,
       Managers: managers.length,
-      Cluster: clusterInfo(c),
+      Cluster: clusterInfo(node.manager()),
     }
   }
   if (node.isManager) return { NodeID: node.nodeId, NodeAddr: '', LocalNodeState: 'pending', ControlAvailable: true, Error: '', RemoteManagers: null }

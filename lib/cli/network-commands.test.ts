@@ -156,7 +156,7 @@ t.test('end to end: create, ls, inspect, rm against the routes over a real store
   t.equal((await run(sock, ['network', 'ls', '-q', '--no-trunc', '-f', 'name=back'])).stdout, `${id}\n`)
   t.equal((await run(sock, ['network', 'ls', '-q', '-f', 'label=team=a'])).stdout, `${id.slice(0, 12)}\n`)
   t.equal((await run(sock, ['network', 'ls', '-q', '-f', 'driver=bridge'])).stdout, '')
-  t.equal((await run(sock, ['network', 'ls', '-f', 'bogus=1'])).stderr, "Error response from daemon: invalid filter 'bogus'\n")
+  t.equal((await run(sock, ['network', 'ls', '-f', 'bogus=1'])).stderr, "Error response from daemon: Invalid filter 'bogus'\n")
 
   const insp = await run(sock, ['network', 'inspect', 'backend', id.slice(0, 10)])
   t.match(insp.stdout, /^\[\n {4}\{\n {8}"Name": "backend",\n {8}"Id": "/)
@@ -227,7 +227,7 @@ t.test('routes: status codes, bodies, lookups and prune as the Engine API', asyn
   t.same(await list({ type: { odd: true } }), { status: 500, body: { message: "invalid filter: 'type'='odd'" } })
   t.same(await list({ dangling: { maybe: true } }), { status: 400, body: { message: `invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")` } })
   t.same(((await list({ dangling: { false: true } })).body as NetworkObject[]).length, 0)
-  t.same(await raw(sock, 'POST', `/networks/prune?filters=${encodeURIComponent(JSON.stringify({ bad: ['x'] }))}`), { status: 400, body: { message: "invalid filter 'bad'" } })
+  t.same(await raw(sock, 'POST', `/networks/prune?filters=${encodeURIComponent(JSON.stringify({ bad: ['x'] }))}`), { status: 400, body: { message: "Invalid filter 'bad'" } })
   // prune: label! keeps `a`; the ingress network is never pruned.
   await networks.ensureIngress()
   t.same(await raw(sock, 'POST', `/networks/prune?filters=${encodeURIComponent(JSON.stringify({ 'label!': ['keep'], until: ['1h'] }))}`), { status: 200, body: { NetworksDeleted: null } })

@@ -1,7 +1,9 @@
-import { type Command, Option } from 'commander'
+import type { Command } from 'commander'
 import type { ApiClient } from '../api/client.js'
-import { out } from './service-commands.js'
-import { render } from './service-format.js'
+import { SwarmdError } from '../types/errors.js'
+import { filterFlags, filtersQuery, out } from './service-commands.js'
+import { collect } from './service-flags.js'
+import { bytesSize, goTime, render } from './service-format.js'
 import { pretty, table } from './table.js'
 
 /** swarmctl node: ls, inspect, update, rm, promote, demote, with docker's tables and texts. */
@@ -11,8 +13,14 @@ export interface NodeObj {
   Version: { Index: number }
   CreatedAt: string
   Spec: { Labels: Record<string, string>; Role: string; Availability: string; Name?: string }
-  Description: { Hostname: string; Platform: { Architecture: string; OS: string }; Resources: { NanoCPUs: number; MemoryBytes: number }; Engine: { EngineVersion: string } }
-  Status: { State: string; Addr: string }
+  Description: {
+    Hostname: string
+    Platform: { Architecture: string; OS: string }
+    Resources: { NanoCPUs: number; MemoryBytes: number }
+    Engine: { EngineVersion: string; Labels?: Record<string, string>; Plugins?: { Type: string; Name: string }[] }
+    TLSInfo?: { TrustRoot?: string; CertIssuerSubject?: string; CertIssuerPublicKey?: string }
+  }
+  Status: { State: string; Addr: string; Message?: string }
   ManagerStatus?: { Leader: boolean; Reachability: string; Addr: string }
 }
 
@@ -20,45 +28,45 @@ export interface InfoObj {
   Swarm: { NodeID: string; LocalNodeState: string }
 }
 
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${+n.toFixed(2)}${units[i]}`
-}
+/** ` - k=v` lines in key order, as a Go template ranges over a map; `k` alone for an empty value. */
+const labelLines = (labels: Record<string, string> = {}): string[] =>
+  Object.keys(labels)
+    .sort()
+    .map(k => ` - ${k}${labels[k] ? `=${labels[k]}` : ''}`)
 
-function prettyNode(n: NodeObj): string {
+/** docker's nodeInspectPrettyTemplate. */
+export function prettyNode(n: NodeObj): string {
+  const d = n.Description
   const lines = [`ID:\t\t\t${n.ID}`]
-  const labels = Object.entries(n.Spec.Labels)
-  if (labels.length) lines.push('Labels:', ...labels.map(([k, v]) => ` - ${k}=${v}`))
-  lines.push(
-    `Hostname:              \t${n.Description.Hostname}`,
-    `Joined at:             \t${new Date(n.CreatedAt).toISOString().replace('T', ' ').replace('Z', ' +0000 utc')}`,
-    'Status:',
-    ` State:\t\t\t${pretty(n.Status.State)}`,
-    ` Availability:         \t${pretty(n.Spec.Availability)}`,
-    ` Address:\t\t${n.Status.Addr}`,
-  )
+  if (n.Spec.Name) lines.push(`Name:\t\t\t${n.Spec.Name}`)
+  const labels = labelLines(n.Spec.Labels)
+  if (labels.length) lines.push('Labels:', ...labels)
+  lines.push(`Hostname:              \t${d.Hostname}`, `Joined at:             \t${goTime(n.CreatedAt)}`, 'Status:', ` State:\t\t\t${pretty(n.Status.State)}`)
+  if (n.Status.Message) lines.push(` Message:              \t${pretty(n.Status.Message)}`)
+  lines.push(` Availability:         \t${pretty(n.Spec.Availability)}`)
+  if (n.Status.Addr) lines.push(` Address:\t\t${n.Status.Addr}`)
   if (n.ManagerStatus) {
     lines.push('Manager Status:', ` Address:\t\t${n.ManagerStatus.Addr}`, ` Raft Status:\t\t${pretty(n.ManagerStatus.Reachability)}`, ` Leader:\t\t${n.ManagerStatus.Leader ? 'Yes' : 'No'}`)
   }
   lines.push(
     'Platform:',
-    ` Operating System:\t${n.Description.Platform.OS}`,
-    ` Architecture:\t\t${n.Description.Platform.Architecture}`,
+    ` Operating System:\t${d.Platform.OS}`,
+    ` Architecture:\t\t${d.Platform.Architecture}`,
     'Resources:',
-    ` CPUs:\t\t\t${n.Description.Resources.NanoCPUs / 1e9}`,
-    ` Memory:\t\t${humanBytes(n.Description.Resources.MemoryBytes)}`,
-    `Engine Version:\t\t${n.Description.Engine.EngineVersion}`,
+    ` CPUs:\t\t\t${Math.floor(d.Resources.NanoCPUs / 1e9)}`,
+    ` Memory:\t\t${d.Resources.MemoryBytes ? bytesSize(d.Resources.MemoryBytes) : ''}`,
   )
+  const plugins = new Map<string, string[]>()
+  for (const p of d.Engine.Plugins ?? []) plugins.set(p.Type, [...(plugins.get(p.Type) ?? []), p.Name])
+  if (plugins.size) lines.push('Plugins:', ...[...plugins.keys()].sort().map(k => ` ${k}:\t\t${plugins.get(k)!.join(', ')}`))
+  lines.push(`Engine Version:\t\t${d.Engine.EngineVersion}`)
+  const engineLabels = labelLines(d.Engine.Labels)
+  if (engineLabels.length) lines.push('Engine Labels:', ...engineLabels)
+  const tls = d.TLSInfo ?? {}
+  if (tls.TrustRoot || tls.CertIssuerSubject || tls.CertIssuerPublicKey) {
+    lines.push('TLS Info:', ' TrustRoot:', `${tls.TrustRoot ?? ''}`, ` Issuer Subject:\t${tls.CertIssuerSubject ?? ''}`, ` Issuer Public Key:\t${tls.CertIssuerPublicKey ?? ''}`)
+  }
   return lines.join('\n') + '\n'
-}
-
-function parseLabel(v: string, prev: string[] = []): string[] {
-  return [...prev, v]
 }
 
 export function addNodeCommands(program: Command, client: () => ApiClient): void {
@@ -68,9 +76,11 @@ export function addNodeCommands(program: Command, client: () => ApiClient): void
     .description('List nodes in the swarm')
     .option('-q, --quiet', 'only display IDs')
     .option('--format <template>', 'format output using a template')
-    .action(async (o: { quiet?: boolean; format?: string }) => {
+    .option('-f, --filter <filter>', 'filter output based on conditions provided', collect)
+    .action(async (o: { quiet?: boolean; format?: string; filter?: string[] }) => {
       const c = client()
-      const [nodes, info] = await Promise.all([c.call<NodeObj[]>('GET', '/nodes'), c.call<InfoObj>('GET', '/info')])
+      const q = filtersQuery(filterFlags(o.filter))
+      const [nodes, info] = await Promise.all([c.call<NodeObj[]>('GET', `/nodes${q ? `?${q}` : ''}`), c.call<InfoObj>('GET', '/info')])
       nodes.sort((a, b) => a.Description.Hostname.localeCompare(b.Description.Hostname))
       if (o.quiet) {
         out(nodes.map(n => n.ID + '\n').join(''))
@@ -117,17 +127,24 @@ export function addNodeCommands(program: Command, client: () => ApiClient): void
     .command('update')
     .description('Update a node')
     .argument('<node>')
-    .addOption(new Option('--availability <availability>', 'availability of the node').choices(['active', 'pause', 'drain']))
-    .option('--label-add <key=value>', 'add or update a node label (repeatable)', parseLabel)
-    .option('--label-rm <key>', 'remove a node label if exists (repeatable)', parseLabel)
-    .action(async (ref: string, o: { availability?: string; labelAdd?: string[]; labelRm?: string[] }) => {
+    // As docker's: the daemon checks the role and the availability (`invalid Availability: "foo"`).
+    .option('--availability <availability>', 'availability of the node ("active", "pause", "drain")')
+    .option('--role <role>', 'role of the node ("worker", "manager")')
+    .option('--label-add <key=value>', 'add or update a node label (repeatable)', collect)
+    .option('--label-rm <key>', 'remove a node label if exists (repeatable)', collect)
+    .action(async (ref: string, o: { availability?: string; role?: string; labelAdd?: string[]; labelRm?: string[] }) => {
       await update(ref, n => {
-        if (o.availability) n.Spec.Availability = o.availability
+        if (o.availability !== undefined) n.Spec.Availability = o.availability
+        if (o.role !== undefined) n.Spec.Role = o.role
+        n.Spec.Labels ??= {}
         for (const kv of o.labelAdd ?? []) {
           const i = kv.indexOf('=')
           n.Spec.Labels[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1)
         }
-        for (const k of o.labelRm ?? []) delete n.Spec.Labels[k]
+        for (const k of o.labelRm ?? []) {
+          if (!(k in n.Spec.Labels)) throw new SwarmdError('E_USAGE', `key ${k} doesn't exist in node's labels`)
+          delete n.Spec.Labels[k]
+        }
       })
       out(`${ref}\n`)
     })

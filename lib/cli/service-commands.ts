@@ -46,7 +46,7 @@ export function filtersQuery(f: Record<string, string[]>): string {
 }
 
 /** `-f key=value` flags as filters. */
-function filterFlags(list: string[] = []): Record<string, string[]> {
+export function filterFlags(list: string[] = []): Record<string, string[]> {
   const f: Record<string, string[]> = {}
   for (const kv of list) {
     const i = kv.indexOf('=')

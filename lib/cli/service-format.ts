@@ -2,6 +2,7 @@ import type { PortConfig, Service } from '../types/service.js'
 import type { Config } from '../types/config.js'
 import type { Secret } from '../types/secret.js'
 import type { Task } from '../types/task.js'
+import { humanDuration } from '../types/human-duration.js'
 import { formatGoDuration } from './service-flags.js'
 import { pretty, table } from './table.js'
 
@@ -26,23 +27,7 @@ export function formatRows(format: string, headers: Record<string, string>, rows
   return table([columns.map(c => render(c, headers)), ...rows.map(r => columns.map(c => render(c, r)))])
 }
 
-/** go-units HumanDuration (capitalised as Go returns it). */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000)
-  if (seconds < 1) return 'Less than a second'
-  if (seconds === 1) return '1 second'
-  if (seconds < 60) return `${seconds} seconds`
-  const minutes = Math.floor(ms / 60_000)
-  if (minutes === 1) return 'About a minute'
-  if (minutes < 60) return `${minutes} minutes`
-  const hours = Math.round(ms / 3_600_000)
-  if (hours === 1) return 'About an hour'
-  if (hours < 48) return `${hours} hours`
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`
-  return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`
-}
+export { humanDuration }
 
 /** formatter.TruncateID: drop an `algo:` prefix, keep 12 characters. */
 export function truncateID(id: string): string {

@@ -5,6 +5,7 @@ import { ApiError } from '../api/api-error.js'
 import { VERSION } from '../types/version.js'
 import { exitQuietlyOnEpipe } from './epipe.js'
 import { defaultSocket, socketPath } from './daemon.js'
+import { addEventsCommand } from './events-command.js'
 import { addNetworkCommands } from './network-commands.js'
 import { addConfigCommands } from './config-commands.js'
 import { addSecretCommands } from './secret-commands.js'
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   addConfigCommands(program, client)
   addNetworkCommands(program, client)
   addStackCommands(program, client)
+  addEventsCommand(program, client)
   try {
     await program.parseAsync(argv, { from: 'user' })
     if (argv.length === 0) program.outputHelp()

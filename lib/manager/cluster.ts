@@ -6,16 +6,18 @@ import { base36, publicKeyFromRaw } from '../control/identity.js'
 import { serveJoin } from '../control/join-protocol.js'
 import { newJoinToken, parseJoinToken } from '../control/join-token.js'
 import { serveRpc, type RpcMethod, type RpcOutcome } from '../control/rpc.js'
-import { CERT_TTL_MS, CONTROL_PORT, DATA_PATH_PORT, GOSSIP_PORT, HEARTBEAT_MS, KEY_ROTATION_MS } from '../types/defaults.js'
+import { CERT_TTL_MS, CONTROL_PORT, DATA_PATH_PORT, GOSSIP_PORT, HEARTBEAT_MS, KEY_ROTATION_MS, TASK_HISTORY } from '../types/defaults.js'
 import { ALREADY_IN_SWARM, SwarmError } from '../types/errors.js'
 import { splitAddr } from '../types/addr.js'
 import type { ClusterRecord, InitRequest, NodeRecord, NodeRole } from '../types/node.js'
-import { newDataKey, openDataKey } from './data-key.js'
+import { certExpiryMs, clusterSettings } from './cluster-spec.js'
+import { dataKeyLocked, newDataKey, openDataKey, type KeyEncryption } from './data-key.js'
 import { EtcdCA } from './etcd/pki.js'
 import type { SecretBox } from './secret-box.js'
 import type { Nodes } from './nodes.js'
 import type { StateStore } from './state-store.js'
 import type { Store } from './store.js'
+import { newUnlockKey } from './unlock-key.js'
 
 const now = (): string => new Date().toISOString()
 const newGossipKey = (): string => randomBytes(16).toString('base64')
@@ -47,8 +49,8 @@ export class Cluster {
       state: StateStore
       /** This node's own store: its certificate, and the data key sealed under its node key. */
       local: Store
-      /** The manager's node key: it opens the data key that seals the CA key. */
-      nodeKey: KeyObject
+      /** The manager's node key (and the unlock key, with autolock): they open the data key that seals the CA key. */
+      keys: KeyEncryption
       timings: ClusterTimings
       log: Logger
     },
@@ -67,14 +69,12 @@ export class Cluster {
       throw new SwarmError('E_INVALID_ARGUMENT', `invalid DataPathPort ${req.DataPathPort}: it must be within 1024 - 49151`)
     }
     const expiryNs = req.Spec?.CAConfig?.NodeCertExpiry
-    if (expiryNs !== undefined && (!Number.isFinite(expiryNs) || expiryNs < 1e9)) {
-      throw new SwarmError('E_INVALID_ARGUMENT', `invalid CAConfig.NodeCertExpiry ${expiryNs}: it must be at least 1s (in nanoseconds)`)
-    }
+    const certTtlMs = expiryNs === undefined || expiryNs === 0 ? CERT_TTL_MS : certExpiryMs(expiryNs)
     if (store.get('cluster', 'default')) throw new SwarmError('E_ALREADY_IN_SWARM', ALREADY_IN_SWARM)
-    const certTtlMs = expiryNs ? Math.floor(expiryNs / 1e6) : CERT_TTL_MS
     const ca = ClusterCA.create()
-    const dek = openDataKey(store, o.nodeKey) ? undefined : newDataKey(o.nodeKey)
-    const box = dek?.box ?? openDataKey(store, o.nodeKey)!
+    const keys = { nodeKey: o.nodeKey }
+    const dek = openDataKey(store, keys) ? undefined : newDataKey(keys)
+    const box = dek?.box ?? openDataKey(store, keys)!
     const selfCert = ca.issue({ nodePublicKey: o.nodePublicKey, role: 'manager', now: Date.now(), ttlMs: certTtlMs })
     const t = now()
     const cluster: ClusterRecord = {
@@ -126,7 +126,7 @@ export class Cluster {
 
   /** The data key, which seals the CA's keys and the secrets. */
   dataKey(): SecretBox {
-    this.box ??= openDataKey(this.d.local, this.d.nodeKey)
+    this.box ??= openDataKey(this.d.local, this.d.keys)
     if (!this.box) throw new SwarmError('E_INTERNAL', 'the data key that seals the CA key is missing from the store')
     return this.box
   }
@@ -169,18 +169,78 @@ export class Cluster {
     return ca
   }
 
-  /** Nodes check in often enough that no key rotation or certificate expiry can outpace them. */
+  /** Nodes check in this often (swarm's dispatcher heartbeat), and often enough that no key rotation or certificate expiry can outpace them. */
   heartbeatMs(): number {
-    const ttl = this.d.state.get<ClusterRecord>('cluster', 'default')?.certTtlMs ?? CERT_TTL_MS
-    return Math.min(this.d.timings.heartbeatMs, Math.floor(this.d.timings.gossipKeyRotationMs / 3), Math.floor(ttl / 6))
+    const c = this.d.state.get<ClusterRecord>('cluster', 'default')
+    const ttl = c?.certTtlMs ?? CERT_TTL_MS
+    return Math.min(c?.heartbeatMs ?? this.d.timings.heartbeatMs, Math.floor(this.d.timings.gossipKeyRotationMs / 3), Math.floor(ttl / 6))
   }
 
-  async rotateTokens(version: number, worker: boolean, manager: boolean): Promise<void> {
+  /** Ended tasks kept per slot; negative: all of them. */
+  taskHistory(): number {
+    return this.d.state.get<ClusterRecord>('cluster', 'default')?.taskHistory ?? TASK_HISTORY
+  }
+
+  /**
+   * `swarm update` (and `join-token --rotate`, `unlock-key --rotate`): the
+   * settings of a swarm.Spec, the tokens and the unlock key rotated as
+   * asked, at the version the caller read. Autolock on makes an unlock key
+   * (32 random bytes, sealed under the data key); off drops it. This
+   * manager seals its own data key accordingly at once, the others when
+   * they see the record change.
+   */
+  async update(version: number, spec: unknown, rotate: { worker?: boolean; manager?: boolean; unlockKey?: boolean }): Promise<void> {
     const c = this.record()
-    if (version !== c.version) throw new SwarmError('E_OUT_OF_SEQUENCE', 'update out of sequence')
+    const s = clusterSettings(spec, c)
+    if (version !== c.version) throw new SwarmError('E_OUT_OF_SEQUENCE', 'rpc error: code = Unknown desc = update out of sequence')
     const digest = this.ca().digest
-    const tokens = { worker: worker ? newJoinToken(digest) : c.tokens.worker, manager: manager ? newJoinToken(digest) : c.tokens.manager }
-    await this.d.state.commit([{ op: 'put', table: 'cluster', id: 'default', value: { ...c, tokens, version: c.version + 1, updatedAt: now() } }])
+    const next: ClusterRecord = {
+      ...c,
+      version: c.version + 1,
+      updatedAt: now(),
+      tokens: { worker: rotate.worker ? newJoinToken(digest) : c.tokens.worker, manager: rotate.manager ? newJoinToken(digest) : c.tokens.manager },
+      taskHistory: s.taskHistory,
+      certTtlMs: s.certTtlMs,
+      labels: s.labels,
+    }
+    if (s.heartbeatMs === undefined) delete next.heartbeatMs
+    else next.heartbeatMs = s.heartbeatMs
+    if (!s.autolock) delete next.unlockKeySealed
+    else if (!c.unlockKeySealed || rotate.unlockKey) next.unlockKeySealed = this.dataKey().seal(newUnlockKey())
+    await this.d.state.commit([{ op: 'put', table: 'cluster', id: 'default', value: next }])
+    await this.sealDataKey()
+  }
+
+  /** The swarm's unlock key (32 bytes), when autolock is on. */
+  unlockKey(): Buffer | undefined {
+    const sealed = this.record().unlockKeySealed
+    return sealed ? this.dataKey().open(sealed) : undefined
+  }
+
+  private sealing: Promise<void> = Promise.resolve()
+
+  /**
+   * Seals this manager's data key as the swarm wants it now: under the
+   * unlock key too when autolock is on, under the node key alone when it
+   * is off. The store is snapshotted after, so the log no longer holds the
+   * data key as it was sealed before. Called on every change of the
+   * cluster record; one at a time.
+   */
+  sealDataKey(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const want = this.unlockKey()
+      const keys = this.d.keys
+      if (dataKeyLocked(this.d.local) === !!want && (!want || keys.unlockKey?.equals(want))) return
+      const box = this.dataKey()
+      const { mutation } = newDataKey({ nodeKey: keys.nodeKey, ...(want ? { unlockKey: want } : {}) }, box.exportKey())
+      await this.d.local.commit([mutation])
+      if (want) keys.unlockKey = want
+      else delete keys.unlockKey
+      await this.d.local.snapshot()
+      this.d.log.info({ autolock: !!want }, want ? "this manager's data key is sealed under the unlock key" : "this manager's data key is sealed under its node key alone")
+    }
+    this.sealing = this.sealing.then(run, run)
+    return this.sealing
   }
 
   /** Swarm's rotation: drop the oldest of three keys, add a new one; the middle one encrypts. Returns the new keys. */

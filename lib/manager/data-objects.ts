@@ -1,7 +1,7 @@
 import { SwarmError } from '../types/errors.js'
 import type { ContainerSpec, Service, Version } from '../types/service.js'
 import { newId } from './ids.js'
-import { matchLabels } from './label-filter.js'
+import { CONFIG_FILTERS, filterNamed, SECRET_FILTERS } from './filters.js'
 import { decodeDataSpec, validateDataSpec, type DataKind } from './secret-spec.js'
 import type { StateStore } from './state-store.js'
 
@@ -33,7 +33,7 @@ export interface DataObjectKind {
 }
 
 /** dockerd's accepted filters for secret and config lists (daemon/cluster/filters.go). */
-const LIST_FILTERS = new Set(['names', 'name', 'id', 'label'])
+const LIST_FILTERS = { secrets: SECRET_FILTERS, configs: CONFIG_FILTERS }
 
 /**
  * Swarm's named, immutable data objects (swarmkit's controlapi for secrets
@@ -54,16 +54,7 @@ export class DataObjects<T extends DataObject> {
 
   /** Every object, or those the API's filters (names, name prefix, ID prefix, label) let through. */
   list(filters: Map<string, string[]> = new Map()): T[] {
-    for (const key of filters.keys()) if (!LIST_FILTERS.has(key)) throw new SwarmError('E_INVALID_FILTER', `invalid filter '${key}'`)
-    const get = (key: string): string[] => filters.get(key) ?? []
-    return this.records()
-      .map(r => this.k.view(r) as T)
-      .filter(o => {
-        if (get('names').length && !get('names').includes(o.Spec.Name)) return false
-        if (get('name').length && !get('name').some(p => o.Spec.Name.startsWith(p))) return false
-        if (get('id').length && !get('id').some(p => o.ID.startsWith(p))) return false
-        return matchLabels(get('label'), o.Spec.Labels ?? {})
-      })
+    return filterNamed(this.records().map(r => this.k.view(r) as T), filters, LIST_FILTERS[this.k.table])
   }
 
   /** By ID, then name, then unique ID prefix, as dockerd looks one up. */

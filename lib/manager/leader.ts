@@ -82,6 +82,8 @@ export class LeaderDuties {
       planner: scheduled ? observedPlanner(planner, scheduled) : planner,
       changed: () => this.dispatcher.pushAll(),
       ...(taskRunning ? { taskRunning } : {}),
+      // Swarm's --task-history-limit, as the cluster has it now; negative keeps every ended task.
+      taskHistory: () => (d.cluster.taskHistory() < 0 ? Infinity : d.cluster.taskHistory()),
       log,
     })
   }
@@ -102,10 +104,8 @@ export class LeaderDuties {
   private async tick(): Promise<void> {
     for (const id of this.dispatcher.nodeIds()) if (!this.d.state.get('nodes', id)) await this.nodeRemoved(id)
     await this.orchestrator.kick()
-    if (this.d.replica) {
-      await this.writeStates()
-      await this.reconcileMembers()
-    }
+    await this.writeStates()
+    if (this.d.replica) await this.reconcileMembers()
   }
 
   /**
@@ -135,7 +135,7 @@ export class LeaderDuties {
     this.d.applyGossipKeys(await this.d.cluster.rotateGossipKeys(this.d.state))
   }
 
-  /** The other managers show the nodes' states as the leader sees them: each change is written. */
+  /** The other managers show the nodes' states as the leader sees them, and `docker events` tells each change: each is written. */
   private async writeStates(): Promise<void> {
     const muts = []
     for (const n of this.d.nodes.list()) {

@@ -12,6 +12,7 @@ import type { NetworkRecord } from '../types/network.js'
 import type { DownMessage } from '../types/session.js'
 import { Cluster, DEFAULT_TIMINGS } from './cluster.js'
 import { Manager } from './manager.js'
+import { EventLog } from './event-log.js'
 import { Store } from './store.js'
 import { freePort } from '../test-helpers.test-helper.js'
 
@@ -51,7 +52,8 @@ async function setup(t: Test) {
     state: store,
     local: store,
     nodeId,
-    nodeKey: keys.privateKey,
+    keys: { nodeKey: keys.privateKey },
+    events: new EventLog(),
     control,
     clock,
     timings: DEFAULT_TIMINGS,

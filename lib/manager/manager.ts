@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { CertificateBody } from '../control/ca.js'
 import type { ControlNode } from '../control/control-node.js'
@@ -22,13 +21,16 @@ import type { Fence } from './etcd/etcd-store.js'
 import { initialCluster, type Member } from './etcd/members.js'
 import { peerUrl } from './etcd/member.js'
 import type { Replica } from './etcd/replica.js'
+import type { KeyEncryption } from './data-key.js'
+import type { EventLog } from './event-log.js'
+import { clusterEvent } from './events.js'
 import { LeaderDuties } from './leader.js'
 import { Networks } from './networks.js'
 import { Nodes, type NodeState } from './nodes.js'
 import type { ManagerObserver } from './observer.js'
 import { Secrets } from './secrets.js'
 import { Services } from './services.js'
-import type { StateStore } from './state-store.js'
+import type { WatchedState } from './state-store.js'
 import type { Store } from './store.js'
 
 /** swarmd's leader lease: etcd rounds a TTL up to 1.5 election timeouts (2 s with its 1 s), and the leader steps down half a second early. */
@@ -39,14 +41,16 @@ export const QUORUM_LOSS = "can't remove member from the raft: this would result
 
 export interface ManagerDeps {
   /** The swarm's state: this node's own store with one manager, etcd's copy (replica.store) with several. */
-  state: StateStore
+  state: WatchedState
   /** This node's own store: its certificate, its data key, its etcd record. */
   local: Store
   /** With several managers: this node's etcd member, its client and its copy of the state. */
   replica?: Replica
   nodeId: string
-  /** The node's private key: it unseals the data key (secrets, the CA key). */
-  nodeKey: KeyObject
+  /** The node's private key (and the unlock key, with autolock): they unseal the data key (secrets, the CA key). */
+  keys: KeyEncryption
+  /** Where the events of the swarm's state changes go (`docker events`). */
+  events: EventLog
   control: ControlNode
   /** Wall time (objects' timestamps come from it), and the timers of the periodic work. */
   clock: Clock
@@ -101,7 +105,7 @@ export class Manager {
 
   constructor(private readonly d: ManagerDeps) {
     const log = d.log.child({ layer: 'manager' })
-    this.cluster = new Cluster({ state: d.state, local: d.local, nodeKey: d.nodeKey, timings: d.timings, log })
+    this.cluster = new Cluster({ state: d.state, local: d.local, keys: d.keys, timings: d.timings, log })
     this.nodes = new Nodes({
       store: d.state,
       clock: d.clock,
@@ -138,6 +142,8 @@ export class Manager {
   /** Serves the control plane (joins, RPCs, sessions), renews this manager's certificate, and leads or campaigns. */
   async start(): Promise<void> {
     const { control, log } = this.d
+    this.stops.push(this.watchState())
+    await this.cluster.sealDataKey()
     await this.networks.ensureIngress().catch(e => (this.d.replica ? log.info({ err: e }, 'the ingress network is created by the leader') : Promise.reject(e)))
     const rpc = this.d.observer?.rpc?.bind(this.d.observer)
     await this.cluster.serve(control, { nodes: this.nodes, methods: this.methods(), managers: () => this.managerAddrs(), ...(rpc ? { onCall: rpc } : {}) })
@@ -171,6 +177,20 @@ export class Manager {
       },
     })
     await this.election.start()
+  }
+
+  /**
+   * What this manager does with each change of the state, whoever made it
+   * (with several managers, etcd's watch brings every manager's): the
+   * event `docker events` shows, and its data key sealed anew when
+   * autolock was turned on or off or its key rotated.
+   */
+  private watchState(): () => void {
+    return this.d.state.onChange((table, _id, before, after) => {
+      if (table === 'cluster' || table === '*') void this.cluster.sealDataKey().catch(e => this.d.log.error({ err: e }, 'sealing the data key under the swarm\'s autolock setting failed'))
+      const e = clusterEvent(table, before, after, this.d.clock.now())
+      if (e) this.d.events.publish(e)
+    })
   }
 
   /** The RPCs only the leader answers (a node's check-in, a manager's enrollment), as the cluster serves them. */

@@ -14,13 +14,13 @@ import { Store } from './store.js'
 import type { Task, TaskState } from '../types/task.js'
 
 /** The data key as a manager opens it: sealed in the store under its node key (another key cannot open it). */
-const dataKey = (store: Store, nodeKey: KeyObject) => () => openDataKey(store, nodeKey)!
+const dataKey = (store: Store, nodeKey: KeyObject) => () => openDataKey(store, { nodeKey })!
 
 async function setup(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-services-'))
   const store = await Store.open(dir)
   const nodeKey = generateKeyPair().privateKey
-  await store.commit([newDataKey(nodeKey).mutation])
+  await store.commit([newDataKey({ nodeKey }).mutation])
   const secrets = new Secrets(store, dataKey(store, nodeKey))
   const configs = new Configs(store)
   const networks = new Networks(store)
@@ -67,7 +67,9 @@ t.test('create: an ID, defaults, published ports from 30000, kicks the orchestra
     { Protocol: 'tcp', TargetPort: 9000, PublishedPort: 0, PublishMode: 'host' },
   ])
 
-  await t.rejects(services.create(body('web')), swarmError('conflict', 'rpc error: code = AlreadyExists desc = service web already exists'))
+  const conflict = 'rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists'
+  await t.rejects(services.create(body('web')), swarmError('conflict', conflict), "swarmkit's text")
+  await t.rejects(services.create(body('WEB')), swarmError('conflict', conflict.replace('service web', 'service WEB')), 'names conflict whatever their case, as in swarmkit\'s store')
   await t.rejects(services.create(body('web2', { ports: [{ TargetPort: 1, PublishedPort: 30000 }] })), swarmError('invalid_argument', /port '30000' is already in use by service 'web'/))
   t.throws(() => services.get('nope'), swarmError('not_found', 'service nope not found'))
   t.equal(services.find(''), undefined)
@@ -85,7 +87,7 @@ t.test('an ambiguous ID prefix', async t => {
 })
 
 t.test('update: versions, rolling updates, kept ports, refused changes', async t => {
-  const { services, kicks } = await setup(t)
+  const { services, kicks, store } = await setup(t)
   const id = await services.create(body('web', { ports: [{ TargetPort: 80 }] }))
   await t.rejects(services.update(id, 5, body('web'), false), swarmError('unknown', 'rpc error: code = Unknown desc = update out of sequence'))
 
@@ -183,7 +185,7 @@ t.test('publishing without an ingress network is refused', async t => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey(generateKeyPair().privateKey).box), configs: new Configs(store), networks: new Networks(store), kick: () => undefined })
+  const services = new Services({ store, secrets: new Secrets(store, () => newDataKey({ nodeKey: generateKeyPair().privateKey }).box), configs: new Configs(store), networks: new Networks(store), kick: () => undefined })
   await t.rejects(
     services.create(body('web', { ports: [{ TargetPort: 80 }] })),
     swarmError('failed_precondition', 'rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present'),
@@ -210,7 +212,7 @@ function task(id: string, serviceId: string, o: { slot?: number; node?: string; 
 
 t.test('tasks(): Docker filters', async t => {
   const { services, store } = await setup(t)
-  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 2 } } } }))
+  const web = await services.create(body('web', { top: { Mode: { Replicated: { Replicas: 2 } }, Labels: { tier: 'front', team: 'a' } } }))
   const api = await services.create(body('api', { top: { Mode: { Global: {} } } }))
   const all = [
     task('aaa1', web, { slot: 2, node: 'node1' }),
@@ -223,25 +225,39 @@ t.test('tasks(): Docker filters', async t => {
   await store.commit(all.map(x => ({ op: 'put' as const, table: 'tasks', id: x.ID, value: x })))
   const f = (o: Record<string, string[]>) =>
     services
-      .tasks(new Map(Object.entries(o)), ref => ({ n1: 'node1', n2: 'node2' })[ref])
+      .tasks(new Map(Object.entries(o)), ref => ({ n1: 'node1', n2: 'node2', node1: 'node1', node2: 'node2' })[ref])
       .map(x => x.ID)
   t.same(f({}), ['bbb2', 'ccc1', 'ccc2', 'aaa2', 'bbb1', 'aaa1'], 'by slot, then newest first')
   t.same(f({ service: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
   t.same(f({ service: [api] }).sort(), ['bbb2', 'ccc1', 'ccc2'])
-  t.same(f({ service: ['nope'] }), [])
+  t.throws(() => f({ service: ['nope'] }), swarmError('not_found', 'service nope not found'), 'a service that is not there: moby resolves it first')
   t.same(f({ node: ['n1'] }).sort(), ['aaa1', 'bbb2'])
   t.same(f({ node: ['node2'] }).sort(), ['aaa2', 'bbb1', 'ccc1'])
-  t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2', 'bbb2'], "'ready' counts as running")
-  t.same(f({ 'desired-state': ['shutdown'] }).sort(), ['bbb1', 'ccc1'], "'remove' counts as shutdown")
+  t.throws(() => f({ node: ['n9'] }), swarmError('not_found', 'node n9 not found'))
+  t.same(f({ 'desired-state': ['running'] }).sort(), ['aaa1', 'aaa2'], 'desired states match exactly, as swarmkit\'s')
+  t.same(f({ 'desired-state': ['Shutdown', 'remove'] }).sort(), ['bbb1', 'ccc1'], 'in any case')
+  t.same(f({ 'desired-state': ['ready'] }), ['bbb2'])
   t.same(f({ 'desired-state': ['accepted'] }), ['ccc2'])
-  t.throws(() => f({ 'desired-state': ['running', 'complete'] }), swarmError('invalid_argument', "Invalid filter 'desired-state=complete'"))
+  t.throws(() => f({ 'desired-state': ['running', 'sleeping'] }), swarmError('invalid_argument', "Invalid desired-state filter: 'sleeping'"))
   t.same(f({ id: ['aaa'] }).sort(), ['aaa1', 'aaa2'])
   t.same(f({ id: ['ccc2', 'bbb1'] }).sort(), ['bbb1', 'ccc2'])
   t.same(f({ name: ['web.1'] }).sort(), ['aaa2', 'bbb1'])
-  t.same(f({ name: ['api.node1'] }), ['bbb2'])
+  t.same(f({ name: ['web.1.aaa'] }), ['aaa2'], "a task's name ends with its ID")
+  t.same(f({ name: ['api.node1'] }), ['bbb2'], 'a global task is named by its node')
   t.same(f({ name: ['web'] }).sort(), ['aaa1', 'aaa2', 'bbb1'])
+  t.same(f({ label: ['tier'] }).sort(), ['aaa1', 'aaa2', 'bbb1'], "the service's labels")
+  t.same(f({ label: ['tier=front', 'team=a'] }).length, 3, 'every label must match')
+  t.same(f({ label: ['tier=back'] }), [])
+  t.same(f({ runtime: ['container'] }).length, 6)
+  t.same(f({ runtime: ['plugin'] }), [])
   t.same(f({ service: ['web'], node: ['n2'], 'desired-state': ['running'] }), ['aaa2'], 'filters combine')
   t.same(f({ service: [] }).length, 6, 'an empty filter list filters nothing')
+  t.throws(() => f({ bogus: ['1'] }), swarmError('invalid_argument', "Invalid filter 'bogus'"), "Docker 20.10's text for an unknown key")
+  // _up-to-date: the tasks of their service's current spec (the progress of an update counts those).
+  const fresh = { ...task('ddd1', web, { slot: 1, node: 'node1', age: 2 }), Spec: services.get(web).Spec.TaskTemplate }
+  await store.commit([{ op: 'put', table: 'tasks', id: fresh.ID, value: fresh }])
+  t.same(f({ service: ['web'], '_up-to-date': ['true'] }), ['ddd1'], 'only the task of the current spec')
+  t.same(f({ service: ['web'] }).length, 4, 'without it, every task')
 })
 
 t.test("tasks(): '_up-to-date' keeps the tasks that run the service's current spec", async t => {
@@ -365,15 +381,15 @@ t.test('configs: shown with their data, labels the only update, refused removal 
   t.match(configs.get('nginx.conf'), { ID: id, Version: { Index: 1 }, Spec: { Name: 'nginx.conf', Data: data } })
   t.throws(() => configs.get('nope'), swarmError('not_found', 'config nope not found'))
 
-  // The list filters dockerd passes to swarmkit: names exact, name and id prefixes, labels.
+  // The list filters dockerd passes to swarmkit for configs: name and id prefixes, labels (`names` is the secrets' only).
   const names = (f: Record<string, string[]>) => configs.list(new Map(Object.entries(f))).map(c => c.Spec.Name).sort()
   t.same(names({ label: ['com.docker.stack.namespace'] }), ['nginx.conf'])
   t.same(names({ label: ['com.docker.stack.namespace=st'] }), ['nginx.conf'])
   t.same(names({ label: ['com.docker.stack.namespace=other'] }), [])
   t.same(names({ name: ['ngi'] }), ['nginx.conf'], 'name is a prefix')
-  t.same(names({ names: ['ngi'] }), [], 'names is exact')
+  t.throws(() => names({ names: ['ngi'] }), swarmError('invalid_argument', "Invalid filter 'names'"), 'no names filter for configs, as moby')
   t.same(names({ id: [id.slice(0, 5)] }), ['nginx.conf'])
-  t.throws(() => configs.list(new Map([['driver', ['x']]])), swarmError('invalid_argument', "invalid filter 'driver'"))
+  t.throws(() => configs.list(new Map([['driver', ['x']]])), swarmError('invalid_argument', "Invalid filter 'driver'"))
 
   // Immutable: only the labels change, at the version read; the same data may be sent again (a stack redeploy does).
   await configs.update(id, 1, { Name: 'nginx.conf', Data: data, Labels: { a: 'b' } })

@@ -1,4 +1,5 @@
 import { SwarmError } from '../types/errors.js'
+import { acceptFilters, prefixMatch, TASK_FILTERS } from './filters.js'
 import { newId } from './ids.js'
 import { checkPortConflicts, validateServiceSpec } from './service-spec.js'
 import { matchLabels } from './label-filter.js'
@@ -7,14 +8,8 @@ import type { Configs } from './configs.js'
 import { sameSpec } from './orchestrator/pass.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
-import { isJob, type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
-import { type Task } from '../types/task.js'
-
-/** Which of swarm's four modes a spec is in (a mode cannot change). */
-export function modeKind(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
-  const m = spec.Mode
-  return m.Global ? 'global' : m.ReplicatedJob ? 'replicated-job' : m.GlobalJob ? 'global-job' : 'replicated'
-}
+import { isJob, modeKind, type PortConfig, type Service, type ServiceSpec } from '../types/service.js'
+import { TASK_STATES, type Task } from '../types/task.js'
 
 /** Swarm's range for published ports the user left to the manager. */
 const DYNAMIC_PORTS = { first: 30000, last: 32767 }
@@ -126,7 +121,8 @@ export class Services {
 
   async create(body: unknown): Promise<string> {
     const spec = this.validate(body)
-    if (this.list().some(s => s.Spec.Name === spec.Name)) throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = service ${spec.Name} already exists`)
+    // swarmkit's store indexes names in lower case: `Web` conflicts with `web`.
+    if (this.list().some(s => s.Spec.Name.toLowerCase() === spec.Name.toLowerCase())) throw new SwarmError('E_NAME_CONFLICT', `rpc error: code = AlreadyExists desc = name conflicts with an existing object: service ${spec.Name} already exists`)
     const t = new Date().toISOString()
     const svc: Service = {
       ID: newId(),
@@ -188,45 +184,46 @@ export class Services {
     this.d.kick()
   }
 
-  /** GET /tasks with Docker's filters: service (ID or name), node, desired-state, id, name, label (the service's, as swarmkit's ServiceAnnotations). */
+  /**
+   * GET /tasks with Docker's filters: service and node (by ID or name, as
+   * moby resolves them first), desired-state, id and name prefixes (a
+   * task's name is `<service>.<slot or node>.<id>`), the service's labels.
+   */
   tasks(filters: Map<string, string[]>, nodeRef: (ref: string) => string | undefined): Task[] {
-    let tasks = this.d.store.list<Task>('tasks')
-    const svcFilter = filters.get('service')
-    if (svcFilter?.length) {
-      const ids = new Set(svcFilter.map(r => this.find(r)?.ID ?? r))
-      tasks = tasks.filter(t => ids.has(t.ServiceID))
-    }
-    const node = filters.get('node')
-    if (node?.length) {
-      const ids = new Set(node.map(r => nodeRef(r) ?? r))
-      tasks = tasks.filter(t => t.NodeID && ids.has(t.NodeID))
-    }
-    const desired = filters.get('desired-state')
-    if (desired?.length) {
-      for (const d of desired) if (!['running', 'shutdown', 'accepted'].includes(d)) throw new SwarmError('E_INVALID_FILTER', `Invalid filter 'desired-state=${d}'`)
-      tasks = tasks.filter(t => desired.includes(t.DesiredState === 'ready' ? 'running' : t.DesiredState) || (desired.includes('shutdown') && t.DesiredState === 'remove'))
-    }
-    const ids = filters.get('id')
-    if (ids?.length) tasks = tasks.filter(t => ids.some(i => t.ID.startsWith(i)))
-    const labels = filters.get('label')
-    if (labels?.length) {
-      const byId = new Map(this.list().map(s => [s.ID, s.Spec.Labels ?? {}]))
-      tasks = tasks.filter(t => byId.has(t.ServiceID) && matchLabels(labels, byId.get(t.ServiceID)!))
-    }
-    // The docker CLI's progress asks for the tasks that run the service's current spec (swarmkit's !IsTaskDirty).
-    if (filters.get('_up-to-date')?.length) {
-      const template = new Map(this.list().map(s => [s.ID, s.Spec.TaskTemplate]))
-      tasks = tasks.filter(t => template.has(t.ServiceID) && sameSpec(t.Spec, template.get(t.ServiceID)!))
-    }
-    const names = filters.get('name')
-    if (names?.length) {
-      const svcName = new Map(this.list().map(s => [s.ID, s.Spec.Name]))
-      tasks = tasks.filter(t => {
-        const n = `${svcName.get(t.ServiceID) ?? ''}.${t.Slot || t.NodeID}`
-        return names.some(x => n.startsWith(x))
+    acceptFilters(filters, TASK_FILTERS)
+    const get = (k: string): string[] => filters.get(k) ?? []
+    const services = new Set(get('service').map(r => this.get(r).ID))
+    const nodes = new Set(
+      get('node').map(r => {
+        const id = nodeRef(r)
+        if (!id) throw new SwarmError('E_NODE_NOT_FOUND', `node ${r} not found`)
+        return id
+      }),
+    )
+    const desired = get('desired-state').filter(d => {
+      if (d !== '' && !(TASK_STATES as readonly string[]).includes(d.toLowerCase())) throw new SwarmError('E_INVALID_FILTER', `Invalid desired-state filter: '${d}'`)
+      return d !== ''
+    })
+    const runtimes = get('runtime')
+    // The CLI's own, as moby passes it on: present with any value, the tasks of their service's current spec only (swarmkit's !IsTaskDirty).
+    const upToDate = get('_up-to-date').length > 0
+    const byId = new Map(this.list().map(s => [s.ID, s]))
+    return this.d.store
+      .list<Task>('tasks')
+      .filter(t => {
+        const svc = byId.get(t.ServiceID)
+        return (
+          (services.size === 0 || services.has(t.ServiceID)) &&
+          (nodes.size === 0 || (!!t.NodeID && nodes.has(t.NodeID))) &&
+          (desired.length === 0 || desired.some(d => d.toLowerCase() === t.DesiredState)) &&
+          prefixMatch(get('id'), t.ID) &&
+          prefixMatch(get('name'), `${svc?.Spec.Name ?? ''}.${t.Slot || t.NodeID}.${t.ID}`) &&
+          matchLabels(get('label'), svc?.Spec.Labels ?? {}) &&
+          (runtimes.length === 0 || runtimes.some(r => r === 'container' || r === '')) &&
+          (!upToDate || (!!svc && sameSpec(t.Spec, svc.Spec.TaskTemplate)))
+        )
       })
-    }
-    return tasks.sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
+      .sort((a, b) => (a.Slot ?? 0) - (b.Slot ?? 0) || b.CreatedAt.localeCompare(a.CreatedAt))
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { Mutation } from './store.js'
+/** One change to the state. Values must survive JSON. */
+export type Mutation = { op: 'put'; table: string; id: string; value: unknown } | { op: 'delete'; table: string; id: string }
 
 /**
  * The swarm's state as the manager's parts read and write it: tables of
@@ -13,4 +14,16 @@ export interface StateStore {
   ids(table: string): string[]
   list<T>(table: string): T[]
   commit(mutations: Mutation[]): Promise<number>
+}
+
+/**
+ * A row changed: its table and ID, what it held before and what it holds
+ * now (undefined: absent). After etcd's watch broke and the state was listed
+ * again, one call with `'*'` for both stands for every row.
+ */
+export type ChangeListener = (table: string, id: string, before?: unknown, after?: unknown) => void
+
+/** A state whose changes can be watched: every commit of the write-ahead store; with etcd, every manager's, as its watch brings them. */
+export interface WatchedState extends StateStore {
+  onChange(l: ChangeListener): () => void
 }

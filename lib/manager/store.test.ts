@@ -42,6 +42,27 @@ t.test('each commit is timed: on disk, or refused', async t => {
   await s.close()
 })
 
+t.test('onChange: each row a commit changed, before and after, once applied', async t => {
+  const s = await Store.open(tempDir(t))
+  await s.commit([{ op: 'put', table: 'nodes', id: 'a', value: { v: 1 } }])
+  const seen: unknown[] = []
+  const stop = s.onChange((table, id, before, after) => seen.push([table, id, before, after, s.get(table, id)]))
+  await s.commit([
+    { op: 'put', table: 'nodes', id: 'a', value: { v: 2 } },
+    { op: 'put', table: 'nodes', id: 'b', value: { v: 1 } },
+  ])
+  await s.commit([{ op: 'delete', table: 'nodes', id: 'a' }])
+  t.same(seen, [
+    ['nodes', 'a', { v: 1 }, { v: 2 }, { v: 2 }],
+    ['nodes', 'b', undefined, { v: 1 }, { v: 1 }],
+    ['nodes', 'a', { v: 2 }, undefined, undefined],
+  ])
+  stop()
+  await s.commit([{ op: 'put', table: 'nodes', id: 'c', value: {} }])
+  t.equal(seen.length, 3, 'no more once stopped')
+  await s.close()
+})
+
 t.test('stored values are copies', async t => {
   const s = await Store.open(tempDir(t))
   const v = { n: 1 }

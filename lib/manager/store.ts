@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { SwarmdError } from '../types/errors.js'
 import { timedCommit, type CommitObserver } from './commit-timing.js'
 import { FILE_MODE, restrictToOwner } from './owner-only.js'
+import type { ChangeListener, Mutation } from './state-store.js'
 import { encodeRecord, readLog, recordPayload, recordProblem, WalCorruptError, WriteAheadLog } from './wal.js'
 
 export class StoreError extends SwarmdError {}
@@ -24,8 +25,7 @@ export class StoreCorruptError extends StoreError {
   }
 }
 
-/** One change to the store. Values must survive JSON. */
-export type Mutation = { op: 'put'; table: string; id: string; value: unknown } | { op: 'delete'; table: string; id: string }
+export type { Mutation } from './state-store.js'
 
 interface Entry {
   index: number
@@ -109,6 +109,7 @@ export class Store {
   private inFlight = 0
   private commits = 0
   private snapshotting: Promise<void> | undefined
+  private readonly listeners = new Set<ChangeListener>()
 
   private constructor(
     readonly dir: string,
@@ -197,10 +198,20 @@ export class Store {
     } finally {
       this.inFlight--
     }
+    const before = this.listeners.size ? mutations.map(m => this.get(m.table, m.id)) : []
     this.applyAll(mutations)
     this.lastIndex = index
+    for (const [i, m] of this.listeners.size ? mutations.entries() : []) {
+      for (const l of this.listeners) l(m.table, m.id, before[i], this.get(m.table, m.id))
+    }
     if (++this.commits % this.snapshotEvery === 0) await this.snapshot()
     return index
+  }
+
+  /** Called with each row a commit changed, once it is durable and applied. */
+  onChange(l: ChangeListener): () => void {
+    this.listeners.add(l)
+    return () => this.listeners.delete(l)
   }
 
   private applyAll(mutations: Mutation[]): void {

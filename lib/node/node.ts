@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { Agent } from '../agent/agent.js'
@@ -21,18 +21,20 @@ import type { Membership } from '../gossip/membership.js'
 import type { Mesh } from '../mesh/mesh.js'
 import { Cluster, DEFAULT_TIMINGS, type ClusterTimings } from '../manager/cluster.js'
 import type { CommitObserver } from '../manager/commit-timing.js'
-import { newDataKey, openDataKey } from '../manager/data-key.js'
+import { dataKeyLocked, newDataKey, openDataKey, type KeyEncryption } from '../manager/data-key.js'
+import { EventLog } from '../manager/event-log.js'
 import { initialCluster } from '../manager/etcd/members.js'
 import { peerUrl } from '../manager/etcd/member.js'
 import { copyState, dropReplicated, REPLICATED_TABLES } from '../manager/etcd/migrate.js'
 import { Replica, retireMember, type HaRecord } from '../manager/etcd/replica.js'
 import { Manager, managerStarting } from '../manager/manager.js'
 import type { ManagerObserver } from '../manager/observer.js'
-import type { StateStore } from '../manager/state-store.js'
+import type { StateStore, WatchedState } from '../manager/state-store.js'
+import { parseUnlockKey } from '../manager/unlock-key.js'
 import { Store, type Mutation } from '../manager/store.js'
 import { splitAddr } from '../types/addr.js'
 import { CONTROL_PORT, ETCD_PEER_PORT, GOSSIP_PORT } from '../types/defaults.js'
-import { ALREADY_IN_SWARM, NO_LEADER, NOT_IN_SWARM, NOT_MANAGER, SwarmError } from '../types/errors.js'
+import { ALREADY_IN_SWARM, NO_LEADER, NOT_IN_SWARM, NOT_MANAGER, SWARM_LOCKED, SwarmError } from '../types/errors.js'
 import type { ClusterRecord, InitRequest, JoinRequest, NodeRecord } from '../types/node.js'
 import type { ApiAnswer, ApiCall, CheckInAnswer, Enrollment } from '../types/session.js'
 import { applyGossipKeys, startGossip } from './gossip.js'
@@ -45,6 +47,18 @@ const quorumLeave = (left: number, of: number): string =>
 
 /** The tables of a node's own store that make it a member of a swarm. */
 const NODE_TABLES = ['worker', 'certs', 'keys', 'ha']
+
+/** The node's Ed25519 key in its data dir: its identity (the node ID derives from it). */
+const NODE_KEY = 'node.key'
+
+/** A fresh node key, written (owner-only) before it is used, through a rename so a crash leaves the old key or the new. */
+function newNodeKey(dataDir: string): KeyPair {
+  const identity = generateKeyPair()
+  const path = join(dataDir, NODE_KEY)
+  writeFileSync(`${path}.tmp`, exportPrivateKey(identity.privateKey), { mode: 0o600 })
+  renameSync(`${path}.tmp`, path)
+  return identity
+}
 
 /** How long a demoted manager waits for the leader to remove its etcd member. */
 const REMOVAL_WAIT_MS = 20_000
@@ -108,7 +122,13 @@ interface RemoteLink {
  * roles in place. This is where the layers meet; the API drives it.
  */
 export class SwarmNode {
-  readonly nodeId: string
+  private id: string
+  /** The swarm's events as this node's manager role sees them (`docker events`); kept across role changes. */
+  readonly events = new EventLog()
+  /** What this manager's data key is sealed under: the node key, and the unlock key once known (autolock). */
+  private keys: KeyEncryption
+  /** Autolock: this manager's data key is sealed under the unlock key, which `swarm unlock` has not given yet. */
+  private locked = false
   private membership: Membership | undefined
   private control: ControlNode | undefined
   private role: Manager | undefined
@@ -121,7 +141,7 @@ export class SwarmNode {
   private link: RemoteLink | undefined
   private localSession: Session | undefined
   private unwatch: (() => void) | undefined
-  private readonly executor: Executor | undefined
+  private executor: Executor | undefined
   private readonly timings: ClusterTimings
   /** The node's API, as the API server mounted it: what serves the writes other managers forward here. */
   private api: ((call: ApiCall) => Promise<ApiAnswer>) | undefined
@@ -129,31 +149,66 @@ export class SwarmNode {
   private constructor(
     private readonly store: Store,
     private readonly dataDir: string,
-    private readonly identity: KeyPair,
+    private identity: KeyPair,
     private readonly hostname: string,
     private readonly log: Logger,
     private readonly opts: NodeOptions,
   ) {
-    this.nodeId = nodeIdFor(identity.publicKey)
-    this.executor = opts.executor?.(this.nodeId)
+    this.id = nodeIdFor(identity.publicKey)
+    this.keys = { nodeKey: identity.privateKey }
+    this.executor = opts.executor?.(this.id)
     this.timings = { ...DEFAULT_TIMINGS, ...(opts.gossipKeyRotationMs ? { gossipKeyRotationMs: opts.gossipKeyRotationMs } : {}), ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) }
   }
 
   /** Opens the data dir: the node key (created once), its store, and the planes of the swarm it is in. */
   static async open(dataDir: string, hostname: string, log: Logger, opts: NodeOptions = {}): Promise<SwarmNode> {
-    const keyPath = join(dataDir, 'node.key')
+    const keyPath = join(dataDir, NODE_KEY)
     const store = await Store.open(join(dataDir, 'state'), commitHook(opts, 'local'))
-    let identity: KeyPair
-    if (existsSync(keyPath)) identity = importPrivateKey(readFileSync(keyPath, 'utf8'))
-    else {
-      identity = generateKeyPair()
-      writeFileSync(keyPath, exportPrivateKey(identity.privateKey), { mode: 0o600 })
-    }
+    const identity = existsSync(keyPath) ? importPrivateKey(readFileSync(keyPath, 'utf8')) : newNodeKey(dataDir)
     const n = new SwarmNode(store, dataDir, identity, hostname, log, opts)
-    if (n.haRecord) await n.startReplicatedManager()
-    else if (n.store.get('cluster', 'default')) await n.startSingleManager()
-    else if (n.worker) await n.startWorker()
+    n.locked = n.isManager && dataKeyLocked(n.store)
+    if (n.locked) log.warn(SWARM_LOCKED)
+    else await n.startRoles()
     return n
+  }
+
+  /** This node's ID, derived from its key: a new one after it leaves a swarm, as Docker's. */
+  get nodeId(): string {
+    return this.id
+  }
+
+  /** The roles the node's store says it has. */
+  private async startRoles(): Promise<void> {
+    if (this.haRecord) await this.startReplicatedManager()
+    else if (this.store.get('cluster', 'default')) await this.startSingleManager()
+    else if (this.worker) await this.startWorker()
+  }
+
+  /** Autolock: the manager waits for `swarm unlock`. */
+  get isLocked(): boolean {
+    return this.locked
+  }
+
+  /**
+   * `swarm unlock`: the unlock key opens this manager's data key, and the
+   * manager starts. Docker's texts for a node that is not locked and for a
+   * key that does not open it.
+   */
+  async unlock(text: string): Promise<void> {
+    if (!this.locked) {
+      if (!this.isManager && !this.worker) throw new SwarmError('E_NOT_IN_SWARM', NOT_IN_SWARM)
+      throw new SwarmError('E_NOT_LOCKED', 'swarm is not locked')
+    }
+    const keys = { nodeKey: this.identity.privateKey, unlockKey: parseUnlockKey(text) }
+    try {
+      openDataKey(this.store, keys)
+    } catch (e) {
+      throw new SwarmError('E_INVALID_UNLOCK_KEY', 'swarm could not be unlocked: invalid key provided', { cause: e })
+    }
+    this.keys = keys
+    this.locked = false
+    await this.startRoles()
+    this.log.info('swarm unlocked')
   }
 
   get worker(): WorkerRecord | undefined {
@@ -178,6 +233,7 @@ export class SwarmNode {
   /** The manager role, or Docker's 503 when this node is in no swarm, only a worker, or still preparing its role. */
   manager(): Manager {
     if (this.role) return this.role
+    if (this.locked) throw new SwarmError('E_SWARM_LOCKED', SWARM_LOCKED)
     if (this.isManager) throw managerStarting()
     throw new SwarmError(this.worker ? 'E_NOT_MANAGER' : 'E_NOT_IN_SWARM', this.worker ? NOT_MANAGER : NOT_IN_SWARM)
   }
@@ -188,7 +244,7 @@ export class SwarmNode {
   }
 
   /** The calls of the node itself (joining, leaving, starting a swarm): never forwarded. */
-  private static readonly LOCAL = new Set(['/swarm/init', '/swarm/join', '/swarm/leave'])
+  private static readonly LOCAL = new Set(['/swarm/init', '/swarm/join', '/swarm/leave', '/swarm/unlock'])
 
   /**
    * A write that a manager which does not lead sends to the leader, as
@@ -227,6 +283,11 @@ export class SwarmNode {
     }
   }
 
+  /** What this node runs, as `docker ps` and `docker logs` on it see it; none before it runs tasks. */
+  get localTasks(): Pick<Agent, 'list' | 'logs'> | undefined {
+    return this.agent
+  }
+
   /** This node's gossip runs. */
   get gossipUp(): boolean {
     return !!this.membership
@@ -263,7 +324,7 @@ export class SwarmNode {
   /** A manager among several: its etcd member, its copy of the state, the election. */
   private async startReplicatedManager(o: { forceNewCluster?: boolean } = {}): Promise<void> {
     const rec = this.haRecord!
-    const box = openDataKey(this.store, this.identity.privateKey)
+    const box = openDataKey(this.store, this.keys)
     if (!box) throw new SwarmError('E_INTERNAL', "this manager's data key is missing from its store")
     this.replica = await Replica.open({ record: rec, dataDir: this.dataDir, box, log: this.log, ...(o.forceNewCluster ? { forceNewCluster: true } : {}), ...commitHook(this.opts, 'etcd') })
     if (rec.state === 'new') await this.store.commit([{ op: 'put', table: 'ha', id: 'self', value: { ...rec, state: 'existing' } }])
@@ -288,13 +349,14 @@ export class SwarmNode {
     await this.startManagerRole(state)
   }
 
-  private async startManagerRole(state: StateStore): Promise<void> {
+  private async startManagerRole(state: WatchedState): Promise<void> {
     const role = new Manager({
       state,
       local: this.store,
       ...(this.replica ? { replica: this.replica } : {}),
       nodeId: this.nodeId,
-      nodeKey: this.identity.privateKey,
+      keys: this.keys,
+      events: this.events,
       control: this.control!,
       clock: wallClock,
       timings: this.timings,
@@ -569,7 +631,8 @@ export class SwarmNode {
         }
       }
       if (!e) throw lastErr
-      const { mutation, box } = newDataKey(this.identity.privateKey, Buffer.from(e.dataKey, 'base64'))
+      // Sealed under the node key: the manager role seals it under the unlock key once it runs, if the swarm is autolocked.
+      const { mutation, box } = newDataKey(this.keys, Buffer.from(e.dataKey, 'base64'))
       const rec: HaRecord & { listenAddr: string; advertiseAddr: string } = {
         name: this.nodeId,
         ip: advertise,
@@ -738,7 +801,7 @@ export class SwarmNode {
       await rep?.close()
       const self = initialCluster([{ name: this.nodeId, peerUrl: peerUrl(rec.ip, ETCD_PEER_PORT) }])
       await this.store.commit([{ op: 'put', table: 'ha', id: 'self', value: { ...rec, initialCluster: self, state: 'existing' } }])
-      const box = openDataKey(this.store, this.identity.privateKey)!
+      const box = openDataKey(this.store, this.keys)!
       const once = await Replica.open({ record: { ...rec, initialCluster: self }, dataDir: this.dataDir, box, log: this.log, forceNewCluster: true })
       await once.close()
       await this.startReplicatedManager()
@@ -749,10 +812,27 @@ export class SwarmNode {
   }
 
   async leave(force: boolean): Promise<void> {
+    await this.leaveSwarm(force)
+    // A new key: joining again, this node is a new node with a new ID, as Docker's.
+    this.identity = newNodeKey(this.dataDir)
+    this.id = nodeIdFor(this.identity.publicKey)
+    this.keys = { nodeKey: this.identity.privateKey }
+    await this.executor?.close()
+    this.executor = this.opts.executor?.(this.id)
+  }
+
+  private async leaveSwarm(force: boolean): Promise<void> {
     if (this.worker && !this.isManager) {
       await this.agent?.stopAll()
       await this.stopPlanes()
       await this.store.commit(this.nodeRows())
+      return
+    }
+    if (this.locked) {
+      if (!force) throw new SwarmError('E_SWARM_LOCKED', 'Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.')
+      retireMember(this.dataDir, this.log)
+      await this.store.commit([...this.nodeRows(), ...dropReplicated(this.store)])
+      this.locked = false
       return
     }
     const role = this.manager()

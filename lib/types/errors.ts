@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'conflict'
   | 'failed_precondition'
   | 'permission_denied'
+  | 'unauthenticated'
   | 'unavailable'
   | 'resource_exhausted'
   | 'unimplemented'
@@ -23,6 +24,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   'conflict',
   'failed_precondition',
   'permission_denied',
+  'unauthenticated',
   'unavailable',
   'resource_exhausted',
   'unimplemented',
@@ -66,6 +68,9 @@ const SWARM_CODES = {
   E_NO_LEADER: 'unavailable',
   E_NOT_LEADER: 'unavailable',
   E_MANAGER_STARTING: 'unavailable',
+  E_SWARM_LOCKED: 'unavailable',
+  E_NOT_LOCKED: 'conflict',
+  E_INVALID_UNLOCK_KEY: 'unauthenticated',
   E_INVALID_ARGUMENT: 'invalid_argument',
   E_INVALID_ADDRESS: 'invalid_argument',
   E_INVALID_SPEC: 'invalid_argument',
@@ -116,4 +121,5 @@ export const NOT_MANAGER =
   "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
 export const ALREADY_IN_SWARM = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.'
 export const NO_LEADER = "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."
+export const SWARM_LOCKED = 'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.'
 export const MANAGER_STARTING = 'This node is not a swarm manager. Manager is being prepared or has trouble connecting to the cluster.'

@@ -41,6 +41,18 @@ export interface ClusterRecord {
   certTtlMs?: number
   /** The managers' etcd CA (x509, PEM), its key sealed under the data key: from the second manager on. */
   etcdCa?: { cert: string; keySealed: string }
+  /** Swarm's Orchestration.TaskHistoryRetentionLimit once `swarm update` set it (5 by default; negative keeps every ended task). */
+  taskHistory?: number
+  /** Swarm's Dispatcher.HeartbeatPeriod once `swarm update` set it (5 s by default). */
+  heartbeatMs?: number
+  /** The cluster's labels (swarm's Spec.Labels). */
+  labels?: Record<string, string>
+  /**
+   * Autolock: the 32 bytes of the unlock key, sealed under the data key, so
+   * every manager can read it (and seal its own data key under it) while
+   * neither the state nor any disk holds it in the clear.
+   */
+  unlockKeySealed?: string
 }
 
 export interface JoinRequest {

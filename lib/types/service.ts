@@ -182,3 +182,9 @@ export interface Service {
 }
 
 export const isJob = (spec: ServiceSpec): boolean => !!(spec.Mode.ReplicatedJob || spec.Mode.GlobalJob)
+
+/** Which of swarm's four modes a spec is in (a mode cannot change). */
+export function modeKind(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
+  const m = spec.Mode
+  return m.Global ? 'global' : m.ReplicatedJob ? 'replicated-job' : m.GlobalJob ? 'global-job' : 'replicated'
+}

@@ -2,7 +2,7 @@ import type { Etcd3, ICompare, IKeyValue } from 'etcd3'
 import type { Logger } from 'pino'
 import { NO_LEADER, SwarmError } from '../../types/errors.js'
 import { timedCommit, type CommitObserver } from '../commit-timing.js'
-import type { StateStore } from '../state-store.js'
+import type { ChangeListener, StateStore } from '../state-store.js'
 import type { Mutation } from '../store.js'
 
 /** Every key swarmd writes lives under this prefix: the state, and the leader's election key. */
@@ -31,8 +31,6 @@ interface Row {
   mod: string
 }
 
-type Listener = (table: string, id: string) => void
-
 /**
  * The swarm's state in etcd, with a full copy in memory (swarmkit's
  * MemoryStore over raft): listed at one revision, then kept current by a
@@ -48,7 +46,7 @@ export class EtcdStore {
   private readonly tables = new Map<string, Map<string, Row>>()
   private revision = 0n
   private readonly waiters: { rev: bigint; resolve: () => void }[] = []
-  private readonly listeners = new Set<Listener>()
+  private readonly listeners = new Set<ChangeListener>()
   private watcher: Awaited<ReturnType<ReturnType<Etcd3['watch']>['create']>> | undefined
   private closed = false
   /** Set by the quorum watchdog: writes fail at once with the no-leader text. */
@@ -110,42 +108,31 @@ export class EtcdStore {
   }
 
   /** A key of the state into `rows`; keys outside the state (the election) are not rows. */
-  private place(rows: Map<string, Map<string, Row>>, kv: IKeyValue): { table: string; id: string } | undefined {
-    const key = kv.key.toString()
-    if (!key.startsWith(STATE)) return undefined
-    const rest = key.slice(STATE.length)
-    const i = rest.indexOf('/')
-    const table = rest.slice(0, i)
-    const id = decodeURIComponent(rest.slice(i + 1))
-    let t = rows.get(table)
-    if (!t) rows.set(table, (t = new Map()))
-    t.set(id, { value: JSON.parse(kv.value.toString()), mod: kv.mod_revision })
-    return { table, id }
+  private place(rows: Map<string, Map<string, Row>>, kv: IKeyValue): void {
+    const at = rowOf(kv)
+    if (!at) return
+    let t = rows.get(at.table)
+    if (!t) rows.set(at.table, (t = new Map()))
+    t.set(at.id, { value: JSON.parse(kv.value.toString()), mod: kv.mod_revision })
   }
 
   private apply(events: { type: string | number; kv: IKeyValue }[], revision: bigint): void {
-    const changed: { table: string; id: string }[] = []
+    const changed: { table: string; id: string; before: unknown; after: unknown }[] = []
     for (const e of events) {
-      if (e.type === 'Delete' || e.type === 1) {
-        const key = e.kv.key.toString()
-        if (!key.startsWith(STATE)) continue
-        const rest = key.slice(STATE.length)
-        const i = rest.indexOf('/')
-        const table = rest.slice(0, i)
-        const id = decodeURIComponent(rest.slice(i + 1))
-        this.tables.get(table)?.delete(id)
-        changed.push({ table, id })
-      } else {
-        const at = this.place(this.tables, e.kv)
-        if (at) changed.push(at)
-      }
+      const at = rowOf(e.kv)
+      if (!at) continue
+      const { table, id } = at
+      const before = this.get(table, id)
+      if (e.type === 'Delete' || e.type === 1) this.tables.get(table)?.delete(id)
+      else this.place(this.tables, e.kv)
+      changed.push({ table, id, before, after: this.get(table, id) })
     }
     if (revision > this.revision) this.revision = revision
     for (const w of this.waiters.filter(x => x.rev <= this.revision)) {
       this.waiters.splice(this.waiters.indexOf(w), 1)
       w.resolve()
     }
-    for (const c of changed) for (const l of this.listeners) l(c.table, c.id)
+    for (const c of changed) for (const l of this.listeners) l(c.table, c.id, c.before, c.after)
   }
 
   /** The revision the copy has reached. */
@@ -165,8 +152,8 @@ export class EtcdStore {
     return [...(this.tables.get(table)?.values() ?? [])].map(r => r.value) as T[]
   }
 
-  /** Called with each changed row (`'*'` for all, after a relist). */
-  onChange(l: Listener): () => void {
+  /** Called with each changed row, with what it held before and holds now (`'*'` for all, after a relist). */
+  onChange(l: ChangeListener): () => void {
     this.listeners.add(l)
     return () => this.listeners.delete(l)
   }
@@ -259,6 +246,15 @@ export class EtcdStore {
     await this.watcher?.cancel().catch(() => undefined)
     this.watcher = undefined
   }
+}
+
+/** The table and ID a key of the state stands for; undefined for keys outside the state (the election). */
+function rowOf(kv: IKeyValue): { table: string; id: string } | undefined {
+  const key = kv.key.toString()
+  if (!key.startsWith(STATE)) return undefined
+  const rest = key.slice(STATE.length)
+  const i = rest.indexOf('/')
+  return { table: rest.slice(0, i), id: decodeURIComponent(rest.slice(i + 1)) }
 }
 
 function noLeader(cause?: unknown): SwarmError {

@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { ManagerObserver } from '../../manager/observer.js'
-import { modeKind } from '../../manager/services.js'
+import { modeKind } from '../../types/service.js'
 import { TASK_STATES } from '../../types/task.js'
 import type { NodeObserver, NodeParts } from '../node.js'
 import { gaugeFrom } from './read.js'
