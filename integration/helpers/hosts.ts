@@ -3,29 +3,33 @@
  * (lo up, eth0 with 10.A.B.N/24) plugged by a veth into a bridge that lives in
  * a dedicated "switch" namespace, so the root namespace only gains one veth
  * (10.A.B.254, for clients in the test process). Each host runs a swarmd
- * (`ip netns exec`, killed with the test process); its API socket is a file,
+ * (`nsenter --net`, killed with the test process); its API socket is a file,
  * reachable from the root namespace. Faults are functions: kill -9 and
  * restart on the same data dir, SIGSTOP/SIGCONT, link down/up on the bridge
  * side, random packet loss with nftables inside the host. Everything is torn
  * down in a teardown, also when the test fails: daemons, every process left
  * in the namespaces (the tasks), the namespaces (and with them the bridge,
- * the veths and the nft tables), the temp dir.
+ * the veths and the nft tables), the temp dir. In the kernel data plane
+ * each task has a namespace of its own (`swarmd-<node ID>-<task ID>`):
+ * those of the hosts' nodes count as the host's, and go at teardown too.
  */
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { importPrivateKey, nodeIdFor } from '../../lib/control/identity.js'
 import { pingSocket, swarmctl } from './daemon.js'
 import { run, runOk, sleep, spawnManaged, waitUntil, which, type ManagedProcess, type RunResult, type SpawnOptions } from './procs.js'
 
 const SWARMD = fileURLToPath(new URL('../../bin/swarmd.js', import.meta.url))
 const IP = which('ip', ['/usr/sbin/ip', '/sbin/ip'])
 const NFT = which('nft', ['/usr/sbin/nft', '/sbin/nft'])
+const NSENTER = which('nsenter', ['/usr/bin/nsenter'])
 const NS_PREFIX = 'swh-'
 
 /** Why these tests cannot run here, or undefined (see testNeeding). */
-export const hostsMissing: string | undefined = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !IP ? 'needs iproute2' : undefined
+export const hostsMissing: string | undefined = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !IP ? 'needs iproute2' : !NSENTER ? 'needs nsenter (util-linux)' : undefined
 /** Why packet loss cannot be injected here, or undefined. */
 export const lossMissing: string | undefined = hostsMissing ?? (!NFT ? 'needs nft (nftables)' : undefined)
 
@@ -115,6 +119,23 @@ function nsInode(ns: string): string {
   return `net:[${statSync(`/run/netns/${ns}`).ino}]`
 }
 
+/** The node ID of a host's daemon, from the node key in its data dir (undefined before it made one). */
+export function hostNodeId(h: Host): string | undefined {
+  const key = join(h.dataDir, 'node.key')
+  return existsSync(key) ? nodeIdFor(importPrivateKey(readFileSync(key, 'utf8')).publicKey) : undefined
+}
+
+/** The namespaces of a host's tasks (the kernel data plane's: `swarmd-<node ID>-<task ID>`). */
+export function taskNamespaces(h: Host): string[] {
+  const id = hostNodeId(h)
+  if (!id) return []
+  try {
+    return readdirSync('/run/netns').filter(n => n.startsWith(`swarmd-${id}-`))
+  } catch {
+    return []
+  }
+}
+
 /** A free 10.A.B.0/24 for this process: A from the pid, B the first not routed in the root namespace. */
 async function pickSubnet(): Promise<string> {
   const a = 80 + (process.pid % 50)
@@ -132,6 +153,8 @@ export interface HostsOptions {
   logLevel?: string
   /** More swarmd arguments. */
   args?: string[]
+  /** swarmd's --data-plane (default userspace: the tests written for the routing mesh keep it; hosts-kernel asks for kernel). */
+  dataPlane?: 'auto' | 'kernel' | 'userspace'
 }
 
 export class Hosts {
@@ -202,7 +225,8 @@ export class Hosts {
   /** Starts (or restarts, on the same data dir) the host's daemon and waits for its API. */
   async start(h: Host): Promise<void> {
     rmSync(h.sock, { force: true })
-    const p = spawnManaged(IP!, ['netns', 'exec', h.ns, process.execPath, SWARMD, '--data-dir', h.dataDir, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', this.opts.logLevel ?? 'warn', ...(this.opts.args ?? [])], { label: h.name })
+    // nsenter, not `ip netns exec`: the daemon keeps the host's mount namespace, as a system service does, so the task namespaces it names are seen by all (ip netns exec would give it a private one).
+    const p = spawnManaged(NSENTER!, [`--net=/run/netns/${h.ns}`, '--', process.execPath, SWARMD, '--data-dir', h.dataDir, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', this.opts.logLevel ?? 'warn', '--data-plane', this.opts.dataPlane ?? 'userspace', ...(this.opts.args ?? [])], { label: h.name })
     h.proc = p
     await waitUntil(() => pingSocket(h.sock), { timeoutMs: 20_000, what: `${h.name}'s API socket`, giveUp: () => (p.exitStatus ? new Error(`${h.name} exited: ${p.stderrTail()}`) : undefined) })
   }
@@ -277,7 +301,16 @@ export class Hosts {
    */
   taskProcesses(service: string): Map<string, Set<string>> {
     const byInode = new Map<string, Host>()
-    for (const h of this.hosts) byInode.set(nsInode(h.ns), h)
+    for (const h of this.hosts) {
+      byInode.set(nsInode(h.ns), h)
+      for (const ns of taskNamespaces(h)) {
+        try {
+          byInode.set(nsInode(ns), h)
+        } catch {
+          // Removed meanwhile.
+        }
+      }
+    }
     const out = new Map<string, Set<string>>(this.hosts.map(h => [h.name, new Set<string>()]))
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue
@@ -485,8 +518,10 @@ export class Hosts {
   private async destroy(): Promise<void> {
     for (const h of this.hosts) h.proc?.kill('SIGCONT')
     await Promise.all(this.hosts.map(h => h.proc?.stop({ graceMs: 2_000 })))
-    for (const h of this.hosts) await killNamespace(h.ns).catch(() => undefined)
-    for (const ns of [...this.hosts.map(h => h.ns), this.switchNs]) await run(IP!, ['netns', 'delete', ns])
+    const tasks = this.hosts.flatMap(taskNamespaces)
+    for (const ns of [...this.hosts.map(h => h.ns), ...tasks]) await killNamespace(ns).catch(() => undefined)
+    for (const ns of [...this.hosts.map(h => h.ns), ...tasks, this.switchNs]) await run(IP!, ['netns', 'delete', ns])
+    for (const ns of tasks) rmSync(join('/etc/netns', ns), { recursive: true, force: true })
     // Deleting the switch namespace took the root veth's peer and so the root veth; be sure.
     await run(IP!, ['link', 'delete', this.rootVeth])
     rmSync(this.dir, { recursive: true, force: true })

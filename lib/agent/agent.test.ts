@@ -7,6 +7,7 @@ import { Agent } from './agent.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
+import type { NodeDns } from './node-dns.js'
 
 const log = pino({ level: 'silent' })
 type Emit = (e: TaskEvent) => void
@@ -71,6 +72,9 @@ function fakeMesh() {
     taskStopping: async (id: string, drain: boolean) => {
       calls.push(`stopping ${id} ${drain}`)
     },
+    // The userspace mesh's answers: no namespaces, VIPs at their loopback twins.
+    taskNetworks: () => undefined,
+    vipAddress: (v: { loopback: string }) => v.loopback,
   }
   return { mesh: m as unknown as NodeMesh, m, calls, running }
 }
@@ -107,10 +111,10 @@ const settle = async (n = 3): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise(r => setImmediate(r))
 }
 
-function setup(o: { mesh?: NodeMesh } = {}) {
+function setup(o: { mesh?: NodeMesh; dns?: NodeDns } = {}) {
   const ex = new FakeExecutor()
   const sent: UpMessage[] = []
-  const agent = new Agent({ executor: ex, nodeId: 'node1', hostname: 'host1', log, ...(o.mesh ? { mesh: o.mesh } : {}) })
+  const agent = new Agent({ executor: ex, nodeId: 'node1', hostname: 'host1', log, ...(o.mesh ? { mesh: o.mesh } : {}), ...(o.dns ? { dns: o.dns } : {}) })
   agent.connect(m => sent.push(m))
   /** Every status reported for a task, oldest first. */
   const statuses = (id: string): TaskStatus[] => sent.flatMap(m => (m.t === 'status' ? m.updates.filter(u => u.id === id).map(u => u.status) : []))
@@ -515,7 +519,7 @@ t.test('the mesh: running tasks announced, withdrawn (drained) before stop, port
   const ps: PortStatus[] = [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'ingress' }]
   ex.emit('t1', { state: 'running', message: 'started', ports: ps })
   await settle()
-  t.same(running, [{ id: 't1', serviceId: 'svc1', serviceName: 'web', ports, networks: ['ing'], status: ps }])
+  t.same(running, [{ id: 't1', serviceId: 'svc1', serviceName: 'web', ports, networks: ['ing'], addresses: {}, status: ps }])
   t.notOk(last('t1')!.PortStatus, 'ingress ports are not in the task status')
 
   // The mesh could not listen on the published port: the task shows it.
@@ -550,4 +554,33 @@ t.test('the mesh: running tasks announced, withdrawn (drained) before stop, port
   await settle()
   t.same(calls, ['stopping t2 false'])
   t.match(last('t2'), { State: 'failed', Err: 'task: non-zero exit (1)', ContainerStatus: { ExitCode: 1 } })
+})
+
+t.test("the kernel data plane: a task's addresses reach the mesh, its networks the executor, VIPs are the VIPs", async t => {
+  const { mesh, m, running } = fakeMesh()
+  const net = { ID: 'be', Spec: { Name: 'be', Labels: {}, DriverConfiguration: { Name: 'overlay' as const }, Scope: 'swarm' as const }, DriverState: { Name: 'overlay' as const, Options: {} }, IPAMOptions: { Driver: { Name: 'default' as const }, Configs: [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }] } }
+  const given: unknown[] = []
+  // Ingress first (a task with a published port): it has no names, so it is not the task's resolver.
+  const placed = [
+    { network: 'ing', bridge: 'swbr4096', address: '10.0.0.5/24', gateway: '10.0.0.1', mtu: 1450, ingress: true },
+    { network: 'be', bridge: 'swbr4097', address: '10.0.1.5/24', gateway: '10.0.1.1', mtu: 1450 },
+  ]
+  Object.assign(m, {
+    taskNetworks: (a: unknown) => (given.push(a), placed),
+    vipAddress: (v: { addr?: string }) => v.addr,
+  })
+  // The node's DNS answers on the host's loopback, which a task in its own namespace cannot reach.
+  const dns = { address: '127.0.0.11:53', sync: () => undefined } as unknown as NodeDns
+  const { ex, agent } = setup({ mesh, dns })
+  const r: Routing = { ...ROUTING, networks: [{ id: 'be', vni: 4097, ingress: false }], services: [{ id: 'svc2', name: 'api', labels: {}, ports: [], vips: [{ network: 'be', loopback: '127.1.1.2', addr: '10.0.1.2' }] }] }
+  agent.receive({ t: 'assign', tasks: [{ task: task('t1', { NetworksAttachments: [{ Network: net, Addresses: ['10.0.1.5/24'] }] }), serviceName: 'web', ports: [], networks: ['be'] }], secrets: {}, routing: r })
+  await settle()
+  const et = ex.started.get('t1')!.task
+  t.same(et.networks, placed)
+  t.same(given, [[{ Network: net, Addresses: ['10.0.1.5/24'] }]])
+  t.ok(et.spec.ContainerSpec.Env?.includes('SWARMD_VIP_API=10.0.1.2'), 'the VIP itself, not its loopback twin')
+  t.ok(et.spec.ContainerSpec.Env?.includes('SWARMD_DNS=10.0.1.1:53'), "the DNS at the task's gateway, as its resolv.conf says")
+  ex.emit('t1', { state: 'running', message: 'started' })
+  await settle()
+  t.same(running[0]?.addresses, { be: '10.0.1.5' })
 })

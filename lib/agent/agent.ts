@@ -6,6 +6,7 @@ import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import type { NodeMesh } from './node-mesh.js'
 import type { NodeDns } from './node-dns.js'
+import { resolverOf } from './task-netns.js'
 import { templateContext } from './placeholders.js'
 import { swarmLabels } from './task-labels.js'
 import { STOP_GRACE_MS } from '../types/defaults.js'
@@ -39,8 +40,8 @@ interface Local {
   forgetting?: boolean
   /** Lets a task held at desired `ready` start. */
   release?: () => void
-  /** What the mesh needs to announce the task's endpoints. */
-  route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[] }
+  /** What the mesh needs to announce the task's endpoints (`addresses`: network ID → the task's address there). */
+  route?: { serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; addresses: Record<string, string> }
   /** The host ports the executor gave the task's targets. */
   ports?: PortStatus[]
   /** When the executor reported it running. */
@@ -142,7 +143,8 @@ export class Agent {
     const wanted = new Set(list.map(x => x.task.ID))
     for (const { task, serviceName, ports, networks } of list) {
       const local = this.tasks.get(task.ID)
-      const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [] }
+      const addresses = Object.fromEntries((task.NetworksAttachments ?? []).map(a => [a.Network.ID, a.Addresses[0]?.split('/')[0] ?? '']))
+      const route = { serviceId: task.ServiceID, serviceName, ports, networks: networks ?? [], addresses }
       if (local) local.route = route
       const recovered = this.recovered?.get(task.ID)
       if (isRunDesired(task.DesiredState)) {
@@ -298,23 +300,28 @@ export class Agent {
 
   /**
    * How a task finds the other services on its networks: SWARMD_VIP_<NAME>
-   * is the VIP (on loopback) the mesh listens on for that service, on
-   * every node, at the service's target ports.
+   * is the service's VIP in the kernel data plane, and in the userspace
+   * mesh the VIP's loopback twin it listens on, on every node, at the
+   * service's target ports.
    */
   private serviceVips(networks: string[]): string[] {
     const env: string[] = []
     for (const s of this.routing?.services ?? []) {
       const vip = s.vips.find(v => networks.includes(v.network) && !this.routing!.networks.find(n => n.id === v.network)?.ingress)
-      if (vip) env.push(`SWARMD_VIP_${s.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${vip.loopback}`)
+      if (vip) env.push(`SWARMD_VIP_${s.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}=${this.d.mesh?.vipAddress(vip) ?? vip.loopback}`)
     }
     return env
   }
 
   private executorTask(task: Task, serviceName: string, ports: PortConfig[], networks: string[], secrets: Record<string, string>, configs: Record<string, string>, hold: Promise<void> | undefined): ExecutorTask {
-    const dns = this.d.dns?.address
+    const attached = this.d.mesh?.taskNetworks(task.NetworksAttachments)
+    // A task in a namespace of its own asks its first network's gateway (as its resolv.conf says), not the host's loopback.
+    const resolver = attached && resolverOf(attached)
+    const dns = this.d.dns && resolver ? `${resolver}:53` : this.d.dns?.address
     const vips = [...this.serviceVips(networks), ...(dns ? [`SWARMD_DNS=${dns}`] : [])]
     const spec = vips.length ? { ...task.Spec, ContainerSpec: { ...task.Spec.ContainerSpec, Env: [...vips, ...(task.Spec.ContainerSpec.Env ?? [])] } } : task.Spec
     return {
+      ...(attached ? { networks: attached } : {}),
       id: task.ID,
       serviceId: task.ServiceID,
       serviceName,

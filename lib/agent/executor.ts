@@ -1,6 +1,7 @@
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { PortStatus, TaskState } from '../types/task.js'
 import type { TaskSpec } from '../types/service.js'
+import type { TaskNetwork, TaskNetworking } from './task-netns.js'
 
 /** A secret handed to the one task that uses it: the plaintext never leaves memory but as this file. */
 export interface SecretFile {
@@ -32,6 +33,8 @@ export interface ExecutorTask {
   /** Published ports whose target the task listens on. */
   ports: { TargetPort: number; Protocol: 'tcp' | 'udp' | 'sctp'; PublishMode: 'ingress' | 'host'; PublishedPort?: number }[]
   secrets: SecretFile[]
+  /** In the kernel data plane: the task's place on each of its networks, for a network namespace of its own. */
+  networks?: TaskNetwork[]
   configs?: ConfigFile[]
   /**
    * Set while the manager holds the task at desired `ready` (a restart
@@ -73,6 +76,8 @@ export interface Executor {
   recover(): Promise<{ taskId: string; running: boolean }[]>
   /** Re-attaches to a recovered task so its exit is reported through `emit`. */
   adopt(taskId: string, emit: (e: TaskEvent) => void): Promise<void>
+  /** From now on, tasks with `networks` run in namespaces of their own that `n` makes (the node runs the kernel data plane). */
+  attachNetworking?(n: TaskNetworking): void
   /** The task's output, oldest first; with `follow`, until `signal` aborts or the task ends. */
   logs(taskId: string, opts: LogOptions, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void>
   close(): Promise<void>

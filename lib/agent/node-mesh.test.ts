@@ -135,6 +135,8 @@ t.test('taskRunning registers endpoints; taskStopping withdraws them', async t =
     ports,
     networks: ['ing', 'back'],
     status: [{ Protocol: 'tcp', TargetPort: 29351, PublishedPort: 40001, PublishMode: 'host' }],
+    // The manager allocates overlay addresses in either data plane; in the userspace mesh the task is on the host's loopback.
+    addresses: { ing: '10.0.0.5', back: '10.0.1.5' },
   })
   const eps = mesh.endpoints('back', 's1')
   t.same(

@@ -2,12 +2,19 @@ import type { Logger } from 'pino'
 import type { Membership } from '../gossip/membership.js'
 import type { Routing } from '../types/session.js'
 import type { PortConfig } from '../types/service.js'
-import type { PortStatus } from '../types/task.js'
+import { OPT_VXLANID_LIST } from '../types/network.js'
+import type { NetworkAttachment, PortStatus } from '../types/task.js'
 import type { BalancingStrategy } from '../mesh/balancer.js'
+import { KernelPlane, type PlaneSpec, type ResolverNetwork } from '../mesh/kernel/kernel-plane.js'
+import { bridgeName } from '../mesh/kernel/names.js'
 import { Mesh, MeshError, type PublishTarget } from '../mesh/mesh.js'
 import { SealKeyring } from '../mesh/seal.js'
 import type { TunnelAuth } from '../mesh/tunnel-auth.js'
 import type { Endpoint, Protocol } from '../mesh/types.js'
+import { chooseDataPlane, type DataPlaneChoice, type DataPlaneStatus, type KernelChoice } from './data-plane.js'
+import { listening } from './listening.js'
+import { planeSpec } from './plane-spec.js'
+import { TaskNetns, type TaskNetwork, type TaskNetworking } from './task-netns.js'
 
 /** Key IDs are one byte on the wire; tags grow by one per rotation, so three consecutive tags never collide. */
 const keyId = (tag: number): number => ((tag - 1) % 255) + 1
@@ -15,13 +22,32 @@ const keyId = (tag: number): number => ((tag - 1) % 255) + 1
 /** A task's endpoints as this node announced them, to withdraw them later. */
 interface Announced {
   endpoints: Omit<Endpoint, 'node'>[]
+  /** Its host-mode ports, forwarded by the kernel data plane to its address. */
+  hostPorts: PlaneSpec['hostPorts']
+  /** Its endpoints are in the table (in the kernel data plane, once it listens). */
+  ready: boolean
 }
 
+/** How long the kernel data plane waits for a task to listen before it joins the rotation anyway. */
+const READY_WAIT_MS = 10_000
+
+/** The task an endpoint of this node's own address on a network names (it has no service). */
+const nodeTask = (nodeId: string): string => `node.${nodeId}`
+
 /**
- * A node's routing mesh, kept in step with what the manager says: the
- * networks (keys rotated in place), a listener on every published port and
- * on each service's VIP, and an endpoint for each task of this node once it
- * runs, withdrawn (with the drain delay) before it stops.
+ * A node's data plane, kept in step with what the manager says: the
+ * networks (keys rotated in place), published ports, each service's VIPs,
+ * and an endpoint for each task of this node once it runs, withdrawn (with
+ * the drain delay) before it stops.
+ *
+ * Two data planes (chooseDataPlane decides at start): the userspace mesh
+ * listens on every published port and on each VIP's loopback twin. The
+ * kernel's gives each task a namespace with an address on each of its
+ * networks (TaskNetns), and programs bridges, VXLAN and nftables
+ * (KernelPlane) from the routing and the endpoint table, which the mesh
+ * still spreads; the mesh itself then serves only what the kernel cannot:
+ * encrypted networks (on their VIPs, over the sealed tunnel, since this
+ * kernel has no IPsec) and published ports on 127.0.0.1.
  */
 export class NodeMesh {
   private mesh: Mesh | undefined
@@ -33,6 +59,14 @@ export class NodeMesh {
   private nodes: Set<string> | undefined
   /** Published ports this node could not listen on, with why: shown on the service's tasks here. */
   readonly conflicts = new Map<string, string>()
+  private choice: KernelChoice | undefined
+  private status: DataPlaneStatus = { kind: 'userspace', reason: 'not started' }
+  private netns: TaskNetns | undefined
+  private plane: KernelPlane | undefined
+  private routing: Routing | undefined
+  /** This node's own endpoints on each network, by network ID. */
+  private readonly nodeEndpoints = new Map<string, Omit<Endpoint, 'node'>>()
+  private unhook: (() => void) | undefined
 
   constructor(
     private readonly o: {
@@ -47,9 +81,68 @@ export class NodeMesh {
       workers?: number
       /** How the tunnel proves this node's ID and checks its peers' (certificateAuth in mesh-auth.ts); without it, names are taken at their word. */
       auth?: TunnelAuth
+      /** Which data plane to run (default userspace); `start()` decides. */
+      dataPlane?: DataPlaneChoice
+      /** Names the node's task namespaces. */
+      nodeId?: string
+      /** Where the kernel data plane's claim on the namespace is kept (default /run/swarmd). */
+      lockDir?: string
+      /** Called after each programming of the kernel data plane (the node's DNS listens on the gateways once they exist). */
+      onProgrammed?: () => void
       log: Logger
     },
   ) {}
+
+  /** Decides the data plane; before the agent recovers its tasks (their namespaces are the data plane's). */
+  async start(): Promise<DataPlaneStatus> {
+    const c = await chooseDataPlane({ want: this.o.dataPlane ?? 'userspace', host: this.o.host, log: this.o.log, ...(this.o.lockDir ? { lockDir: this.o.lockDir } : {}) })
+    this.status = c.status
+    if ('lock' in c) {
+      this.choice = c
+      this.netns = new TaskNetns({ nodeId: this.o.nodeId ?? 'node', ready: () => this.syncing, log: this.o.log })
+    }
+    return this.status
+  }
+
+  /** Which data plane runs, as `docker info` shows it. */
+  get dataPlane(): DataPlaneStatus {
+    return this.status
+  }
+
+  /** What gives tasks namespaces of their own: only in the kernel data plane. */
+  get taskNetworking(): TaskNetworking | undefined {
+    return this.netns
+  }
+
+  /** A task's place on each of its networks, for its namespace (undefined in the userspace mesh, or for a task on none). */
+  taskNetworks(attachments: readonly NetworkAttachment[] | undefined): TaskNetwork[] | undefined {
+    if (!this.choice || !attachments?.length) return undefined
+    const vnis = new Map(this.routing?.networks.map(n => [n.id, n.vni]))
+    const ingress = this.routing?.networks.find(n => n.ingress)?.id
+    return attachments.map(a => ({
+      network: a.Network.ID,
+      bridge: bridgeName(vnis.get(a.Network.ID) ?? Number(a.Network.DriverState.Options[OPT_VXLANID_LIST])),
+      address: a.Addresses[0] ?? '',
+      gateway: a.Network.IPAMOptions.Configs[0]?.Gateway ?? '',
+      mtu: this.choice!.mtu,
+      ...(a.Network.ID === ingress ? { ingress: true } : {}),
+    }))
+  }
+
+  /** How a task reaches a service's VIP: the VIP itself in the kernel data plane, its loopback twin in the userspace mesh. */
+  vipAddress(v: Routing['services'][number]['vips'][number]): string {
+    return this.choice && v.addr ? v.addr : v.loopback
+  }
+
+  /** What the node's DNS answers (the kernel data plane only; see KernelPlane.resolverView). */
+  resolverView(): ResolverNetwork[] {
+    return this.plane?.resolverView() ?? []
+  }
+
+  /** The kernel data plane, once the first routing made it (for its counters and DNS's change events). */
+  get kernelPlane(): KernelPlane | undefined {
+    return this.plane
+  }
 
   /**
    * The mesh, created on first use (the first routing the manager sends).
@@ -60,18 +153,46 @@ export class NodeMesh {
     if (this.mesh) return this.mesh
     const membership = this.o.membership()
     if (!membership) return undefined
-    this.mesh = await Mesh.create({
+    // The tunnel's datagrams one port up: the kernel's VXLAN socket holds the data-path port's UDP (on every node alike, so they agree).
+    const mesh = await Mesh.create({
       membership,
       host: this.o.host,
       port,
+      udpPort: port + 1,
       ...(this.o.idleTimeoutMs ? { idleTimeoutMs: this.o.idleTimeoutMs } : {}),
       ...(this.o.strategy ? { strategy: this.o.strategy } : {}),
       ...(this.o.workers ? { workers: this.o.workers } : {}),
       ...(this.o.auth ? { auth: this.o.auth } : {}),
       logger: this.o.log,
     })
-    for (const a of this.tasks.values()) for (const e of a.endpoints) this.mesh.register(e)
-    return this.mesh
+    this.mesh = mesh
+    for (const a of this.tasks.values()) if (a.ready) for (const e of a.endpoints) mesh.register(e)
+    if (this.choice) {
+      const self = membership.name
+      const plane = new KernelPlane({
+        self,
+        underlay: this.o.host,
+        vxlanPort: port,
+        mtu: this.choice.mtu,
+        endpoints: net => mesh.table.endpoints(net),
+        peers: () => new Map(membership.members().filter(m => m.name !== self && (m.state === 'alive' || m.state === 'suspect')).map(m => [m.name, m.addr])),
+        ...(this.o.ingressHost !== '0.0.0.0' ? { ingressAddr: this.o.ingressHost } : {}),
+        log: this.o.log,
+      })
+      this.plane = plane
+      const programmed = this.o.onProgrammed
+      const offProgrammed = programmed ? plane.onChange(programmed) : undefined
+      // A dead node's endpoints leave the table in the same membership event: one reconcile takes them out.
+      const unwatch = mesh.watch(() => plane.changed())
+      const onMember = (): void => plane.changed()
+      membership.on('event', onMember)
+      this.unhook = () => {
+        offProgrammed?.()
+        unwatch()
+        membership.off('event', onMember)
+      }
+    }
+    return mesh
   }
 
   get instance(): Mesh | undefined {
@@ -90,6 +211,7 @@ export class NodeMesh {
   }
 
   private async apply(r: Routing): Promise<void> {
+    this.routing = r
     const mesh = await this.ensure(r.dataPathPort)
     if (!mesh) return
     for (const n of r.networks) {
@@ -107,7 +229,14 @@ export class NodeMesh {
       }
       mesh.addNetwork({ id: n.id, vni: n.vni, ...(seal ? { seal } : {}) })
     }
+    if (this.plane) {
+      await this.plane.set(this.spec(r))
+      this.announceNode(mesh, r)
+    }
     const ingress = r.networks.find(n => n.ingress)
+    const encrypted = new Set(r.networks.filter(n => n.keys?.length).map(n => n.id))
+    // In the kernel data plane the mesh serves published ports on loopback (unless ingress is encrypted), and only encrypted networks' VIPs, on the VIPs themselves.
+    const publishHost = this.plane && ingress && !encrypted.has(ingress.id) ? '127.0.0.1' : this.o.ingressHost
     const want = new Map<string, { host: string; port: number; target: PublishTarget; vip: boolean; service: string }>()
     for (const s of r.services) {
       for (const p of s.ports) {
@@ -115,8 +244,8 @@ export class NodeMesh {
         if (protocol === ('sctp' as Protocol)) continue
         if (ingress && (p.PublishMode ?? 'ingress') === 'ingress' && p.PublishedPort) {
           const proxy = proxyFor(s.labels, p)
-          want.set(`${this.o.ingressHost}:${p.PublishedPort}/${protocol}`, {
-            host: this.o.ingressHost,
+          want.set(`${publishHost}:${p.PublishedPort}/${protocol}`, {
+            host: publishHost,
             port: p.PublishedPort,
             target: { network: ingress.id, service: s.id, targetPort: p.TargetPort, protocol, ...(proxy ? { proxyProtocol: proxy } : {}) },
             vip: false,
@@ -124,7 +253,9 @@ export class NodeMesh {
           })
         }
         for (const v of s.vips) {
-          want.set(`${v.loopback}:${p.TargetPort}/${protocol}`, { host: v.loopback, port: p.TargetPort, target: { network: v.network, service: s.id, targetPort: p.TargetPort, protocol }, vip: true, service: s.id })
+          if (this.plane && !(encrypted.has(v.network) && v.addr && r.nodeAddrs?.[v.network])) continue
+          const host = this.vipAddress(v)
+          want.set(`${host}:${p.TargetPort}/${protocol}`, { host, port: p.TargetPort, target: { network: v.network, service: s.id, targetPort: p.TargetPort, protocol }, vip: true, service: s.id })
         }
       }
     }
@@ -150,22 +281,80 @@ export class NodeMesh {
     }
   }
 
-  /** A task of this node runs: its ports join the service's networks (the ingress network for published ones). */
-  taskRunning(t: { id: string; serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; status: PortStatus[] }): void {
+  /** The kernel data plane's spec: the routing, and the host-mode ports of the tasks here. */
+  private spec(r: Routing): PlaneSpec {
+    return planeSpec(r, [...this.tasks.values()].flatMap(a => a.hostPorts))
+  }
+
+  /** This node's own address on each plain network it is on, announced like a task's: others reach it across the overlay (the replies to what it translated). */
+  private announceNode(mesh: Mesh, r: Routing): void {
+    const want = new Map<string, Omit<Endpoint, 'node'>>()
+    for (const n of r.networks) {
+      const addr = r.nodeAddrs?.[n.id]
+      if (!addr || n.keys?.length) continue
+      want.set(n.id, { network: n.id, service: '', serviceName: '', task: nodeTask(mesh.self), protocol: 'tcp', targetPort: 0, host: addr.split('/')[0]!, port: 0 })
+    }
+    for (const [id, e] of this.nodeEndpoints) if (!want.has(id)) void mesh.withdraw(e, 0)
+    for (const [id, e] of want) {
+      const had = this.nodeEndpoints.get(id)
+      if (had?.host !== e.host) mesh.register(e)
+    }
+    this.nodeEndpoints.clear()
+    for (const [id, e] of want) this.nodeEndpoints.set(id, e)
+  }
+
+  /**
+   * A task of this node runs: its ports join the service's networks (the
+   * ingress network for published ones). In the kernel data plane they are
+   * the task's address on each network (`addresses`, network ID → address)
+   * at its target port; a task without ports is announced there too (target
+   * port 0), so that other nodes can reach its address and the DNS knows it.
+   */
+  taskRunning(t: { id: string; serviceId: string; serviceName: string; ports: PortConfig[]; networks: string[]; status: PortStatus[]; addresses?: Record<string, string> }): void {
     if (this.tasks.has(t.id)) return
     const endpoints: Omit<Endpoint, 'node'>[] = []
+    const hostPorts: PlaneSpec['hostPorts'] = []
+    const kernel = !!this.choice && !!t.addresses
     for (const network of t.networks) {
+      // In the userspace mesh tasks share the host's network: their overlay addresses (the manager allocates them either way) are not where they listen.
+      const addr = kernel ? t.addresses?.[network] : undefined
+      if (kernel && !addr) continue
+      const base = { network, service: t.serviceId, serviceName: t.serviceName, task: t.id }
       for (const p of t.ports) {
         const protocol = (p.Protocol ?? 'tcp') as Protocol
         if (protocol !== 'tcp' && protocol !== 'udp') continue
         const bound = t.status.find(s => s.TargetPort === p.TargetPort && s.Protocol === protocol)
-        endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol, targetPort: p.TargetPort, host: '127.0.0.1', port: bound?.PublishedPort ?? p.TargetPort })
+        endpoints.push({ ...base, protocol, targetPort: p.TargetPort, host: addr ?? '127.0.0.1', port: kernel ? p.TargetPort : (bound?.PublishedPort ?? p.TargetPort) })
       }
-      // A task without ports is still on the network: its presence (target port 0) is what tasks.<name> and dnsrr answer from.
-      if (!endpoints.some(e => e.network === network)) endpoints.push({ network, service: t.serviceId, serviceName: t.serviceName, task: t.id, protocol: 'tcp', targetPort: 0, host: '127.0.0.1', port: 0 })
+      // A task without ports is still on the network: its presence (target port 0) is what tasks.<name> and dnsrr answer from, and (kernel) what lets other nodes reach its address.
+      if (!endpoints.some(e => e.network === network)) endpoints.push({ ...base, protocol: 'tcp', targetPort: 0, host: addr ?? '127.0.0.1', port: 0 })
     }
-    this.tasks.set(t.id, { endpoints })
-    if (this.mesh) for (const e of endpoints) this.mesh.register(e)
+    const first = t.addresses?.[t.networks[0] ?? '']
+    if (kernel && first) {
+      for (const p of t.ports) {
+        const protocol = (p.Protocol ?? 'tcp') as Protocol
+        if (p.PublishMode === 'host' && p.PublishedPort && (protocol === 'tcp' || protocol === 'udp')) hostPorts.push({ protocol, port: p.PublishedPort, addr: first, targetPort: p.TargetPort })
+      }
+    }
+    const a: Announced = { endpoints, hostPorts, ready: false }
+    this.tasks.set(t.id, a)
+    const announce = (): void => {
+      if (this.tasks.get(t.id) !== a) return
+      a.ready = true
+      if (this.mesh) for (const e of endpoints) this.mesh.register(e)
+      if (hostPorts.length) this.replan()
+    }
+    // The kernel cannot try another task when one refuses, as the mesh does: a task joins the rotation once it listens.
+    const probe = kernel ? endpoints.find(e => e.protocol === 'tcp' && e.targetPort > 0) : undefined
+    if (probe) void listening(probe.host, probe.port, READY_WAIT_MS).then(announce)
+    else announce()
+  }
+
+  /** The local tasks' host-mode ports changed: the kernel data plane is programmed again. */
+  private replan(): void {
+    const r = this.routing
+    if (!this.plane || !r) return
+    this.syncing = this.syncing.then(() => this.plane?.set(this.spec(r))).catch(e => this.o.log.warn({ err: e }, 'data plane: programming failed'))
   }
 
   /** Withdraws a task's endpoints; with `drain`, waits the drain delay so new connections go elsewhere before it stops. */
@@ -173,12 +362,23 @@ export class NodeMesh {
     const a = this.tasks.get(taskId)
     if (!a) return
     this.tasks.delete(taskId)
+    if (a.hostPorts.length) this.replan()
     if (!this.mesh) return
     await Promise.all(a.endpoints.map((e, i) => this.mesh!.withdraw(e, drain && i === 0 ? undefined : 0)))
   }
 
+  /**
+   * Stops the data plane. When no task runs any more (the daemon stopped
+   * them, or the node left its swarm), what the kernel data plane
+   * programmed goes too; tasks kept running (--live-restore) keep it, and
+   * the next daemon adopts it.
+   */
   async close(): Promise<void> {
     await this.syncing
+    this.unhook?.()
+    await this.plane?.close({ purge: this.tasks.size === 0 })
+    this.plane = undefined
+    this.choice?.lock.release()
     await this.mesh?.close()
     this.mesh = undefined
   }

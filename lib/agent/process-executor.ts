@@ -12,6 +12,7 @@ import type { PortStatus } from '../types/task.js'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
+import type { TaskNetworking } from './task-netns.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 import { childrenOf, cmdline, groupAlive, isAlive, makeFifo, processStat, readExitStatus, readRecord, signalGroup, taskPaths, writeRecord, type TaskPaths, type TaskRecord } from './task-dir.js'
 import { readTaskLog, TaskLog, type TaskLogOptions } from './task-log.js'
@@ -76,9 +77,13 @@ interface Entry {
   /** Settles once the terminal state is reported (or the executor closed). */
   done: Promise<void>
   settle: () => void
+  /** The removal of the task's network namespace, once it ended. */
+  unplugged?: Promise<void>
 }
 
 interface Prepared {
+  /** What runs the wrapper inside the task's network namespace (`ip netns exec NAME`), if it has one. */
+  prefix: string[]
   program: string
   args: string[]
   env: Record<string, string>
@@ -107,6 +112,7 @@ export class ProcessExecutor implements Executor {
   /** Host ports handed to live tasks, which may not have bound them yet. */
   private readonly reserved = new Set<number>()
   private closed = false
+  private networking: TaskNetworking | undefined
 
   constructor(opts: ProcessExecutorOptions) {
     this.dir = path.resolve(opts.dir)
@@ -117,6 +123,10 @@ export class ProcessExecutor implements Executor {
     const root = opts.secretsRoot ?? (isDirectory('/dev/shm') ? '/dev/shm' : process.env.XDG_RUNTIME_DIR)
     const hash = createHash('sha256').update(this.dir).digest('hex').slice(0, 16)
     this.secretsBase = root !== undefined ? path.join(root, `swarmd-${hash}`) : undefined
+  }
+
+  attachNetworking(n: TaskNetworking): void {
+    this.networking = n
   }
 
   async start(task: ExecutorTask, emit: (e: TaskEvent) => void): Promise<void> {
@@ -174,12 +184,14 @@ export class ProcessExecutor implements Executor {
     const rec = readRecord(taskPaths(this.dir, taskId))
     if (rec) await terminate(rec, graceMs)
     this.removeSecrets(taskId)
+    await this.networking?.teardown(taskId)
   }
 
   async remove(taskId: string): Promise<void> {
     const paths = taskPaths(this.dir, taskId)
     const e = this.tasks.get(taskId)
     if (!e?.finished) await this.stop(taskId, 0)
+    await e?.unplugged
     this.tasks.delete(taskId)
     this.removeSecrets(taskId)
     fs.rmSync(paths.dir, { recursive: true, force: true })
@@ -206,6 +218,8 @@ export class ProcessExecutor implements Executor {
       if (!running) this.removeSecrets(d.name)
       found.push({ taskId: d.name, running })
     }
+    // Namespaces whose task no longer runs (it ended while the daemon was down, or its record is gone).
+    await this.networking?.sweep(new Set(found.filter(f => f.running).map(f => f.taskId)))
     return found
   }
 
@@ -337,10 +351,13 @@ export class ProcessExecutor implements Executor {
       SWARMD_NODE_HOSTNAME: task.nodeHostname,
     })
 
-    await this.allocatePorts(task, e)
+    // In a namespace of its own the task listens on its target ports themselves; on the host, on ports of its own.
+    const isolated = !!task.networks?.length && this.networking !== undefined
+    await this.allocatePorts(task, e, isolated)
+    const inner = (p: PortStatus): number => (isolated ? p.TargetPort : p.PublishedPort)
     const first = e.ports[0]
-    if (first) env.PORT = String(first.PublishedPort)
-    for (const p of e.ports) env[`SWARMD_PORT_${p.TargetPort}`] = String(p.PublishedPort)
+    if (first) env.PORT = String(inner(first))
+    for (const p of e.ports) env[`SWARMD_PORT_${p.TargetPort}`] = String(inner(p))
 
     await makeFifo(e.paths.stdout)
     await makeFifo(e.paths.stderr)
@@ -350,11 +367,16 @@ export class ProcessExecutor implements Executor {
       env.SWARMD_CONFIGS_DIR = path.join(e.paths.dir, 'configs')
       writeConfigs(env.SWARMD_CONFIGS_DIR, task.configs)
     }
-    return { program, args, env, cwd, stopSignal }
+    const prefix = isolated ? await this.networking!.setup(task.id, task.networks!) : []
+    return { prefix, program, args, env, cwd, stopSignal }
   }
 
-  /** One host port per target port (free on each of its protocols), or exactly the host-mode published one. */
-  private async allocatePorts(task: ExecutorTask, e: Entry): Promise<void> {
+  /**
+   * One host port per target port (free on each of its protocols), or
+   * exactly the host-mode published one; a task in a namespace of its own
+   * needs only the host-mode ones (the data plane forwards them).
+   */
+  private async allocatePorts(task: ExecutorTask, e: Entry, isolated: boolean): Promise<void> {
     const byTarget = new Map<number, { protocols: Protocol[]; fixed?: number }>()
     for (const p of task.ports) {
       const g = byTarget.get(p.TargetPort) ?? { protocols: [] }
@@ -372,6 +394,9 @@ export class ProcessExecutor implements Executor {
             throw new SwarmdError('E_PORT_IN_USE', `host-mode port already in use: ${port}/${proto}`)
           }
         }
+      } else if (isolated) {
+        hostPort.set(target, target)
+        continue
       } else {
         port = await this.freePort(g.protocols)
       }
@@ -445,7 +470,9 @@ export class ProcessExecutor implements Executor {
     const errR = fs.openSync(e.paths.stderr, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
     let child: ChildProcess
     try {
-      child = spawn('/bin/sh', ['-c', wrapper(p.stopSignal), 'swarmd-task', e.paths.exit, p.program, ...p.args], {
+      // `ip netns exec` execs the wrapper in the same process: the pid recorded is the wrapper's either way.
+      const [cmd, ...args] = [...p.prefix, '/bin/sh', '-c', wrapper(p.stopSignal), 'swarmd-task', e.paths.exit, p.program, ...p.args]
+      child = spawn(cmd!, args, {
         cwd: p.cwd,
         env: p.env,
         detached: true,
@@ -532,6 +559,7 @@ export class ProcessExecutor implements Executor {
     e.log?.end()
     for (const p of e.hostPorts) this.reserved.delete(p)
     this.removeSecrets(e.id)
+    e.unplugged = this.networking?.teardown(e.id).catch(err => this.logger?.warn({ err, task: e.id }, 'removing the task namespace failed'))
     try {
       e.emit(event)
     } finally {

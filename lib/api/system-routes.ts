@@ -45,9 +45,19 @@ export function mountSystemRoutes(api: ApiServer, node: SwarmNode, hostname: str
         ContainersStopped: tasks.length - running,
         Images: 0,
         Driver: 'none',
+        Plugins: { Volume: [], Network: ['overlay', ...dataPlaneText(node)], Authorization: null, Log: [] },
+        ...(node.dataPlane ? { DataPlane: node.dataPlane } : {}),
+        Warnings: node.dataPlane?.kind === 'userspace' && node.dataPlane.reason ? [`swarmd: the userspace routing mesh runs: ${node.dataPlane.reason}`] : [],
         Swarm: swarmInfo(node),
       }
     })
+}
+
+/** Which data plane the node's agent runs, as the docker CLI prints it on the Plugins' Network line. */
+function dataPlaneText(node: SwarmNode): string[] {
+  const p = node.dataPlane
+  if (!p) return []
+  return p.kind === 'kernel' ? ['(data plane: kernel, VXLAN + nftables)'] : ['(data plane: userspace mesh)']
 }
 
 /** The Swarm block of /info: a manager's view, a worker's, or a node in no swarm. */

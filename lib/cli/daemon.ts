@@ -64,6 +64,7 @@ export interface DaemonFlags {
   ingressAddr: string
   meshIdleTimeout: number
   meshBalancing: 'round-robin' | 'least-connections'
+  dataPlane: 'auto' | 'kernel' | 'userspace'
   metricsAddr?: { host: string; port: number }
   meshWorkers: number
   dnsAddr: { host: string; port: number } | null
@@ -82,6 +83,7 @@ export function addDaemonOptions(cmd: Command): Command {
     .option('--ingress-addr <ip>', 'where published ports listen on this node', '0.0.0.0')
     .option('--mesh-idle-timeout <duration>', 'close routing-mesh connections idle this long (0: never)', parseDuration, 0)
     .addOption(new Option('--mesh-balancing <strategy>', 'how the routing mesh picks a task').choices(['round-robin', 'least-connections']).default('round-robin'))
+    .addOption(new Option('--data-plane <kind>', "tasks in namespaces on VXLAN overlays, VIPs and published ports in nftables (kernel: needs root, VXLAN and nftables), or the userspace mesh; auto: the kernel's where it can run").choices(['auto', 'kernel', 'userspace']).default('auto'))
     .option('--metrics-addr <ip:port>', 'serve Prometheus metrics at /metrics and, on managers, the cluster page at / (plain HTTP; default off)', parseListenAddr)
     .option('--mesh-workers <n>', 'forwarder processes beside the daemon that accept on published ports too (0: none)', parseCount, 0)
     .option('--dns-addr <ip:port|none>', "where this node's DNS answers tasks' queries for service names", parseDnsAddr, USERSPACE_DNS)
@@ -134,6 +136,7 @@ export async function runDaemon(f: DaemonFlags): Promise<number> {
       ingressAddr: f.ingressAddr,
       meshIdleTimeoutMs: f.meshIdleTimeout,
       meshBalancing: f.meshBalancing,
+      dataPlane: f.dataPlane,
       ...(metrics ? { observer: metrics.observer } : {}),
       meshWorkers: f.meshWorkers,
       dnsAddr: f.dnsAddr,

@@ -270,3 +270,39 @@ t.test('a second attach for the node closes the first', async t => {
   t.equal(second.closes(), 1)
   t.notOk(d.connected('n1'))
 })
+
+t.test("each node gets its own addresses on the networks, and its tasks the networks they have addresses on", async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarmd-dispatcher-'))
+  const store = await Store.open(dir)
+  const d = new Dispatcher({
+    store,
+    routing: () => ROUTING,
+    nodeAttachments: () => [
+      { NodeID: 'n1', NetworkID: 'ing', Addr: '10.0.0.254/24' },
+      { NodeID: 'n1', NetworkID: 'be', Addr: '10.0.1.254/24' },
+      { NodeID: 'n2', NetworkID: 'ing', Addr: '10.0.0.253/24' },
+    ],
+    secrets: () => ({}),
+    configs: () => ({}),
+    report: async () => undefined,
+    log: pino({ level: 'silent' }),
+  })
+  t.teardown(async () => {
+    await d.close()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const attached = { ...task('a', 'n1', 'running', 'running'), NetworksAttachments: [{ Network: { ID: 'be' }, Addresses: ['10.0.1.250/24'] }] } as unknown as Task
+  await store.commit([
+    { op: 'put', table: 'services', id: 's1', value: svc('s1', 'web') },
+    { op: 'put', table: 'tasks', id: 'a', value: attached },
+  ])
+  const s1 = fakeSession()
+  const s3 = fakeSession()
+  d.attach('n1', s1)
+  d.attach('n3', s3)
+  const m = assignOf(s1.sent[0])
+  t.same(m.routing.nodeAddrs, { ing: '10.0.0.254/24', be: '10.0.1.254/24' })
+  t.same(m.tasks[0]?.networks, ['be'], 'from its attachments, not its VIPs')
+  t.equal(assignOf(s3.sent[0]).routing.nodeAddrs, undefined, 'a node without addresses gets none')
+})

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
+import type { NodeAttachmentRecord } from '../types/network.js'
 import type { DownMessage, Routing, UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
 import { isRunDesired, type Task, type TaskStatus } from '../types/task.js'
@@ -8,6 +9,8 @@ import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
   routing: Routing
+  /** Node ID → network ID → the node's address there. */
+  nodeAddrs: Map<string, Record<string, string>>
   services: Map<string, Service>
   byNode: Map<string, Task[]>
   taskNets: Map<string, string[]>
@@ -30,6 +33,8 @@ export class Dispatcher {
       store: StateStore
       /** The networks, services' VIPs and ports every node's mesh serves. */
       routing: () => Routing
+      /** Every node's own addresses on the networks (each node is sent its own). */
+      nodeAttachments?: () => NodeAttachmentRecord[]
       /** Plaintext of the secrets these IDs name, base64. */
       secrets: (ids: string[]) => Record<string, string>
       /** Data of the configs these IDs name, base64. */
@@ -116,8 +121,11 @@ export class Dispatcher {
       l.push(t)
     }
     const routing = this.d.routing()
+    const nodeAddrs = new Map<string, Record<string, string>>()
+    for (const a of this.d.nodeAttachments?.() ?? []) nodeAddrs.set(a.NodeID, { ...nodeAddrs.get(a.NodeID), [a.NetworkID]: a.Addr })
     return {
       routing,
+      nodeAddrs,
       services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
       byNode,
       taskNets: new Map(routing.services.map(r => [r.id, [...new Set([...r.vips.map(v => v.network), ...(r.networks ?? [])])]])),
@@ -133,11 +141,13 @@ export class Dispatcher {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: v.taskNets.get(task.ServiceID) ?? [] }
+        // The networks it has addresses on once allocated, else its service's (VIP or not).
+        const networks = task.NetworksAttachments?.map(a => a.Network.ID) ?? v.taskNets.get(task.ServiceID) ?? []
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks }
       }),
       secrets: this.d.secrets(ids(c => c.Secrets?.map(r => r.SecretID))),
       configs: this.d.configs(ids(c => c.Configs?.map(r => r.ConfigID))),
-      routing: v.routing,
+      routing: v.nodeAddrs.has(nodeId) ? { ...v.routing, nodeAddrs: v.nodeAddrs.get(nodeId)! } : v.routing,
     }
   }
 

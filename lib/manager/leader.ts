@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { every, type Clock } from '../gossip/clock.js'
 import { KEY_ROTATION_MS } from '../types/defaults.js'
+import type { NodeAttachmentRecord } from '../types/network.js'
 import type { NodeRecord } from '../types/node.js'
 import type { Routing } from '../types/session.js'
 import type { Cluster } from './cluster.js'
@@ -32,6 +33,8 @@ export interface LeaderDeps {
   clock: Clock
   runsTasks: boolean
   routing: () => Routing
+  /** Every node's own addresses on the networks. */
+  nodeAttachments: () => NodeAttachmentRecord[]
   /** New gossip keys to use on this node. */
   applyGossipKeys: (keys: string[]) => void
   /** With several managers: etcd's membership, reconciled with the managers' roles. */
@@ -64,6 +67,7 @@ export class LeaderDuties {
     this.dispatcher = new Dispatcher({
       store: d.state,
       routing: d.routing,
+      nodeAttachments: d.nodeAttachments,
       secrets: ids => d.secrets.values(ids),
       configs: ids => d.configs.values(ids),
       report: (nodeId, updates) => this.orchestrator.report(nodeId, updates),

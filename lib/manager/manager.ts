@@ -284,6 +284,7 @@ export class Manager {
       clock: this.d.clock,
       runsTasks: this.d.runsTasks,
       routing: () => this.routing(),
+      nodeAttachments: () => this.networks.nodeAttachments(),
       applyGossipKeys: this.d.applyGossipKeys,
       ...(this.d.replica ? { replica: this.d.replica } : {}),
       resign: () => void this.election?.resign(),
@@ -387,7 +388,7 @@ export class Manager {
     const known = new Set(nets.map(n => n.ID))
     return {
       dataPathPort: this.cluster.record().dataPathPort,
-      networks: nets.map(n => ({ id: n.ID, vni: n.Vni, ingress: n.Ingress, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
+      networks: nets.map(n => ({ id: n.ID, name: n.Name, vni: n.Vni, ingress: n.Ingress, subnet: n.Subnet, gateway: n.Gateway, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
       services: this.d.state.list<Service>('services').map(svc => ({
         id: svc.ID,
         name: svc.Spec.Name,

@@ -112,6 +112,27 @@ export function pickVip(serviceId: string, n: NetworkRecord, used: Set<string>):
   throw new SwarmError('E_VIP_EXHAUSTED', 'could not find an available IP while allocating VIP')
 }
 
+/** A node's attachment to a network is stored under this ID. */
+export const nodeAttachmentId = (nodeId: string, networkId: string): string => `${nodeId}/${networkId}`
+
+/**
+ * A free address of the network for a task or a node, from the top of the
+ * subnet down ("10.0.1.254/24"). VIPs come from the bottom up (pickVip), so
+ * an allocation here and a VIP picked by an API call at the same moment do
+ * not take the same address. `used` holds addresses without a prefix length.
+ */
+export function pickAddress(n: NetworkRecord, used: ReadonlySet<string>): string {
+  const subnet = parsePrefix(n.Subnet) as Prefix
+  const range = n.IPRange ? (parsePrefix(n.IPRange) as Prefix) : undefined
+  const reserved = new Set([n.Gateway, ...Object.values(n.AuxAddresses ?? {})])
+  for (let i = 2 ** (32 - subnet.bits) - 2; i >= 1; i--) {
+    const a = formatIPv4(subnet.addr + i)
+    if (reserved.has(a) || used.has(a) || (range && !contains(range, subnet.addr + i))) continue
+    return `${a}/${subnet.bits}`
+  }
+  throw new SwarmError('E_ADDRESS_EXHAUSTED', `could not find an available IP on network ${n.Name}`)
+}
+
 /**
  * Swarm's rotation of an encrypted network's ring: drop the oldest key, add
  * a newer one. The new key only decrypts until the next rotation makes it

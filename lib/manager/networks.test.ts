@@ -268,6 +268,22 @@ t.test('VIPs: one per (service, network), lowest free host, a loopback twin, rel
   t.same(again.vips('s0'), [])
 })
 
+t.test("a VIP never takes an address a live task or a node holds; removing the network drops the nodes' addresses", async t => {
+  const { store, n } = await open(t)
+  const { Id } = await n.create(withSubnet('tiny', '10.21.0.0/29'))
+  const held = (id: string, state: Task['Status']['State'], addr: string): Task =>
+    ({ ID: id, Spec: {}, Status: { State: state }, DesiredState: 'running', NetworksAttachments: [{ Network: { ID: Id }, Addresses: [addr] }] }) as unknown as Task
+  await store.commit([
+    { op: 'put', table: 'tasks', id: 'a', value: held('a', 'running', '10.21.0.2/29') },
+    { op: 'put', table: 'tasks', id: 'b', value: held('b', 'failed', '10.21.0.3/29') },
+    { op: 'put', table: 'attachments', id: `n1/${Id}`, value: { NodeID: 'n1', NetworkID: Id, Addr: '10.21.0.4/29' } },
+  ])
+  t.same([(await n.allocateVip('s1', 'tiny')).Addr, (await n.allocateVip('s2', 'tiny')).Addr], ['10.21.0.3/29', '10.21.0.5/29'], "skips the running task's .2 and the node's .4; the failed task's .3 is free")
+  t.same(n.nodeAttachments().map(a => a.Addr), ['10.21.0.4/29'])
+  await n.remove('tiny')
+  t.same(n.nodeAttachments(), [])
+})
+
 t.test('encrypted networks: a ring of three keys, the middle one primary, rotated', async t => {
   const { n } = await open(t)
   await n.create(overlay('secure', { Options: { encrypted: '' } }))

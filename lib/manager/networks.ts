@@ -1,8 +1,8 @@
 import { SwarmError } from '../types/errors.js'
-import type { NetworkKey, NetworkRecord, VipRecord } from '../types/network.js'
+import type { NetworkKey, NetworkRecord, NodeAttachmentRecord, VipRecord } from '../types/network.js'
 import type { Service } from '../types/service.js'
-import { stateRank, type Task } from '../types/task.js'
-import { allocateNetwork, nextRing, pickVip } from './network-allocator.js'
+import { isTerminal, stateRank, type Task } from '../types/task.js'
+import { allocateNetwork, nextRing, nodeAttachmentId, pickVip } from './network-allocator.js'
 import { rpc, validateCreate } from './network-spec.js'
 import type { StateStore } from './state-store.js'
 import type { Mutation } from './store.js'
@@ -99,7 +99,12 @@ export class Networks {
         if (task) throw new SwarmError('E_IN_USE', rpc('FailedPrecondition', `network ${n.ID} is in use by task ${task.ID}`))
       }
       const vips = this.store.list<VipRecord>('vips').filter(v => v.NetworkID === n.ID)
-      await this.store.commit([{ op: 'delete', table: 'networks', id: n.ID }, ...vips.map((v): Mutation => ({ op: 'delete', table: 'vips', id: vipId(v.ServiceID, v.NetworkID) }))])
+      const nodes = this.store.list<NodeAttachmentRecord>('attachments').filter(a => a.NetworkID === n.ID)
+      await this.store.commit([
+        { op: 'delete', table: 'networks', id: n.ID },
+        ...vips.map((v): Mutation => ({ op: 'delete', table: 'vips', id: vipId(v.ServiceID, v.NetworkID) })),
+        ...nodes.map((a): Mutation => ({ op: 'delete', table: 'attachments', id: nodeAttachmentId(a.NodeID, a.NetworkID) })),
+      ])
     })
   }
 
@@ -113,6 +118,11 @@ export class Networks {
 
   vips(serviceId: string): VipRecord[] {
     return this.store.list<VipRecord>('vips').filter(v => v.ServiceID === serviceId)
+  }
+
+  /** Every node's addresses on the networks (table `attachments`). */
+  nodeAttachments(): NodeAttachmentRecord[] {
+    return this.store.list<NodeAttachmentRecord>('attachments')
   }
 
   /** The service's VIP on the network: the one it has, or the lowest free host address. */
@@ -156,11 +166,18 @@ export class Networks {
     })
   }
 
+  /** The addresses tasks and nodes hold on a network (with their prefix length), which no VIP may take. */
+  private attachedAddrs(networkId: string): string[] {
+    const tasks = this.store.list<Task>('tasks').flatMap(t => (isTerminal(t.Status.State) ? [] : (t.NetworksAttachments ?? []).filter(a => a.Network.ID === networkId).flatMap(a => a.Addresses)))
+    const nodes = this.store.list<NodeAttachmentRecord>('attachments').filter(a => a.NetworkID === networkId).map(a => a.Addr)
+    return [...tasks, ...nodes]
+  }
+
   /** The service's VIP on the network: the one it has, or a new one (with the mutation that stores it). */
   private vipOn(serviceId: string, n: NetworkRecord, pending: Set<string>): { vip: VipRecord; mutation?: Mutation } {
     const have = this.store.get<VipRecord>('vips', vipId(serviceId, n.ID))
     if (have) return { vip: have }
-    const used = new Set([...pending, ...this.store.list<VipRecord>('vips').filter(v => v.NetworkID === n.ID).map(v => v.Addr)])
+    const used = new Set([...pending, ...this.store.list<VipRecord>('vips').filter(v => v.NetworkID === n.ID).map(v => v.Addr), ...this.attachedAddrs(n.ID)])
     const vip = pickVip(serviceId, n, used)
     return { vip, mutation: { op: 'put', table: 'vips', id: vipId(serviceId, n.ID), value: vip } }
   }

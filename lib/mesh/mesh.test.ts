@@ -2,14 +2,15 @@ import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createServer, connect as tcpConnect, type Server } from 'node:net'
 import t, { type Test } from 'tap'
-import type { Mesh } from './mesh.js'
+import { Membership } from '../gossip/membership.js'
+import { Mesh } from './mesh.js'
 import { meshPair } from './pair.test-helper.js'
 import { FrameFlag, FrameType, encodeFrame } from './tunnel-frame.js'
 
 const NET = { id: 'ingress', vni: 4096 }
 const PORT = 29480
 
-const pair = (t: Test, opts: { idleTimeoutMs?: number } = {}): Promise<{ a: Mesh; b: Mesh }> =>
+const pair = (t: Test, opts: { idleTimeoutMs?: number; udpPort?: number } = {}): Promise<{ a: Mesh; b: Mesh; mb: Membership }> =>
   meshPair(t, { name: 'mesh', hosts: ['127.0.0.221', '127.0.0.222'], gossipPort: 29470, tunnelPort: PORT, a: opts, b: opts })
 
 async function listen(s: Server): Promise<number> {
@@ -111,4 +112,63 @@ t.test('issue 11.7: forged UDP replies do not reach a published port\'s clients'
   await until(() => got.length >= 2)
   await new Promise(r => setTimeout(r, 100))
   t.same(got, ['echo q1', 'echo q2'], 'the client saw no forged reply')
+})
+
+t.test("the tunnel's UDP side on its own port: flows go there, the TCP port's UDP stays free (for the kernel's VXLAN)", async t => {
+  const held = createSocket('udp4')
+  await new Promise<void>(r => held.bind(PORT, '127.0.0.221', r))
+  t.teardown(() => held.close())
+  const { a, b } = await pair(t, { udpPort: PORT + 9 })
+  const task = createSocket('udp4')
+  task.on('message', (m, r) => task.send(`echo ${m}`, r.port, r.address))
+  await new Promise<void>(r => task.bind(0, '127.0.0.1', r))
+  t.teardown(() => task.close())
+  b.register({ network: 'ingress', service: 's4', serviceName: 'udp-echo', task: 'u2', protocol: 'udp', targetPort: 53, host: '127.0.0.1', port: task.address().port })
+  await until(() => a.endpoints('ingress', 'udp-echo').length === 1)
+  await a.publish(29484, { network: 'ingress', service: 'udp-echo', targetPort: 53, protocol: 'udp' }, '127.0.0.221')
+  const client = createSocket('udp4')
+  const got: string[] = []
+  client.on('message', m => got.push(m.toString()))
+  await new Promise<void>(r => client.bind(0, '127.0.0.1', r))
+  t.teardown(() => client.close())
+  client.send('q', 29484, '127.0.0.221')
+  await until(() => got.length === 1)
+  t.same(got, ['echo q'], 'through the tunnel, its datagrams on the other port')
+  t.equal(b.stats().tunnel.datagramsIn, 1)
+})
+
+t.test('watchers see every visible change of the table, a dead node\'s endpoints leaving included', async t => {
+  const { a, b, mb } = await pair(t)
+  const seen: string[] = []
+  const stop = a.watch(u => seen.push(`+${u.added.map(e => e.task).join()} -${u.removed.map(e => e.task).join()}`))
+  a.register({ network: 'ingress', service: 's5', serviceName: 'w', task: 'local', protocol: 'tcp', targetPort: 80, host: '127.0.0.1', port: 1 })
+  b.register({ network: 'ingress', service: 's5', serviceName: 'w', task: 'remote', protocol: 'tcp', targetPort: 80, host: '127.0.0.1', port: 2 })
+  await until(() => a.endpoints('ingress', 'w').length === 2)
+  await b.close()
+  await mb.shutdown()
+  await until(() => a.endpoints('ingress', 'w').length === 1)
+  t.same(seen, ['+local -', '+remote -', '+ -remote'])
+  stop()
+  await a.withdraw({ network: 'ingress', task: 'local', protocol: 'tcp', targetPort: 80 }, 0)
+  t.equal(seen.length, 3, 'an unsubscribed watcher hears nothing more')
+})
+
+t.test("a mesh made after its membership joined fetches the table at once, not at the next push/pull", async t => {
+  // Gossip retransmits b's announcement briefly (4 rounds of 20 ms), push/pull is far off: only a request for the table can bring it.
+  const tuning = { gossipInterval: 20, pushPullInterval: 600_000 }
+  const ma = await Membership.create({ name: 'late-a', bind: { ip: '127.0.0.223', port: 29470 }, profile: 'lan', tuning })
+  const mb = await Membership.create({ name: 'late-b', bind: { ip: '127.0.0.224', port: 29470 }, profile: 'lan', tuning })
+  await mb.join(['127.0.0.223:29470'])
+  const b = await Mesh.create({ membership: mb, host: '127.0.0.224', port: PORT, networks: [NET], drainMs: 0 })
+  b.register({ network: 'ingress', service: 's6', serviceName: 'early', task: 'e1', protocol: 'tcp', targetPort: 80, host: '127.0.0.1', port: 1 })
+  await new Promise(r => setTimeout(r, 400))
+  const a = await Mesh.create({ membership: ma, host: '127.0.0.223', port: PORT, networks: [NET], drainMs: 0 })
+  t.teardown(async () => {
+    await a.close()
+    await b.close()
+    await ma.shutdown()
+    await mb.shutdown()
+  })
+  await until(() => a.endpoints('ingress', 'early').length === 1)
+  t.pass("b's endpoint, announced before a's mesh existed, is in a's table")
 })

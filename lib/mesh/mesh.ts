@@ -29,6 +29,8 @@ export interface MeshOptions {
   host: string
   /** The data-path port, the same on every node (swarm's 4789). */
   port?: number
+  /** The tunnel's UDP side on this port instead (the same on every node), where the kernel's VXLAN socket holds the data-path port's UDP. */
+  udpPort?: number
   networks?: MeshNetwork[]
   strategy?: BalancingStrategy
   /** Closes a connection idle this long, explicitly, on both sides (0: never; swarm's IPVS silently forgets them after 900 s). */
@@ -90,6 +92,9 @@ export interface ClientAddresses {
 
 /** The first byte of the mesh's gossip messages, so other users of the membership keep theirs. */
 const MESH_MSG = 0xa7
+/** A mesh made after its membership joined asks the others for their tables with this and its member name; they answer it with MESH_STATE and their full state. */
+const MESH_STATE_REQ = 0xa8
+const MESH_STATE = 0xa9
 const UDP_FLOW_IDLE_MS = 60_000
 
 interface UdpFlow {
@@ -126,12 +131,13 @@ export class Mesh {
   private readonly alive = new Set<string>()
   /** Service name → ID per network, kept from table updates, so a connection by name needs no scan. */
   private readonly serviceIds = new Map<string, string>()
+  private readonly watchers = new Set<(u: TableUpdate) => void>()
   private pool: ForwarderPool | undefined
   /** The published TCP ports the workers accept on too, with their targets. */
   private readonly workerPorts = new Map<string, PublishTarget>()
 
   private constructor(
-    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy' | 'auth' | 'tunnelLimits' | 'workers'>> & Pick<MeshOptions, 'logger' | 'strategy'>,
+    private readonly o: Required<Omit<MeshOptions, 'logger' | 'networks' | 'strategy' | 'auth' | 'tunnelLimits' | 'workers' | 'udpPort'>> & Pick<MeshOptions, 'logger' | 'strategy' | 'udpPort'>,
     private readonly tunnel: Tunnel,
   ) {
     const self = o.membership.name
@@ -150,6 +156,7 @@ export class Mesh {
     const tunnel = await Tunnel.listen({
       host: o.host,
       port: o.port,
+      ...(o.udpPort !== undefined ? { udpPort: o.udpPort } : {}),
       name: o.membership.name,
       ...(o.auth ? { auth: o.auth } : {}),
       ...(o.tunnelLimits ? { limits: o.tunnelLimits } : {}),
@@ -172,6 +179,7 @@ export class Mesh {
     for (const n of opts.networks ?? []) mesh.addNetwork(n)
     mesh.previous = o.membership.setDelegate(mesh.delegate())
     o.membership.on('event', mesh.onMember)
+    mesh.askForTables()
     const reap = setInterval(() => mesh.housekeeping(), 10_000)
     reap.unref()
     mesh.timers.push(reap)
@@ -220,11 +228,42 @@ export class Mesh {
     return this.table.endpoints(network).filter(e => !service || e.service === service || e.serviceName === service)
   }
 
-  /** Table changes reach the balancer and the name index. */
+  /**
+   * Calls `fn` with every change of the table that shows (an endpoint
+   * added, removed or changed, a dead node's included); returns what
+   * unsubscribes it.
+   */
+  watch(fn: (u: TableUpdate) => void): () => void {
+    this.watchers.add(fn)
+    return () => void this.watchers.delete(fn)
+  }
+
+  /** Table changes reach the balancer, the name index and the watchers. */
   private updated(u: TableUpdate): void {
     this.balancer.update(u)
     for (const e of [...u.added, ...u.updated]) this.serviceIds.set(`${e.network}/${e.serviceName}`, e.service)
-    if (u.added.length || u.updated.length || u.removed.length) this.syncWorkers()
+    if (u.added.length || u.updated.length || u.removed.length) {
+      this.syncWorkers()
+      for (const fn of this.watchers) fn(u)
+    }
+  }
+
+  /** A mesh made after its membership joined has an empty table until the next push/pull: the members are asked at once. */
+  private askForTables(): void {
+    for (const m of this.o.membership.members()) {
+      if (m.name === this.self || m.state !== 'alive') continue
+      this.o.membership.sendReliable(m.name, Buffer.concat([Buffer.from([MESH_STATE_REQ]), Buffer.from(this.self)])).catch(err => this.o.logger?.debug({ err, node: m.name }, 'mesh: asking for the table failed'))
+    }
+  }
+
+  private mergeState(state: Buffer): void {
+    try {
+      const u = this.table.mergeFullState(decodeFullState(state))
+      this.updated(u)
+      this.send(u)
+    } catch {
+      this.counters.dropped.malformedTable++
+    }
   }
 
   private applyLocal(u: TableUpdate): void {
@@ -244,6 +283,14 @@ export class Mesh {
     const prev = (): Delegate => this.previous
     return {
       notifyMsg: (msg, from) => {
+        if (msg[0] === MESH_STATE_REQ) {
+          // Answered to the member by name: `from` is the request's TCP source, an ephemeral port. An unknown name is refused there.
+          const node = msg.subarray(1).toString()
+          const state = Buffer.concat([Buffer.from([MESH_STATE]), encodeFullState(this.table.fullState())])
+          this.o.membership.sendReliable(node, state).catch(err => this.o.logger?.debug({ err, node }, 'mesh: sending the table failed'))
+          return
+        }
+        if (msg[0] === MESH_STATE) return this.mergeState(msg.subarray(1))
         if (msg[0] !== MESH_MSG) return prev().notifyMsg?.(msg, from)
         try {
           const u = this.table.apply(decodeDelta(msg.subarray(1)))
@@ -257,14 +304,7 @@ export class Mesh {
       getBroadcasts: (overhead, limit) => prev().getBroadcasts?.(overhead, limit) ?? [],
       localState: () => Buffer.concat([Buffer.from([MESH_MSG]), encodeFullState(this.table.fullState())]),
       mergeRemoteState: state => {
-        if (state[0] !== MESH_MSG) return
-        try {
-          const u = this.table.mergeFullState(decodeFullState(state.subarray(1)))
-          this.updated(u)
-          this.send(u)
-        } catch {
-          this.counters.dropped.malformedTable++
-        }
+        if (state[0] === MESH_MSG) this.mergeState(state.subarray(1))
       },
     }
   }
@@ -497,7 +537,7 @@ export class Mesh {
         f.local.connect(e.port, e.host)
       } else {
         try {
-          f.remote = this.tunnel.openFlow(this.peerOf(e.node), this.network(e.network).vni, endpointKey(e), toClient)
+          f.remote = this.tunnel.openFlow({ ...this.peerOf(e.node), port: this.o.udpPort ?? this.o.port }, this.network(e.network).vni, endpointKey(e), toClient)
         } catch (err) {
           this.o.logger?.debug({ err }, 'mesh: no flow to a remote task')
           return

@@ -77,6 +77,8 @@ export interface TunnelOptions {
   /** Where to listen, TCP and UDP on the same port (0: any free port). */
   host: string
   port: number
+  /** The UDP side on another port (where the kernel's VXLAN socket holds `port`'s UDP). */
+  udpPort?: number
   /** The address peers dial to reach this tunnel and pass to open(); defaults to the bound host and port. */
   advertise?: PeerAddress
   /** The name this tunnel proves to its peers (default: its advertised `host:port`). */
@@ -167,7 +169,7 @@ export class Tunnel {
     })
   }
 
-  /** Binds TCP and then UDP on the same port. */
+  /** Binds TCP and then UDP, on the same port unless `udpPort` says otherwise. */
   static async listen(opts: TunnelOptions): Promise<Tunnel> {
     const server = createServer({ noDelay: true, highWaterMark: CONN_HIGH_WATER })
     await new Promise<void>((resolve, reject) => {
@@ -182,7 +184,7 @@ export class Tunnel {
     try {
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject)
-        udp.bind({ address: opts.host, port }, () => {
+        udp.bind({ address: opts.host, port: opts.udpPort ?? port }, () => {
           udp.off('error', reject)
           resolve()
         })

@@ -5,6 +5,7 @@ import { Agent } from '../agent/agent.js'
 import { CheckIn } from '../agent/checkin.js'
 import type { Executor } from '../agent/executor.js'
 import { ManagerPicker, type ManagerLink } from '../agent/manager-link.js'
+import type { DataPlaneChoice, DataPlaneStatus } from '../agent/data-plane.js'
 import { certificateAuth } from '../agent/mesh-auth.js'
 import { NodeMesh } from '../agent/node-mesh.js'
 import { NodeDns, USERSPACE_DNS } from '../agent/node-dns.js'
@@ -90,6 +91,8 @@ export interface NodeOptions extends Partial<ClusterTimings> {
   /** Closes mesh connections idle this long (0: never). */
   meshIdleTimeoutMs?: number
   meshBalancing?: 'round-robin' | 'least-connections'
+  /** `swarmd --data-plane`: the kernel's where it can run, or the userspace mesh (default userspace here; the daemon's is auto). */
+  dataPlane?: DataPlaneChoice
   /** Forwarder processes beside the daemon's for published ports (default none). */
   meshWorkers?: number
   /** Where the node's DNS answers tasks (default 127.0.0.11:53); null: no DNS. */
@@ -265,6 +268,11 @@ export class SwarmNode {
     })()
   }
 
+  /** Which data plane this node's agent runs (undefined before it has one). */
+  get dataPlane(): DataPlaneStatus | undefined {
+    return this.nodeMesh?.dataPlane
+  }
+
   parts(): NodeParts {
     return {
       membership: this.membership,
@@ -426,10 +434,16 @@ export class SwarmNode {
       ingressHost: this.opts.ingressAddr ?? '0.0.0.0',
       ...(this.opts.meshIdleTimeoutMs ? { idleTimeoutMs: this.opts.meshIdleTimeoutMs } : {}),
       ...(this.opts.meshBalancing ? { strategy: this.opts.meshBalancing } : {}),
+      ...(this.opts.dataPlane ? { dataPlane: this.opts.dataPlane } : {}),
       ...(this.opts.meshWorkers ? { workers: this.opts.meshWorkers } : {}),
+      nodeId: this.nodeId,
+      onProgrammed: () => this.dns?.resync(),
       log: this.log.child({ layer: 'mesh' }),
     })
     this.nodeMesh = mesh
+    // Before the agent recovers its tasks: in the kernel data plane their namespaces are the executor's to find.
+    await mesh.start()
+    if (mesh.taskNetworking) this.executor?.attachNetworking?.(mesh.taskNetworking)
     const listen = this.opts.dnsAddr === undefined ? USERSPACE_DNS : this.opts.dnsAddr
     if (listen) {
       this.dns = new NodeDns({
@@ -437,6 +451,7 @@ export class SwarmNode {
         mesh: () => mesh.instance,
         membership: () => this.membership,
         ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
+        kernel: () => mesh.dataPlane.kind === 'kernel',
         log: this.log.child({ layer: 'dns' }),
       })
       await this.dns.start()

@@ -101,6 +101,7 @@ const SWARM_CODES = {
   E_PORTS_EXHAUSTED: 'resource_exhausted',
   E_VNI_EXHAUSTED: 'resource_exhausted',
   E_VIP_EXHAUSTED: 'resource_exhausted',
+  E_ADDRESS_EXHAUSTED: 'resource_exhausted',
   E_INTERNAL: 'internal',
 } as const satisfies Record<string, ErrorKind>
 

@@ -64,3 +64,17 @@ export interface NetworkObject {
   Options: Record<string, string>
   Labels: Record<string, string> | null
 }
+
+/**
+ * A node's own address on an overlay network (table `attachments`, one per
+ * node and network it takes part in: swarmkit's node LB attachments). In
+ * the kernel data plane it is the node's identity on the overlay: the
+ * source its VIP and published-port traffic is translated to, so replies
+ * from a task on another node find their way back.
+ */
+export interface NodeAttachmentRecord {
+  NodeID: string
+  NetworkID: string
+  /** With the prefix length, as Docker shows addresses: "10.0.1.254/24". */
+  Addr: string
+}

@@ -12,7 +12,8 @@ import type { Task, TaskStatus } from './task.js'
 export interface Routing {
   /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
   dataPathPort: number
-  networks: { id: string; vni: number; ingress: boolean; keys?: { tag: number; key: string }[] }[]
+  /** `subnet` and `gateway` as the network's IPAM config has them ("10.0.1.0/24", "10.0.1.1"). */
+  networks: { id: string; name?: string; vni: number; ingress: boolean; subnet?: string; gateway?: string; keys?: { tag: number; key: string }[] }[]
   services: {
     id: string
     name: string
@@ -27,6 +28,8 @@ export interface Routing {
     /** Network ID → the service's network aliases there (the spec's TaskTemplate.Networks[].Aliases). */
     aliases?: Record<string, string[]>
   }[]
+  /** This node's own address on each network it takes part in (network ID → "10.0.1.254/24"): set per node by the dispatcher. */
+  nodeAddrs?: Record<string, string>
   /** The IDs of the swarm's nodes: the only peers a node's data plane accepts. */
   nodes?: string[]
 }

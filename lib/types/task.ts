@@ -32,6 +32,21 @@ export interface TaskStatus {
   PortStatus?: { Ports?: PortStatus[] }
 }
 
+/**
+ * A task's place on one overlay network, as Docker shows it
+ * (Task.NetworksAttachments): the network, as swarmkit embeds it, and the
+ * address the manager allocated the task there ("10.0.1.5/24").
+ */
+export interface NetworkAttachment {
+  Network: {
+    ID: string
+    Spec: { Name: string; Labels: Record<string, string>; DriverConfiguration: { Name: 'overlay'; Options?: Record<string, string> }; Ingress?: boolean; Scope: 'swarm' }
+    DriverState: { Name: 'overlay'; Options: Record<string, string> }
+    IPAMOptions: { Driver: { Name: 'default' }; Configs: { Subnet: string; Gateway: string }[] }
+  }
+  Addresses: string[]
+}
+
 export interface Task {
   ID: string
   Version: Version
@@ -49,4 +64,6 @@ export interface Task {
   JobIteration?: Version
   Status: TaskStatus
   DesiredState: TaskState
+  /** The task's address on each of its networks, allocated when it is assigned to a node. */
+  NetworksAttachments?: NetworkAttachment[]
 }

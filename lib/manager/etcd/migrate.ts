@@ -2,7 +2,7 @@ import type { Store, Mutation } from '../store.js'
 import type { EtcdStore } from './etcd-store.js'
 
 /** The swarm's tables: what moves into etcd. The other tables of a node's store are the node's own (its certificate, its data key, its worker or etcd record). */
-export const REPLICATED_TABLES = ['cluster', 'nodes', 'services', 'tasks', 'secrets', 'networks', 'vips', 'configs'] as const
+export const REPLICATED_TABLES = ['cluster', 'nodes', 'services', 'tasks', 'secrets', 'networks', 'vips', 'attachments', 'configs'] as const
 
 const BATCH = 500
 

@@ -7,6 +7,7 @@ import type { Planner } from '../placement.js'
 import type { StateStore } from '../state-store.js'
 import type { Mutation } from '../store.js'
 import { assignPending } from './assign.js'
+import { allocateAttachments } from './attachments.js'
 import { reconcileJob } from './jobs.js'
 import { reapOrphans } from './orphans.js'
 import { isLive, iso, Pass, type NodeInfo } from './pass.js'
@@ -19,7 +20,7 @@ export type { NodeInfo } from './pass.js'
  * The manager's reconciliation loop: it turns services into tasks and keeps
  * them so. Each pass reads the store and the node view, runs each concern
  * (orphans, slots with the restart policy, the rolling update, history,
- * placement) over one Pass, and writes the decisions back in one commit;
+ * placement, the overlay addresses) over one Pass, and writes the decisions back in one commit;
  * it never touches sockets. Its timers (restart delays, an update's delay
  * and monitor) go through the injected clock.
  */
@@ -131,6 +132,7 @@ export class Orchestrator {
       else advanceUpdate(p, svc, reconcileSlots(p, svc, history))
     }
     assignPending(p, this.d.planner)
+    allocateAttachments(p, { networks: this.d.store.list('networks'), vips: this.d.store.list('vips'), nodes: this.d.store.list('attachments') })
     if (p.muts.size > 0) {
       await this.d.store.commit([...p.muts.values()])
       this.d.changed()
