@@ -51,9 +51,9 @@ export function swarmctl(sock: string, ...args: string[]): Promise<RunResult> {
   return run(process.execPath, [SWARMCTL, '-H', `unix://${sock}`, ...args], { timeoutMs: 30_000 })
 }
 
-/** Task processes (the process executor's) that carry one of these node IDs in their environment, with their task IDs. */
-export function taskProcesses(nodeIds: readonly string[], service?: string): { pid: number; task: string }[] {
-  const found: { pid: number; task: string }[] = []
+/** Task processes (the process executor's) that carry one of these node IDs in their environment, with their task IDs and environments (read once: a process may be gone by the time a test looks again). */
+export function taskProcesses(nodeIds: readonly string[], service?: string): { pid: number; task: string; env: string[] }[] {
+  const found: { pid: number; task: string; env: string[] }[] = []
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     let env: string
@@ -66,7 +66,7 @@ export function taskProcesses(nodeIds: readonly string[], service?: string): { p
     const node = vars.find(v => v.startsWith('SWARMD_NODE_ID='))?.slice('SWARMD_NODE_ID='.length)
     if (!node || !nodeIds.includes(node)) continue
     if (service && !vars.includes(`SWARMD_SERVICE_NAME=${service}`)) continue
-    found.push({ pid: Number(d), task: vars.find(v => v.startsWith('SWARMD_TASK_ID='))?.slice('SWARMD_TASK_ID='.length) ?? '' })
+    found.push({ pid: Number(d), task: vars.find(v => v.startsWith('SWARMD_TASK_ID='))?.slice('SWARMD_TASK_ID='.length) ?? '', env: vars })
   }
   return found
 }
