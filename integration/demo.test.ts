@@ -39,6 +39,7 @@ async function leftovers(out: string): Promise<string[]> {
     const names = [...out.matchAll(/network namespace (\S+)\)/g)].map(m => m[1]!)
     const listed = (await run(ip!, ['netns', 'list'])).stdout
     for (const n of names) if (listed.split('\n').some(l => l.split(' ')[0] === n)) found.push(`namespace ${n}`)
+    for (const id of nodeIds(out)) for (const n of readdirSync('/run/netns').filter(x => x.startsWith(`swarmd-${id}-`))) found.push(`task namespace ${n}`)
     const bridge = /on bridge (\S+)/.exec(out)?.[1]
     if (bridge && (await run(ip!, ['link', 'show', bridge])).code === 0) found.push(`bridge ${bridge}`)
   }

@@ -286,6 +286,15 @@ function leftovers() {
   return pids
 }
 
+/** SIGKILL, where the process may be gone already. */
+function quietKill(pid) {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+}
+
 let tornDown
 /** Stops the daemons (which stop their tasks), kills whatever survived, removes the namespaces, bridge and temp dir. */
 function teardown() {
@@ -295,14 +304,16 @@ function teardown() {
     const slow = setTimeout(() => hosts.forEach(h => h.proc?.kill('SIGKILL')), 10_000)
     await Promise.all(hosts.map(h => h.exited))
     clearTimeout(slow)
-    for (const pid of leftovers()) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }
+    for (const pid of leftovers()) quietKill(pid)
     if (mode === 'netns') {
+      // The kernel data plane's task namespaces (swarmd-<node ID>-<task ID>): one whose task was starting when its daemon stopped outlives it.
+      const netnsDir = '/run/netns'
+      const taskNs = hosts.filter(h => h.id).flatMap(h => readdirSync(netnsDir).filter(n => n.startsWith(`swarmd-${h.id}-`)))
+      for (const ns of taskNs) {
+        for (const pid of spawnSync(IP, ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) quietKill(Number(pid))
+        quiet(IP, ['netns', 'delete', ns])
+        rmSync(join('/etc/netns', ns), { recursive: true, force: true })
+      }
       for (const h of hosts) {
         quiet(IP, ['netns', 'delete', h.ns])
         quiet(IP, ['link', 'delete', h.veth])
