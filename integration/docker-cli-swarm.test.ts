@@ -98,6 +98,8 @@ testNeeding(t, 'the docker CLI on a three-node swarm', dockerCliMissing, async t
     })
     t.same(inspected.Config.Entrypoint, null)
     t.same([inspected.Path, inspected.Args[0]], ['sh', '-c'])
+    // A task that has just started may have printed one line so far.
+    await waitUntil(async () => lines((await wk('logs', web)).stdout).length >= 2, { timeoutMs: 10_000, what: 'two lines of output' })
     const logs = await wk('logs', '--tail', '2', web)
     t.match(logs.stdout, /^hello from [1-3]\nhello from [1-3]\n$/, `docker logs: ${logs.stderr}`)
     t.same(lines((await wk('ps', '-q', '-f', 'label=com.docker.swarm.service.name=api')).stdout).length, 1)

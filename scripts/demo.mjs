@@ -161,7 +161,8 @@ async function waitFor(what, check, timeoutMs, giveUp = () => undefined) {
 
 /** Starts a host's daemon in its own process group (Ctrl-C reaches only the demo, which stops them in order), logs to a file. */
 async function startDaemon(h) {
-  const args = [SWARMD, '--data-dir', h.data, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info']
+  // The userspace mesh, whose balancing the walkthrough shows (three requests to each task); the kernel plane balances at random.
+  const args = [SWARMD, '--data-dir', h.data, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', 'info', '--data-plane', 'userspace']
   if (mode === 'loopback') args.push('--ingress-addr', h.ip)
   let argv = mode === 'netns' ? [IP, 'netns', 'exec', h.ns, NODE, ...args] : [NODE, ...args]
   // The kernel kills the daemon if the demo dies without tearing down (setpriv execs, so the pid is the daemon's).
