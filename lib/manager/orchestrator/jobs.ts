@@ -21,14 +21,7 @@ export function reconcileJob(p: Pass, svc: Service, taskHistory: number): void {
   const iteration = svc.JobStatus?.JobIteration.Index ?? 0
   const global = !!svc.Spec.Mode.GlobalJob
   const restart = jobRestart(effective(svc.Spec).restart)
-  const all = (p.byService.get(svc.ID) ?? []).map(t => p.current(t))
-  const groups = new Map<string, Task[]>()
-  for (const t of all) {
-    const key = global ? (t.NodeID ?? '') : String(t.Slot ?? 0)
-    let g = groups.get(key)
-    if (!g) groups.set(key, (g = []))
-    g.push(t)
-  }
+  const groups = p.slots(svc, global)
   const wanted: string[] = []
   if (global) {
     for (const n of p.nodes) if (p.plan.eligible(svc, n.id)) wanted.push(n.id)

@@ -60,6 +60,18 @@ export class Pass {
     return m?.op === 'put' ? (m.value as Task) : t
   }
 
+  /** A service's tasks as this pass has them, by slot: the slot number, or the node for a global service. */
+  slots(svc: Service, global: boolean): Map<string, Task[]> {
+    const groups = new Map<string, Task[]>()
+    for (const t of (this.byService.get(svc.ID) ?? []).map(x => this.current(x))) {
+      const key = global ? (t.NodeID ?? '') : String(t.Slot ?? 0)
+      let g = groups.get(key)
+      if (!g) groups.set(key, (g = []))
+      g.push(t)
+    }
+    return groups
+  }
+
   changed(t: Task): boolean {
     return this.muts.has(`tasks/${t.ID}`)
   }

@@ -33,15 +33,8 @@ export interface UpdateProgress {
  */
 export function reconcileSlots(p: Pass, svc: Service, taskHistory: number): UpdateProgress {
   const eff = effective(svc.Spec)
-  const list = (p.byService.get(svc.ID) ?? []).map(t => p.current(t))
   const global = !!svc.Spec.Mode.Global
-  const groups = new Map<string, Task[]>()
-  for (const t of list) {
-    const key = global ? (t.NodeID ?? '') : String(t.Slot ?? 0)
-    let g = groups.get(key)
-    if (!g) groups.set(key, (g = []))
-    g.push(t)
-  }
+  const groups = p.slots(svc, global)
   const wanted = new Set<string>()
   if (global) {
     for (const n of p.nodes) if (p.plan.eligible(svc, n.id) || (n.unknown && groups.has(n.id))) wanted.add(n.id)
