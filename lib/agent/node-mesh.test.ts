@@ -119,6 +119,39 @@ t.test('encrypted networks: keys installed, the middle one primary, rotated in p
   t.same(ring.ids(), [(401 - 1) % 255 + 1])
 })
 
+t.test('an encrypted network without keys here fails closed: not carried, its VIPs not served; keys withdrawn, it is dropped', async t => {
+  const { nm, dataPathPort } = await setup(t, 29370)
+  const carried = () => (nm.instance as unknown as { networks: Map<string, unknown> }).networks
+  const ports: PortConfig[] = [{ TargetPort: 29371, PublishedPort: 29372, Protocol: 'tcp', PublishMode: 'ingress' }]
+  const web = { id: 's1', name: 'web', labels: {}, ports, vips: [{ network: 'back', loopback: VIP }] }
+  const sealed = (keys?: { tag: number; key: string }[]): Routing => ({
+    dataPathPort,
+    networks: [
+      { id: 'ing', vni: 4096, ingress: true },
+      { id: 'back', vni: 4097, ingress: false, encrypted: true, ...(keys ? { keys } : {}) },
+    ],
+    services: [web],
+  })
+  await nm.sync(sealed())
+  t.notOk(keyrings(nm).has('back'))
+  t.notOk(carried().has('back'), 'the mesh does not carry it: nothing is sent for it, its frames are dropped')
+  t.same(nm.instance!.published(), [`${INGRESS}:29372/tcp`], 'its VIP is not served; the plain ingress port is')
+
+  await nm.sync(sealed([key(1), key(2), key(3)]))
+  t.ok(carried().has('back'), 'given keys, it is carried')
+  t.same(nm.instance!.published().sort(), [`${INGRESS}:29372/tcp`, `${VIP}:29371/tcp`].sort(), 'and its VIP served')
+
+  await nm.sync(sealed())
+  t.notOk(keyrings(nm).has('back'), 'keys withdrawn: the keyring is forgotten')
+  t.notOk(carried().has('back'), 'and the network dropped')
+  t.same(nm.instance!.published(), [`${INGRESS}:29372/tcp`])
+
+  // An encrypted ingress network without keys: published ports are not served either.
+  await nm.sync({ ...sealed(), networks: [{ id: 'ing', vni: 4096, ingress: true, encrypted: true }] })
+  t.same(nm.instance!.published(), [])
+  t.notOk(carried().has('ing'))
+})
+
 t.test('taskRunning registers endpoints; taskStopping withdraws them', async t => {
   const { nm, dataPathPort } = await setup(t, 29350)
   await nm.sync(routing(dataPathPort, []))

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Membership } from '../gossip/membership.js'
-import type { Routing } from '../types/session.js'
+import { isEncrypted, type Routing, type RoutingNetwork } from '../types/session.js'
 import type { PortConfig } from '../types/service.js'
 import { OPT_VXLANID_LIST } from '../types/network.js'
 import type { NetworkAttachment, PortStatus } from '../types/task.js'
@@ -52,6 +52,8 @@ const nodeTask = (nodeId: string): string => `node.${nodeId}`
 export class NodeMesh {
   private mesh: Mesh | undefined
   private readonly keyrings = new Map<string, SealKeyring>()
+  /** The networks the mesh carries: every plain one, and the encrypted ones this node has keys for. */
+  private carried = new Set<string>()
   private readonly listeners = new Map<string, string>()
   private readonly tasks = new Map<string, Announced>()
   private syncing: Promise<void> = Promise.resolve()
@@ -214,35 +216,30 @@ export class NodeMesh {
     this.routing = r
     const mesh = await this.ensure(r.dataPathPort)
     if (!mesh) return
+    const carried = new Set<string>()
     for (const n of r.networks) {
-      let seal: SealKeyring | undefined
-      if (n.keys?.length) {
-        const keys = n.keys.map(k => ({ id: keyId(k.tag), key: Buffer.from(k.key, 'base64') }))
-        const primary = keys[Math.min(1, keys.length - 1)]!.id
-        seal = this.keyrings.get(n.id)
-        if (!seal) this.keyrings.set(n.id, (seal = new SealKeyring(keys, primary)))
-        else {
-          for (const k of keys) seal.install(k.id, k.key)
-          seal.usePrimary(primary)
-          for (const id of seal.ids()) if (!keys.some(k => k.id === id)) seal.remove(id)
-        }
-      }
+      const seal = this.keyring(n)
+      // Fail closed: an encrypted network this node has no keys for is not carried, so nothing here sends its traffic or serves its VIPs, and the tunnel drops its frames.
+      if (isEncrypted(n) && !seal) continue
       mesh.addNetwork({ id: n.id, vni: n.vni, ...(seal ? { seal } : {}) })
+      carried.add(n.id)
     }
+    for (const id of this.carried) if (!carried.has(id)) mesh.removeNetwork(id)
+    this.carried = carried
     if (this.plane) {
       await this.plane.set(this.spec(r))
       this.announceNode(mesh, r)
     }
     const ingress = r.networks.find(n => n.ingress)
-    const encrypted = new Set(r.networks.filter(n => n.keys?.length).map(n => n.id))
+    const nets = new Map(r.networks.map(n => [n.id, n]))
     // In the kernel data plane the mesh serves published ports on loopback (unless ingress is encrypted), and only encrypted networks' VIPs, on the VIPs themselves.
-    const publishHost = this.plane && ingress && !encrypted.has(ingress.id) ? '127.0.0.1' : this.o.ingressHost
+    const publishHost = this.plane && ingress && !isEncrypted(ingress) ? '127.0.0.1' : this.o.ingressHost
     const want = new Map<string, { host: string; port: number; target: PublishTarget; vip: boolean; service: string }>()
     for (const s of r.services) {
       for (const p of s.ports) {
         const protocol = (p.Protocol ?? 'tcp') as Protocol
         if (protocol === ('sctp' as Protocol)) continue
-        if (ingress && (p.PublishMode ?? 'ingress') === 'ingress' && p.PublishedPort) {
+        if (ingress && carried.has(ingress.id) && (p.PublishMode ?? 'ingress') === 'ingress' && p.PublishedPort) {
           const proxy = proxyFor(s.labels, p)
           want.set(`${publishHost}:${p.PublishedPort}/${protocol}`, {
             host: publishHost,
@@ -253,7 +250,9 @@ export class NodeMesh {
           })
         }
         for (const v of s.vips) {
-          if (this.plane && !(encrypted.has(v.network) && v.addr && r.nodeAddrs?.[v.network])) continue
+          const net = nets.get(v.network)
+          if (!net || !carried.has(net.id)) continue
+          if (this.plane && !(isEncrypted(net) && v.addr && r.nodeAddrs?.[v.network])) continue
           const host = this.vipAddress(v)
           want.set(`${host}:${p.TargetPort}/${protocol}`, { host, port: p.TargetPort, target: { network: v.network, service: s.id, targetPort: p.TargetPort, protocol }, vip: true, service: s.id })
         }
@@ -281,6 +280,24 @@ export class NodeMesh {
     }
   }
 
+  /** The network's keyring with the keys the routing gives, rotated in place; undefined (and forgotten) without keys. */
+  private keyring(n: RoutingNetwork): SealKeyring | undefined {
+    if (!n.keys?.length) {
+      this.keyrings.delete(n.id)
+      return undefined
+    }
+    const keys = n.keys.map(k => ({ id: keyId(k.tag), key: Buffer.from(k.key, 'base64') }))
+    const primary = keys[Math.min(1, keys.length - 1)]!.id
+    let seal = this.keyrings.get(n.id)
+    if (!seal) this.keyrings.set(n.id, (seal = new SealKeyring(keys, primary)))
+    else {
+      for (const k of keys) seal.install(k.id, k.key)
+      seal.usePrimary(primary)
+      for (const id of seal.ids()) if (!keys.some(k => k.id === id)) seal.remove(id)
+    }
+    return seal
+  }
+
   /** The kernel data plane's spec: the routing, and the host-mode ports of the tasks here. */
   private spec(r: Routing): PlaneSpec {
     return planeSpec(r, [...this.tasks.values()].flatMap(a => a.hostPorts))
@@ -291,7 +308,7 @@ export class NodeMesh {
     const want = new Map<string, Omit<Endpoint, 'node'>>()
     for (const n of r.networks) {
       const addr = r.nodeAddrs?.[n.id]
-      if (!addr || n.keys?.length) continue
+      if (!addr || isEncrypted(n)) continue
       want.set(n.id, { network: n.id, service: '', serviceName: '', task: nodeTask(mesh.self), protocol: 'tcp', targetPort: 0, host: addr.split('/')[0]!, port: 0 })
     }
     for (const [id, e] of this.nodeEndpoints) if (!want.has(id)) void mesh.withdraw(e, 0)

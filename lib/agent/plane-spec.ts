@@ -1,6 +1,6 @@
 import type { PlaneNetwork, PlaneSpec } from '../mesh/kernel/kernel-plane.js'
 import type { Protocol } from '../mesh/types.js'
-import type { Routing } from '../types/session.js'
+import { isEncrypted, type Routing } from '../types/session.js'
 
 /**
  * What this node's kernel data plane serves, from the manager's routing:
@@ -13,7 +13,7 @@ export function planeSpec(r: Routing, hostPorts: PlaneSpec['hostPorts']): PlaneS
   for (const n of r.networks) {
     const nodeAddr = r.nodeAddrs?.[n.id]
     if (!nodeAddr || !n.subnet || !n.gateway) continue
-    networks.push({ id: n.id, name: n.name ?? n.id, vni: n.vni, subnet: n.subnet, gateway: n.gateway, nodeAddr, encrypted: !!n.keys?.length })
+    networks.push({ id: n.id, name: n.name ?? n.id, vni: n.vni, subnet: n.subnet, gateway: n.gateway, nodeAddr, encrypted: isEncrypted(n) })
   }
   const ingress = r.networks.find(n => n.ingress && networks.some(x => x.id === n.id))
   const services = r.services.map(s => ({

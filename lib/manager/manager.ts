@@ -382,13 +382,17 @@ export class Manager {
     await this.duties?.nodeRemoved(n.id)
   }
 
-  /** What every node's mesh serves: networks with their VNIs (and keys when encrypted), services' ports and VIPs, and the nodes it may talk to. */
+  /**
+   * What every node's mesh serves: networks with their VNIs (encrypted ones
+   * marked, with every key: the dispatcher gives each node only those it is
+   * owed), services' ports and VIPs, and the nodes it may talk to.
+   */
   routing(): Routing {
     const nets = this.networks.list()
     const known = new Set(nets.map(n => n.ID))
     return {
       dataPathPort: this.cluster.record().dataPathPort,
-      networks: nets.map(n => ({ id: n.ID, name: n.Name, vni: n.Vni, ingress: n.Ingress, subnet: n.Subnet, gateway: n.Gateway, ...(n.Keys?.length ? { keys: n.Keys } : {}) })),
+      networks: nets.map(n => ({ id: n.ID, name: n.Name, vni: n.Vni, ingress: n.Ingress, subnet: n.Subnet, gateway: n.Gateway, ...(n.Keys?.length ? { encrypted: true as const, keys: n.Keys } : {}) })),
       services: this.d.state.list<Service>('services').map(svc => ({
         id: svc.ID,
         name: svc.Spec.Name,

@@ -8,12 +8,33 @@ import type { LogLine, LogOptions } from './logs.js'
 import type { PortConfig } from './service.js'
 import type { Task, TaskStatus } from './task.js'
 
-/** What every node's mesh needs: the networks (with their keys, when encrypted), each service's ports and VIPs, and the swarm's nodes. */
+/** A network as a node's data plane sees it. */
+export interface RoutingNetwork {
+  id: string
+  name?: string
+  vni: number
+  ingress: boolean
+  /** As the network's IPAM config has them ("10.0.1.0/24", "10.0.1.1"). */
+  subnet?: string
+  gateway?: string
+  /**
+   * Set for every encrypted network, whether or not this node was given its
+   * keys: a node without them must neither carry the network in plaintext
+   * nor serve its VIPs.
+   */
+  encrypted?: true
+  /** An encrypted network's keys (oldest first): only for the nodes with tasks on it, and on the ingress network for every node. */
+  keys?: { tag: number; key: string }[]
+}
+
+/** Whether a network's traffic must be sealed: marked so, or keyed (either alone fails closed). */
+export const isEncrypted = (n: RoutingNetwork): boolean => n.encrypted === true || !!n.keys?.length
+
+/** What every node's mesh needs: the networks (with their keys, where it is owed them), each service's ports and VIPs, and the swarm's nodes. */
 export interface Routing {
   /** The swarm's data-path port (4789 unless `swarm init --data-path-port` said otherwise). */
   dataPathPort: number
-  /** `subnet` and `gateway` as the network's IPAM config has them ("10.0.1.0/24", "10.0.1.1"). */
-  networks: { id: string; name?: string; vni: number; ingress: boolean; subnet?: string; gateway?: string; keys?: { tag: number; key: string }[] }[]
+  networks: RoutingNetwork[]
   services: {
     id: string
     name: string
