@@ -67,18 +67,19 @@ const ROUTING: Routing = {
   services: [{ id: 's1', name: 'web', labels: {}, ports: [], vips: [{ network: 'ing', loopback: '127.1.0.2' }] }],
 }
 
-async function setup(t: Test) {
+async function setup(t: Test, routing: () => Routing = () => ROUTING) {
   const dir = mkdtempSync(join(tmpdir(), 'swarmd-dispatcher-'))
   const store = await Store.open(dir)
   const secretCalls: string[][] = []
   const reports: { nodeId: string; updates: { id: string; status: TaskStatus }[] }[] = []
   let reportError: Error | undefined
   let routingCalls = 0
+  const withdrawn: string[] = []
   const d = new Dispatcher({
     store,
     routing: () => {
       routingCalls++
-      return ROUTING
+      return routing()
     },
     secrets: ids => {
       secretCalls.push([...ids].sort())
@@ -89,6 +90,7 @@ async function setup(t: Test) {
       if (reportError) throw reportError
       reports.push({ nodeId, updates })
     },
+    keysWithdrawn: id => void withdrawn.push(id),
     log: pino({ level: 'silent' }),
   })
   t.teardown(async () => {
@@ -103,6 +105,7 @@ async function setup(t: Test) {
     put,
     secretCalls,
     reports,
+    withdrawn,
     setReportError: (e: Error | undefined) => (reportError = e),
     routingCalls: () => routingCalls,
   }
@@ -305,4 +308,106 @@ t.test("each node gets its own addresses on the networks, and its tasks the netw
   t.same(m.routing.nodeAddrs, { ing: '10.0.0.254/24', be: '10.0.1.254/24' })
   t.same(m.tasks[0]?.networks, ['be'], 'from its attachments, not its VIPs')
   t.equal(assignOf(s3.sent[0]).routing.nodeAddrs, undefined, 'a node without addresses gets none')
+})
+
+const ring = (first: number) => [first, first + 1, first + 2].map(tag => ({ tag, key: Buffer.alloc(32, tag).toString('base64') }))
+const SEC_KEYS = ring(4)
+
+/** Encrypted ingress, an encrypted network `sec` (service s1's VIP is there) and a plain one. */
+const SEALED: Routing = {
+  dataPathPort: 4789,
+  networks: [
+    { id: 'ing', vni: 4096, ingress: true, encrypted: true, keys: ring(1) },
+    { id: 'sec', vni: 4097, ingress: false, encrypted: true, keys: SEC_KEYS },
+    { id: 'plain', vni: 4098, ingress: false },
+  ],
+  services: [
+    { id: 's1', name: 'web', labels: {}, ports: [], vips: [{ network: 'sec', loopback: '127.1.1.2' }] },
+    { id: 's2', name: 'other', labels: {}, ports: [], vips: [{ network: 'plain', loopback: '127.1.2.2' }] },
+  ],
+}
+
+const netOf = (m: DownMessage | undefined, id: string) => assignOf(m).routing.networks.find(n => n.id === id)
+
+t.test("an encrypted network's keys go only to the nodes with tasks on it; the others know it is encrypted", async t => {
+  const { d, put, withdrawn } = await setup(t, () => SEALED)
+  await put('services', svc('s1', 'web'))
+  await put('services', svc('s2', 'other'))
+  await put('tasks', task('a', 'n1', 'running', 'running'))
+  await put('tasks', task('b', 'n2', 'running', 'running', [], 's2'))
+  // n3's task is not on sec by its service, but its attachments put it there.
+  await put('tasks', { ...task('c', 'n3', 'assigned', 'running', [], 's2'), NetworksAttachments: [{ Network: { ID: 'sec' }, Addresses: ['10.0.1.9/24'] }] } as unknown as Task)
+  // n4's task on sec has ended: nothing there is to run.
+  await put('tasks', task('e', 'n4', 'failed', 'shutdown'))
+  const [s1, s2, s3, s4] = [fakeSession(), fakeSession(), fakeSession(), fakeSession()]
+  d.attach('n1', s1)
+  d.attach('n2', s2)
+  d.attach('n3', s3)
+  d.attach('n4', s4)
+  t.same(netOf(s1.sent[0], 'sec'), SEALED.networks[1], 'a node with a task on it gets its keys')
+  t.same(netOf(s3.sent[0], 'sec'), SEALED.networks[1], 'so does one whose task has an address there')
+  for (const [n, s] of [['n2', s2], ['n4', s4]] as const) {
+    t.same(netOf(s.sent[0], 'sec'), { id: 'sec', vni: 4097, ingress: false, encrypted: true }, `${n}: no task to run there: marked encrypted, no keys`)
+    t.same(netOf(s.sent[0], 'ing'), SEALED.networks[0], `${n}: the encrypted ingress network's keys go to every node (each answers published ports over the sealed tunnel)`)
+    t.same(netOf(s.sent[0], 'plain'), SEALED.networks[2], `${n}: a plain network as it is`)
+  }
+  for (const k of SEC_KEYS) t.notOk(JSON.stringify([...s2.sent, ...s4.sent]).includes(k.key), `key ${k.tag} is nowhere in what n2 and n4 were sent`)
+  d.pushAll()
+  t.same(withdrawn, [], 'no one left a network: no rotation')
+})
+
+t.test('a node keeps the keys while its last task there stops, then loses them and the network is reported for rotation', async t => {
+  const { d, put, withdrawn } = await setup(t, () => SEALED)
+  await put('services', svc('s1', 'web'))
+  await put('tasks', task('a', 'n1', 'running', 'running'))
+  await put('tasks', task('b', 'n2', 'running', 'running'))
+  const s1 = fakeSession()
+  const s2 = fakeSession()
+  const onMsg = d.attach('n1', s1)
+  d.attach('n2', s2)
+  t.ok(netOf(s1.sent.at(-1), 'sec')?.keys)
+
+  await put('tasks', task('a', 'n1', 'running', 'shutdown'))
+  d.pushAll()
+  t.ok(netOf(s1.sent.at(-1), 'sec')?.keys, 'told to stop, still running: its draining connections keep their keys')
+  t.same(withdrawn, [])
+
+  // The node reports the task stopped; the orchestrator records it (here: the store, as report() would).
+  const stopped: TaskStatus = { Timestamp: NOW, State: 'shutdown', Message: 'shutdown' }
+  await put('tasks', task('a', 'n1', 'shutdown', 'shutdown'))
+  const pushes = s1.sent.length
+  onMsg({ t: 'status', updates: [{ id: 'a', status: stopped }] })
+  await tick()
+  await tick()
+  t.equal(s1.sent.length, pushes + 1, 'pushed at once, without waiting for another change')
+  t.same(netOf(s1.sent.at(-1), 'sec'), { id: 'sec', vni: 4097, ingress: false, encrypted: true }, 'its last task there stopped: no keys')
+  t.ok(netOf(s1.sent.at(-1), 'ing')?.keys, 'ingress keys stay')
+  t.same(withdrawn, ['sec'], 'the network is reported once, so its keys rotate past what the node holds')
+  t.ok(netOf(s2.sent.at(-1), 'sec')?.keys, 'the other node keeps them')
+
+  d.pushAll()
+  t.same(withdrawn, ['sec'], 'and only once')
+})
+
+t.test("a node that is gone loses the keys once its tasks are told to stop; a removed network's holders are forgotten", async t => {
+  let routing = SEALED
+  const { d, put, withdrawn } = await setup(t, () => routing)
+  await put('services', svc('s1', 'web'))
+  await put('tasks', task('a', 'n1', 'running', 'running'))
+  await put('tasks', task('b', 'n2', 'running', 'running'))
+  const s1 = fakeSession()
+  d.attach('n1', s1)
+  d.attach('n2', fakeSession())
+  s1.end()
+  await tick()
+  d.pushAll()
+  t.same(withdrawn, [], 'disconnected with a task to run: still owed the keys (it comes back)')
+  await put('tasks', task('a', 'n1', 'running', 'shutdown'))
+  d.pushAll()
+  t.same(withdrawn, ['sec'], 'its task told to stop (its node is down): no draining is waited for')
+
+  routing = { ...SEALED, networks: SEALED.networks.filter(n => n.id !== 'sec') }
+  await put('tasks', task('b', 'n2', 'running', 'shutdown'))
+  d.pushAll()
+  t.same(withdrawn, ['sec'], 'a network that is gone needs no rotation')
 })

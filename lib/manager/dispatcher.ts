@@ -2,9 +2,9 @@ import type { Logger } from 'pino'
 import type { LogLine, LogOptions } from '../types/logs.js'
 import type { Session } from '../control/session.js'
 import type { NodeAttachmentRecord } from '../types/network.js'
-import type { DownMessage, Routing, UpMessage } from '../types/session.js'
+import { isEncrypted, type DownMessage, type Routing, type UpMessage } from '../types/session.js'
 import type { StateStore } from './state-store.js'
-import { isRunDesired, type Task, type TaskStatus } from '../types/task.js'
+import { isRunDesired, isTerminal, type Task, type TaskStatus } from '../types/task.js'
 import type { ContainerSpec, Service } from '../types/service.js'
 
 interface AssignmentView {
@@ -14,6 +14,9 @@ interface AssignmentView {
   services: Map<string, Service>
   byNode: Map<string, Task[]>
   taskNets: Map<string, string[]>
+  /** The encrypted networks' IDs; the ingress network's, if it is one. */
+  encrypted: Set<string>
+  ingress: string | undefined
 }
 
 /**
@@ -25,6 +28,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>()
   /** What each node was last sent, to push only changes. */
   private readonly sent = new Map<string, string>()
+  /** Encrypted network ID → the nodes it was given keys to and that are still owed them. */
+  private readonly keyHolders = new Map<string, Set<string>>()
   private readonly logReqs = new Map<number, { onLine: (task: string, l: LogLine) => void; done: (err?: string) => void }>()
   private nextReq = 1
 
@@ -40,6 +45,8 @@ export class Dispatcher {
       /** Data of the configs these IDs name, base64. */
       configs: (ids: string[]) => Record<string, string>
       report: (nodeId: string, updates: { id: string; status: TaskStatus }[]) => Promise<void>
+      /** A node given an encrypted network's keys is no longer owed them: the network's keys must rotate past what it holds. */
+      keysWithdrawn?: (networkId: string) => void
       log: Logger
     },
   ) {}
@@ -80,7 +87,11 @@ export class Dispatcher {
   private receive(nodeId: string, m: UpMessage): void {
     if (!m || typeof m !== 'object') return
     if (m.t === 'status' && Array.isArray(m.updates)) {
-      void this.d.report(nodeId, m.updates).catch(e => this.d.log.warn({ err: e, nodeId }, 'task status not recorded'))
+      // A task that stopped may have been the node's last on an encrypted network.
+      void this.d
+        .report(nodeId, m.updates)
+        .then(() => this.withdrawKeys(this.view()))
+        .catch(e => this.d.log.warn({ err: e, nodeId }, 'task status not recorded'))
     } else if (m.t === 'log' && Array.isArray(m.lines)) {
       const r = this.logReqs.get(m.req)
       if (r) for (const l of m.lines) r.onLine(l.task, l.line)
@@ -93,6 +104,7 @@ export class Dispatcher {
   pushAll(): void {
     const view = this.view()
     for (const id of this.sessions.keys()) this.push(id, view)
+    this.withdrawKeys(view)
   }
 
   private push(nodeId: string, view = this.view()): void {
@@ -102,7 +114,59 @@ export class Dispatcher {
     const key = JSON.stringify(msg)
     if (this.sent.get(nodeId) === key) return
     this.sent.set(nodeId, key)
+    for (const n of msg.routing.networks) {
+      if (!n.keys) continue
+      let holders = this.keyHolders.get(n.id)
+      if (!holders) this.keyHolders.set(n.id, (holders = new Set()))
+      holders.add(nodeId)
+    }
     s.send(msg)
+  }
+
+  /**
+   * The nodes given an encrypted network's keys that are no longer owed
+   * them (their last task there stopped, or moved, or they are gone): each
+   * connected one is pushed its assignments without them, and the network
+   * is reported so its keys rotate past what they hold. Held only by this
+   * leader: a node that dropped out during a change of leader is not
+   * noticed (the 12-hourly rotation still passes it by).
+   */
+  private withdrawKeys(v: AssignmentView): void {
+    for (const [networkId, holders] of this.keyHolders) {
+      if (!v.encrypted.has(networkId)) {
+        // The network is gone (or no longer encrypted): no key of it is used any more.
+        this.keyHolders.delete(networkId)
+        continue
+      }
+      const gone = [...holders].filter(nodeId => !this.owedKeys(nodeId, v).has(networkId))
+      if (!gone.length) continue
+      for (const nodeId of gone) {
+        holders.delete(nodeId)
+        this.push(nodeId, v)
+      }
+      this.d.log.info({ network: networkId, nodes: gone }, 'nodes no longer on an encrypted network: its keys rotate')
+      this.d.keysWithdrawn?.(networkId)
+    }
+  }
+
+  /**
+   * The encrypted networks whose keys a node is owed: those its tasks are
+   * on, while they are to run or (on a connected node) until they have
+   * stopped, so a task's draining connections keep their keys; a node that
+   * is gone is owed none once its tasks are told to stop. And the ingress
+   * network for every node: each answers every published port and forwards
+   * it over the sealed tunnel to the node of a task, so each needs its keys
+   * (its nodes are the swarm's, and only `node rm` cuts one off).
+   */
+  private owedKeys(nodeId: string, v: AssignmentView): Set<string> {
+    const owed = new Set<string>()
+    if (v.ingress && v.encrypted.has(v.ingress)) owed.add(v.ingress)
+    const connected = this.sessions.has(nodeId)
+    for (const t of v.byNode.get(nodeId) ?? []) {
+      if (!isRunDesired(t.DesiredState) && !(connected && !isTerminal(t.Status.State))) continue
+      for (const id of taskNetworks(t, v)) if (v.encrypted.has(id)) owed.add(id)
+    }
+    return owed
   }
 
   /**
@@ -129,25 +193,34 @@ export class Dispatcher {
       services: new Map(this.d.store.list<Service>('services').map(s => [s.ID, s])),
       byNode,
       taskNets: new Map(routing.services.map(r => [r.id, [...new Set([...r.vips.map(v => v.network), ...(r.networks ?? [])])]])),
+      encrypted: new Set(routing.networks.filter(isEncrypted).map(n => n.id)),
+      ingress: routing.networks.find(n => n.ingress)?.id,
     }
   }
 
-  /** A node's tasks, with the secrets and configs of those that are to run and nothing more. */
-  private assignments(nodeId: string, v: AssignmentView): DownMessage {
+  /**
+   * A node's tasks, with the secrets and configs of those that are to run
+   * and nothing more, and the routing with the keys of the encrypted
+   * networks it is owed (the others stay marked encrypted, without keys).
+   * Its own addresses go as they are: on an encrypted network the kernel
+   * data plane gives it no VXLAN device, so an address there carries
+   * nothing off the node.
+   */
+  private assignments(nodeId: string, v: AssignmentView): Extract<DownMessage, { t: 'assign' }> {
     const tasks = v.byNode.get(nodeId) ?? []
     const running = tasks.filter(t => isRunDesired(t.DesiredState)).map(t => t.Spec.ContainerSpec)
     const ids = (refs: (c: ContainerSpec) => string[] | undefined): string[] => [...new Set(running.flatMap(c => refs(c) ?? []))]
+    const owed = this.owedKeys(nodeId, v)
+    const networks = v.routing.networks.map(({ keys, ...n }) => (keys && owed.has(n.id) ? { ...n, keys } : n))
     return {
       t: 'assign',
       tasks: tasks.map(task => {
         const svc = v.services.get(task.ServiceID)
-        // The networks it has addresses on once allocated, else its service's (VIP or not).
-        const networks = task.NetworksAttachments?.map(a => a.Network.ID) ?? v.taskNets.get(task.ServiceID) ?? []
-        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks }
+        return { task, serviceName: svc?.Spec.Name ?? '', ports: svc?.Endpoint.Ports ?? [], networks: taskNetworks(task, v) }
       }),
       secrets: this.d.secrets(ids(c => c.Secrets?.map(r => r.SecretID))),
       configs: this.d.configs(ids(c => c.Configs?.map(r => r.ConfigID))),
-      routing: v.nodeAddrs.has(nodeId) ? { ...v.routing, nodeAddrs: v.nodeAddrs.get(nodeId)! } : v.routing,
+      routing: { ...v.routing, networks, ...(v.nodeAddrs.has(nodeId) ? { nodeAddrs: v.nodeAddrs.get(nodeId)! } : {}) },
     }
   }
 
@@ -182,3 +255,6 @@ export class Dispatcher {
     this.sessions.clear()
   }
 }
+
+/** The networks a task has addresses on once allocated, else its service's (VIP or not). */
+const taskNetworks = (t: Task, v: AssignmentView): string[] => t.NetworksAttachments?.map(a => a.Network.ID) ?? v.taskNets.get(t.ServiceID) ?? []

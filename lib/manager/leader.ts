@@ -6,6 +6,7 @@ import type { NodeRecord } from '../types/node.js'
 import type { Routing } from '../types/session.js'
 import type { Cluster } from './cluster.js'
 import type { Configs } from './configs.js'
+import { CutOffs } from './cut-offs.js'
 import { Dispatcher } from './dispatcher.js'
 import type { Replica } from './etcd/replica.js'
 import type { Networks } from './networks.js'
@@ -16,8 +17,8 @@ import { planner } from './placement.js'
 import type { Secrets } from './secrets.js'
 import type { StateStore } from './state-store.js'
 
-/** Rotations that cut a removed node off: after the third, it holds no key anyone uses or accepts. */
-const CUT_OFF_ROTATIONS = 3
+/** The cut-offs' name for the gossip keys (an encrypted network's is its ID, 25 characters). */
+const GOSSIP = 'gossip'
 /** A learner that has not caught up in this long is removed (k3s gives up after 5 minutes too). */
 const LEARNER_TIMEOUT_MS = 5 * 60_000
 
@@ -58,8 +59,8 @@ export class LeaderDuties {
   readonly dispatcher: Dispatcher
   readonly orchestrator: Orchestrator
   private readonly stops: (() => void)[] = []
-  /** Rotations still owed to cut a removed node off, and when the next may run. */
-  private cutOff = { left: 0, at: 0 }
+  /** Rotations still owed to cut nodes off: a removed one from every key, one that left an encrypted network from its keys. */
+  private readonly cutOffs = new CutOffs()
   private readonly learners = new Map<string, number>()
 
   constructor(private readonly d: LeaderDeps) {
@@ -71,6 +72,10 @@ export class LeaderDuties {
       secrets: ids => d.secrets.values(ids),
       configs: ids => d.configs.values(ids),
       report: (nodeId, updates) => this.orchestrator.report(nodeId, updates),
+      keysWithdrawn: networkId => {
+        this.cutOffs.owe(networkId)
+        void this.cutOffStep().catch(e => log.warn({ err: e, network: networkId }, 'key rotation after a node left an encrypted network failed'))
+      },
       log,
     })
     const scheduled = d.observer?.scheduled?.bind(d.observer)
@@ -95,8 +100,8 @@ export class LeaderDuties {
     this.stops.push(
       every(clock, () => 1_000, () => this.tick(), fail('reconciliation')),
       every(clock, () => cluster.timings().gossipKeyRotationMs, () => this.rotateGossipKeys(), fail('gossip key rotation')),
-      every(clock, () => KEY_ROTATION_MS, async () => void (await this.d.networks.rotateKeys(this.d.state)), fail('network key rotation')),
-      every(clock, () => cluster.heartbeatMs(), () => this.cutOffStep(), fail('key rotation after a node removal')),
+      every(clock, () => KEY_ROTATION_MS, () => this.rotateNetworkKeys(), fail('network key rotation')),
+      every(clock, () => cluster.heartbeatMs(), () => this.cutOffStep(), fail('key rotation to cut a node off')),
     )
     void this.orchestrator.kick()
   }
@@ -113,21 +118,28 @@ export class LeaderDuties {
    * nothing more is pushed to it, and the gossip keys and every encrypted
    * network's keys rotate until none it holds is in use (three rotations,
    * two heartbeat periods apart, so the other nodes always have a key
-   * before it encrypts).
+   * before it encrypts). The dispatcher asks the same of one network's
+   * keys when a node's last task there stops.
    */
   async nodeRemoved(nodeId: string): Promise<void> {
     await this.dispatcher.detach(nodeId)
-    this.cutOff = { left: CUT_OFF_ROTATIONS, at: 0 }
+    this.cutOffs.owe(GOSSIP)
+    for (const n of this.d.networks.list()) if (n.Keys?.length) this.cutOffs.owe(n.ID)
     await this.cutOffStep()
     void this.orchestrator.kick()
   }
 
   private async cutOffStep(): Promise<void> {
-    const now = this.d.clock.now()
-    if (this.cutOff.left <= 0 || now < this.cutOff.at) return
-    this.cutOff = { left: this.cutOff.left - 1, at: now + 2 * this.d.cluster.heartbeatMs() }
-    await this.rotateGossipKeys()
-    await this.d.networks.rotateKeys(this.d.state)
+    const due = this.cutOffs.due(this.d.clock.now(), 2 * this.d.cluster.heartbeatMs())
+    if (!due.length) return
+    if (due.includes(GOSSIP)) await this.rotateGossipKeys()
+    const networks = new Set(due.filter(k => k !== GOSSIP))
+    if (networks.size) await this.rotateNetworkKeys(networks)
+  }
+
+  /** Rotates the keys of these encrypted networks (default: all) and hands every node what it is owed of them. */
+  private async rotateNetworkKeys(only?: ReadonlySet<string>): Promise<void> {
+    await this.d.networks.rotateKeys(this.d.state, only)
     this.dispatcher.pushAll()
   }
 

@@ -118,3 +118,51 @@ t.test('node rm: the session closes at once, nothing more is pushed, and the key
   await h.advance(10 * HB)
   t.equal(h.applied.length, rotations, 'and then they stop')
 })
+
+t.test("a node whose last task on an encrypted network stopped: that network's keys rotate past it, three times, and no other's", async t => {
+  const h = await setup(t)
+  await h.m.networks.create({ Name: 'secure', Driver: 'overlay', Options: { encrypted: '' } })
+  await h.m.networks.create({ Name: 'other', Driver: 'overlay', Options: { encrypted: '' } })
+  for (const w of ['w1', 'w2']) await h.m.nodes.admit({ nodeId: w, role: 'worker', hostname: w, addr: '10.0.0.2' })
+  const spec = (replicas: number) => ({ Name: 'sec', TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'secure' }], Placement: { Constraints: ['node.hostname==w1'] } }, Mode: { Replicated: { Replicas: replicas } } })
+  await h.m.services.create(spec(1))
+  await h.m.kick()
+  const secure = h.m.networks.get('secure').ID
+  const ring = (name: string): string[] => h.store.get<NetworkRecord>('networks', h.m.networks.get(name).ID)!.Keys!.map(k => k.key)
+  const [s1, s2] = [memorySession(), memorySession()]
+  const w1 = h.m.dispatcher.attach('w1', s1)
+  h.m.dispatcher.attach('w2', s2)
+  const sent = (s: ReturnType<typeof memorySession>) => {
+    const m = s.got.filter(x => x.t === 'assign').at(-1)
+    if (m?.t !== 'assign') throw new Error('no assignment')
+    return m
+  }
+  t.equal(sent(s1).tasks.length, 1, 'w1 runs the task')
+  t.same(sent(s1).routing.networks.find(n => n.id === secure)?.keys?.map(k => k.key), ring('secure'), 'w1 has the keys')
+  t.same(sent(s2).routing.networks.find(n => n.id === secure), { id: secure, name: 'secure', vni: h.m.networks.get('secure').Vni, ingress: false, subnet: h.m.networks.get('secure').Subnet, gateway: h.m.networks.get('secure').Gateway, encrypted: true }, 'w2 knows it is encrypted, without keys')
+
+  const held = ring('secure')
+  const other = ring('other')
+  const svc = h.m.services.get('sec')
+  await h.m.services.update('sec', svc.Version.Index, spec(0), false)
+  await h.m.kick()
+  const task = sent(s1).tasks[0]!.task
+  t.equal(task.DesiredState, 'remove', 'scaled to 0: the task is told to go')
+  t.same(ring('secure'), held, 'while it stops, no rotation')
+  w1({ t: 'status', updates: [{ id: task.ID, status: { Timestamp: new Date().toISOString(), State: 'shutdown', Message: 'shutdown' } }] })
+  await new Promise(r => setTimeout(r, 200))
+  const overlap = (): number => ring('secure').filter(k => held.includes(k)).length
+  t.equal(overlap(), 2, 'stopped: one rotation at once')
+  t.equal(sent(s1).routing.networks.find(n => n.id === secure)?.keys, undefined, 'w1 no longer gets the keys')
+  await h.advance(HB)
+  t.equal(overlap(), 2, 'the next waits two heartbeats')
+  await h.advance(HB)
+  t.equal(overlap(), 1)
+  await h.advance(2 * HB)
+  t.equal(overlap(), 0, 'after three rotations w1 holds no key of it in use')
+  await h.advance(10 * HB)
+  t.equal(overlap(), 0)
+  t.equal(ring('secure').length, 3)
+  t.same(ring('other'), other, "another network's keys do not rotate")
+  t.same(h.applied, [], 'nor do the gossip keys')
+})

@@ -191,14 +191,15 @@ export class Networks {
   }
 
   /**
-   * Swarm's rotation for every encrypted network: drop the oldest key, add a
-   * newer one. The new key only decrypts until the next rotation makes it
-   * primary, so every node has it before anyone sends with it.
+   * Swarm's rotation for every encrypted network (or those of `only`): drop
+   * the oldest key, add a newer one. The new key only decrypts until the
+   * next rotation makes it primary, so every node has it before anyone
+   * sends with it.
    */
-  rotateKeys(store: StateStore = this.store): Promise<number> {
+  rotateKeys(store: StateStore = this.store, only?: ReadonlySet<string>): Promise<number> {
     return this.serial(async () => {
       const rotated = this.list()
-        .filter(n => n.Keys?.length)
+        .filter(n => n.Keys?.length && (!only || only.has(n.ID)))
         .map(n => ({ ...n, Keys: nextRing(n.Keys!) }))
       if (rotated.length) await store.commit(rotated.map(n => ({ op: 'put', table: 'networks', id: n.ID, value: n })))
       return rotated.length
