@@ -6,7 +6,8 @@
  * its VIP (SWARMD_VIP_API) and a process inside a host reaches it at the
  * VIP's loopback twin; an encrypted overlay shows no plaintext on 4789 in a
  * capture on a host's eth0 while requests cross hosts, where a plain overlay
- * does.
+ * does; and a host with no task on an encrypted network (never, or no longer)
+ * does not serve its VIP.
  */
 import t from 'tap'
 import { loopbackAddr } from '../lib/manager/network-allocator.js'
@@ -99,6 +100,21 @@ testNeeding(t, 'the routing mesh across three hosts', hostsMissing, async t => {
     t.equal(all.indexOf('HTTP/1.1'), -1, 'not even the HTTP framing')
   })
 
-  await ctl('service', 'rm', 'web', 'api', 'client', 'sec')
+  await t.test("an encrypted network's keys only where its tasks are: a host without one does not serve its VIP", async t => {
+    const h2 = c.hosts[1]!
+    await ctl('network', 'create', '-d', 'overlay', '--opt', 'encrypted', 'private')
+    await ctl('service', 'create', '--name', 'priv', '--replicas', '2', '--network', 'private', '--constraint', `node.hostname!=${h1.name}`, '--publish', 'target=80', 'node', 'node', '-e', HTTP)
+    const twin = await vipTwin('priv', 'private')
+    const get = async (h: Host): Promise<string> => (await c.httpGetIn(h, [`http://${twin}:80/`]))[0]!
+    await waitUntil(async () => (await get(h2)).startsWith('docker-swarm-'), { timeoutMs: 20_000, what: `priv at its VIP from ${h2.name}` })
+    t.equal(await get(h1), 'error:ECONNREFUSED', `${h1.name} has no task on the network, so no keys: it does not serve the VIP`)
+
+    await ctl('service', 'update', '--constraint-rm', `node.hostname!=${h1.name}`, '--constraint-add', `node.hostname==${mgr.name}`, 'priv')
+    await waitUntil(async () => !c.taskCounts('priv').perHost[h2.name] && (await get(h2)) === 'error:ECONNREFUSED', { timeoutMs: 60_000, what: `${h2.name}'s priv task gone and its VIP there closed` })
+    t.pass(`${h2.name}'s last task there stopped: its keys withdrawn, it no longer serves the VIP`)
+    t.match(await get(mgr), /^docker-swarm-3 /, `${mgr.name}, with the tasks, still does`)
+  })
+
+  await ctl('service', 'rm', 'web', 'api', 'client', 'sec', 'priv')
   t.comment(`file total ${secondsSince(tFile)} s`)
 })
