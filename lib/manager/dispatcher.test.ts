@@ -411,3 +411,14 @@ t.test("a node that is gone loses the keys once its tasks are told to stop; a re
   d.pushAll()
   t.same(withdrawn, ['sec'], 'a network that is gone needs no rotation')
 })
+
+t.test("a removed node (detach) is no longer tracked: its cut-off already rotates every network's keys", async t => {
+  const { d, put, withdrawn } = await setup(t, () => SEALED)
+  await put('services', svc('s1', 'web'))
+  await put('tasks', task('a', 'n1', 'running', 'running'))
+  d.attach('n1', fakeSession())
+  await d.detach('n1')
+  await put('tasks', task('a', 'n1', 'running', 'shutdown'))
+  d.pushAll()
+  t.same(withdrawn, [])
+})

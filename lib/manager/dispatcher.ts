@@ -72,6 +72,8 @@ export class Dispatcher {
     const s = this.sessions.get(nodeId)
     this.sessions.delete(nodeId)
     this.sent.delete(nodeId)
+    // Its cut-off rotates every network's keys (the leader's nodeRemoved): nothing more to track for it.
+    for (const holders of this.keyHolders.values()) holders.delete(nodeId)
     await s?.close()
   }
 
