@@ -138,7 +138,7 @@ testNeeding(t, 'container tasks of the docker executor on the kernel data plane'
     await c.kill9(dk)
     t.ok((await httpGet(mgr.ip, 28611)).startsWith('container web.1.'), 'the kernel keeps serving it while the daemon is down')
     await c.start(dk)
-    await waitUntil(async () => (await httpGet(mgr.ip, 28611)).startsWith('container web.1.') && (await tasksOf('web'))[0]?.ID === web.ID, { timeoutMs: 30_000, what: 'the adopted container answering' })
+    await waitUntil(async () => (await Promise.all(c.hosts.map(h => httpGet(h.ip, 28611)))).every(b => b.startsWith('container web.1.')) && (await tasksOf('web'))[0]?.ID === web.ID, { timeoutMs: 30_000, what: 'the adopted container answering on both hosts' })
     t.same(await containers(), [cid], 'the same container, adopted')
     t.same(taskNamespaces(dk), [ns], 'its namespace kept')
 
