@@ -15,17 +15,17 @@
  * what this shows, and the three-host data plane is hosts-kernel's.
  */
 import { existsSync, readdirSync } from 'node:fs'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { macOf } from '../lib/mesh/kernel/names.js'
 import { dockerdUnavailable, startDockerd, TEST_IMAGE } from './helpers/dockerd.js'
 import { Hosts, hostNodeId, hostsMissing, secondsSince, taskNamespaces, type Host } from './helpers/hosts.js'
 import { httpGet } from './helpers/net.js'
 import { testNeeding } from './helpers/prerequisites.js'
-import { run, waitUntil } from './helpers/procs.js'
+import { run, sleep, waitUntil } from './helpers/procs.js'
 
 /** Answers with the host and task it runs on, on port 80. */
 const HTTP80 = 'require("http").createServer((q,s)=>s.end(process.env.SWARMD_NODE_HOSTNAME+" "+process.env.SWARMD_TASK_ID+"\\n")).listen(80)'
-/** busybox's httpd on port 80, answering with $WHO (the task's name, a placeholder the executor expands). */
+/** busybox's httpd on port 80, answering with $WHO (the task's name, a placeholder the executor expands); as the container's pid 1 it ignores SIGTERM, hence a short stop grace period. */
 const HTTPD = 'mkdir -p /www && echo "container $WHO" >/www/index.html && exec httpd -f -p 80 -h /www'
 
 interface TaskObject {
@@ -73,11 +73,12 @@ testNeeding(t, 'container tasks of the docker executor on the kernel data plane'
   const backend = JSON.parse(await ctl('network', 'inspect', 'backend'))[0]
   const gateway: string = backend.IPAM.Config[0].Gateway
   await ctl('service', 'create', '--name', 'api', '--network', 'backend', '--constraint', `node.hostname==${mgr.name}`, 'node', 'node', '-e', HTTP80)
-  await ctl('service', 'create', '--name', 'web', '--network', 'backend', '--constraint', `node.hostname==${dk.name}`, '--publish', '28611:80', '--env', 'WHO={{.Task.Name}}', TEST_IMAGE, 'sh', '-c', HTTPD)
+  await ctl('service', 'create', '--name', 'web', '--network', 'backend', '--constraint', `node.hostname==${dk.name}`, '--publish', '28611:80', '--restart-delay', '8s', '--stop-grace-period', '1s', '--env', 'WHO={{.Task.Name}}', TEST_IMAGE, 'sh', '-c', HTTPD)
   const api = await oneTask('api')
   let web = await oneTask('web')
   let cid = web.Status.ContainerStatus!.ContainerID!
-  t.comment(`api (a process) on ${mgr.name}, web (container ${cid.slice(0, 12)}) on ${dk.name}; up at ${secondsSince(tFile)} s`)
+  const history = async (service: string): Promise<string> => (await c.api<{ Status: { State: string; Err?: string } }[]>(mgr, `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [service] }))}`)).map(x => x.Status.State + (x.Status.Err ? ` (${x.Status.Err})` : '')).join(', ')
+  t.comment(`api (a process) on ${mgr.name}, web (container ${cid.slice(0, 12)}) on ${dk.name}; up at ${secondsSince(tFile)} s; tasks: api ${await history('api')}; web ${await history('web')}`)
 
   await t.test("the container's interfaces: the manager's addresses, MACs from them, the overlay's MTU, the route via the gateway", async t => {
     const inspect = JSON.parse((await engine.cli(['inspect', cid])).stdout)[0]
@@ -132,35 +133,70 @@ testNeeding(t, 'container tasks of the docker executor on the kernel data plane'
     }
   })
 
-  await t.test('a daemon killed and restarted adopts the container and its namespace, and sweeps the namespace of one that ended meanwhile', async t => {
+  /** Waits for the task replacing `old` and its container; it has a namespace of its own and answers on the published port. */
+  const replacement = async (t: Test, old: TaskObject): Promise<void> => {
+    await waitUntil(async () => ((await tasksOf('web'))[0]?.ID ?? old.ID) !== old.ID, { timeoutMs: 60_000, what: 'a new web task' })
+    web = await oneTask('web')
+    cid = web.Status.ContainerStatus!.ContainerID!
+    t.same(taskNamespaces(dk), [`swarmd-${dk.id}-${web.ID}`], 'the replacement has a namespace of its own, and only it')
+    await waitUntil(async () => (await httpGet(dk.ip, 28611)).startsWith(`container web.1.${web.ID}`), { timeoutMs: 20_000, what: 'the replacement answering' })
+    t.pass(`the replacement (container ${cid.slice(0, 12)}) answers on the published port`)
+  }
+
+  await t.test('a daemon killed and restarted adopts the container and its namespace, and withdraws its addresses when it ends', async t => {
     const ns = `swarmd-${dk.id}-${web.ID}`
-    t.same(taskNamespaces(dk), [ns], 'the container\'s namespace is named as a process task\'s')
+    t.same(taskNamespaces(dk), [ns], "the container's namespace is named as a process task's")
     await c.kill9(dk)
     t.ok((await httpGet(mgr.ip, 28611)).startsWith('container web.1.'), 'the kernel keeps serving it while the daemon is down')
     await c.start(dk)
     await waitUntil(async () => (await Promise.all(c.hosts.map(h => httpGet(h.ip, 28611)))).every(b => b.startsWith('container web.1.')) && (await tasksOf('web'))[0]?.ID === web.ID, { timeoutMs: 30_000, what: 'the adopted container answering on both hosts' })
     t.same(await containers(), [cid], 'the same container, adopted')
     t.same(taskNamespaces(dk), [ns], 'its namespace kept')
+    // The restarted daemon's mesh merges the other host's table within its first second or so: had it not announced the adopted task again, it would refute (remove) the old entries then.
+    const failures: string[] = []
+    for (const until = performance.now() + 6_000; performance.now() < until; await sleep(250)) {
+      for (const h of c.hosts) {
+        const b = await httpGet(h.ip, 28611)
+        if (!b.startsWith(`container web.1.${web.ID}`)) failures.push(`${h.name}: ${b}`)
+      }
+    }
+    t.same(failures, [], 'and it keeps answering on both hosts for 6 s after')
 
+    // The restarted daemon re-announced the adopted task, so it withdraws it: its addresses leave the other host's table before the replacement (held by the restart delay) runs.
+    const old = web
+    const addrs = old.NetworksAttachments!.map(a => a.Addresses[0]!.split('/')[0]!)
+    await engine.cli(['kill', cid])
+    const table = async (): Promise<string> => (await c.execOk(mgr, 'nft', ['list', 'table', 'ip', 'swarmd'])).stdout
+    await waitUntil(async () => {
+      const now = await table()
+      return !addrs.some(a => now.includes(a))
+    }, { timeoutMs: 6_000, what: `${addrs.join(', ')} out of ${mgr.name}'s table` })
+    t.same((await tasksOf('web')).map(x => x.ID), [], `${addrs.join(' and ')} out of ${mgr.name}'s table while no web task runs`)
+    await replacement(t, old)
+  })
+
+  await t.test("restarted after its container ended, a daemon sweeps that container's namespace", async t => {
+    const old = web
+    const ns = `swarmd-${dk.id}-${old.ID}`
     await c.kill9(dk)
     await engine.cli(['kill', cid])
     await c.start(dk)
     await waitUntil(async () => !taskNamespaces(dk).includes(ns), { timeoutMs: 30_000, what: "the ended container's namespace swept" })
     t.pass('the namespace of the container that ended while the daemon was down is gone')
-    await waitUntil(async () => ((await tasksOf('web'))[0]?.ID ?? web.ID) !== web.ID, { timeoutMs: 60_000, what: 'a new web task' })
-    web = await oneTask('web')
-    cid = web.Status.ContainerStatus!.ContainerID!
-    t.same(taskNamespaces(dk), [`swarmd-${dk.id}-${web.ID}`], 'the replacement has its own namespace')
-    await waitUntil(async () => (await httpGet(dk.ip, 28611)).startsWith('container web.1.'), { timeoutMs: 20_000, what: 'the replacement answering' })
-    t.pass(`the replacement (container ${cid.slice(0, 12)}) answers on the published port`)
+    await replacement(t, old)
   })
 
   await t.test('service rm leaves no namespace, veth or container', async t => {
     await ctl('service', 'rm', 'web', 'api')
-    await waitUntil(async () => c.hosts.every(h => taskNamespaces(h).length === 0) && (await containers()).length === 0, { timeoutMs: 30_000, what: 'every task namespace and container gone' })
+    const veths = async (h: Host): Promise<string> => (await c.execOk(h, 'ip', ['-o', 'link', 'show', 'type', 'veth'])).stdout
+    // The kernel frees a deleted namespace, and with it the veths, a moment later (its cleanup is deferred).
+    await waitUntil(async () => c.hosts.every(h => taskNamespaces(h).length === 0) && (await containers()).length === 0 && (await Promise.all(c.hosts.map(veths))).every(v => !v.includes('swtp')), { timeoutMs: 30_000, what: 'every task namespace, veth and container gone' }).catch(async e => {
+      t.comment((await run('lsns', ['-t', 'net'])).stdout, (await run('findmnt', ['-t', 'nsfs'])).stdout)
+      throw e
+    })
     for (const h of c.hosts) {
       t.same(taskNamespaces(h), [], `${h.name}: no task namespace`)
-      t.notMatch((await c.execOk(h, 'ip', ['-o', 'link', 'show', 'type', 'veth'])).stdout, /swtp/, `${h.name}: no task veth`)
+      t.notMatch(await veths(h), /swtp/, `${h.name}: no task veth`)
       t.same(
         (existsSync('/etc/netns') ? readdirSync('/etc/netns') : []).filter(n => n.startsWith(`swarmd-${hostNodeId(h)}-`)),
         [],
