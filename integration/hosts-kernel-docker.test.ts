@@ -149,7 +149,10 @@ testNeeding(t, 'container tasks of the docker executor on the kernel data plane'
     await c.kill9(dk)
     t.ok((await httpGet(mgr.ip, 28611)).startsWith('container web.1.'), 'the kernel keeps serving it while the daemon is down')
     await c.start(dk)
-    await waitUntil(async () => (await Promise.all(c.hosts.map(h => httpGet(h.ip, 28611)))).every(b => b.startsWith('container web.1.')) && (await tasksOf('web'))[0]?.ID === web.ID, { timeoutMs: 30_000, what: 'the adopted container answering on both hosts' })
+    await waitUntil(async () => (await Promise.all(c.hosts.map(h => httpGet(h.ip, 28611)))).every(b => b.startsWith('container web.1.')) && (await tasksOf('web'))[0]?.ID === web.ID, { timeoutMs: 30_000, what: 'the adopted container answering on both hosts' }).catch(async e => {
+      t.comment(`web: ${await history('web')}; answers: ${JSON.stringify(await Promise.all(c.hosts.map(h => httpGet(h.ip, 28611))))}\n${dk.proc?.stderrTail()}`)
+      throw e
+    })
     t.same(await containers(), [cid], 'the same container, adopted')
     t.same(taskNamespaces(dk), [ns], 'its namespace kept')
     // The restarted daemon's mesh merges the other host's table within its first second or so: had it not announced the adopted task again, it would refute (remove) the old entries then.
