@@ -155,6 +155,8 @@ export interface HostsOptions {
   args?: string[]
   /** swarmd's --data-plane (default userspace: the tests written for the routing mesh keep it; hosts-kernel asks for kernel). */
   dataPlane?: 'auto' | 'kernel' | 'userspace'
+  /** More arguments and environment for one host's swarmd (e.g. `--executor docker` with the engine's DOCKER_HOST). */
+  perHost?: (h: Host) => { args?: string[]; env?: NodeJS.ProcessEnv }
 }
 
 export class Hosts {
@@ -226,7 +228,11 @@ export class Hosts {
   async start(h: Host): Promise<void> {
     rmSync(h.sock, { force: true })
     // nsenter, not `ip netns exec`: the daemon keeps the host's mount namespace, as a system service does, so the task namespaces it names are seen by all (ip netns exec would give it a private one).
-    const p = spawnManaged(NSENTER!, [`--net=/run/netns/${h.ns}`, '--', process.execPath, SWARMD, '--data-dir', h.dataDir, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', this.opts.logLevel ?? 'warn', '--data-plane', this.opts.dataPlane ?? 'userspace', ...(this.opts.args ?? [])], { label: h.name })
+    const own = this.opts.perHost?.(h) ?? {}
+    const p = spawnManaged(NSENTER!, [`--net=/run/netns/${h.ns}`, '--', process.execPath, SWARMD, '--data-dir', h.dataDir, '-H', `unix://${h.sock}`, '--hostname', h.name, '--log-level', this.opts.logLevel ?? 'warn', '--data-plane', this.opts.dataPlane ?? 'userspace', ...(this.opts.args ?? []), ...(own.args ?? [])], {
+      label: h.name,
+      env: { ...process.env, ...own.env },
+    })
     h.proc = p
     await waitUntil(() => pingSocket(h.sock), { timeoutMs: 20_000, what: `${h.name}'s API socket`, giveUp: () => (p.exitStatus ? new Error(`${h.name} exited: ${p.stderrTail()}`) : undefined) })
   }

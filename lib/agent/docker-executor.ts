@@ -9,6 +9,18 @@
  * the stream drops (engine restart) one inspect of each tracked container
  * catches whatever exited meanwhile. The stream is open before any container
  * starts, so not even an instant exit is missed.
+ *
+ * In the kernel data plane (attachNetworking) a task on networks joins
+ * them as a process task does, in the manner of a CNI plugin: its container
+ * has network mode `none`, and once started, its namespace (`ip netns
+ * attach` of its pid, so it is named as a process task's) gets a veth on
+ * each network's bridge with the task's address (TaskNetns). The
+ * container's process starts before its interfaces exist (an engine gives
+ * a container its namespace only when it starts it): it sees just `lo` for
+ * the few milliseconds that takes, and the task is reported running only
+ * after. Its resolv.conf names the node's DNS at its gateway (the engine
+ * honours Dns with network mode `none`), and its published ports are the
+ * data plane's (nftables DNAT to its address), not the engine's.
  */
 import type Docker from 'dockerode'
 import { chmodSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
@@ -22,9 +34,10 @@ import { writeConfigs } from './config-files.js'
 import type { Executor, ExecutorTask, TaskEvent } from './executor.js'
 import { expandPlaceholders, templateContext } from './placeholders.js'
 import { SWARM_LABELS, swarmLabels } from './task-labels.js'
+import { resolverOf, type TaskNetworking } from './task-netns.js'
 
-/** Docker Swarm's container labels, plus ours marking the containers this executor owns. */
-export const LABELS = { ...SWARM_LABELS, managed: 'io.swarmd.managed' } as const
+/** Docker Swarm's container labels, plus ours: marking the containers this executor owns, and those on the kernel data plane's networks. */
+export const LABELS = { ...SWARM_LABELS, managed: 'io.swarmd.managed', netns: 'io.swarmd.netns' } as const
 
 const TMPFS_MAGIC = 0x01021994
 const RAMFS_MAGIC = 0x858458f6
@@ -59,6 +72,8 @@ interface Tracked {
   unhealthy?: boolean
   /** The task's stop grace period, for stopping an unhealthy container. */
   graceMs?: number
+  /** Settles once the task's namespace is removed (after its terminal state). */
+  unplugged?: Promise<void>
   /** Resolves when a stop is asked for: a task held at `ready` gives up waiting. */
   stopAsked: Promise<void>
   askStop: () => void
@@ -179,11 +194,16 @@ export class DockerExecutor implements Executor {
   private events: NodeJS.ReadableStream | undefined
   private retry: NodeJS.Timeout | undefined
   private closed = false
+  private networking: TaskNetworking | undefined
 
   constructor(private readonly opts: DockerExecutorOptions) {
     this.docker = opts.docker
     this.secretsRoot = opts.secretsRoot ?? '/dev/shm/swarmd-secrets'
     this.configsRoot = opts.configsRoot ?? '/dev/shm/swarmd-configs'
+  }
+
+  attachNetworking(n: TaskNetworking): void {
+    this.networking = n
   }
 
   async start(task: ExecutorTask, emit: (e: TaskEvent) => void): Promise<void> {
@@ -230,6 +250,7 @@ export class DockerExecutor implements Executor {
     try {
       await container.start()
       const info = await container.inspect()
+      if (this.isolated(task)) await this.plug(task, container, info.State.Pid)
       const running: TaskEvent = {
         state: 'running',
         message: 'started',
@@ -247,6 +268,25 @@ export class DockerExecutor implements Executor {
     }
   }
 
+  /**
+   * Plugs the started container into its networks; when that fails, the
+   * container is killed (its exit, or the failure thrown here, is reported).
+   */
+  private async plug(task: ExecutorTask, container: Docker.Container, pid: number): Promise<void> {
+    try {
+      if (!(pid > 0)) throw new SwarmdError('E_ENGINE', 'the container exited before its network could be set up')
+      await this.networking!.setup(task.id, task.networks!, pid)
+    } catch (err) {
+      await container.kill().catch(() => undefined)
+      throw err
+    }
+  }
+
+  /** In a namespace of its own on the kernel data plane's overlays (not on the host's network). */
+  private isolated(task: ExecutorTask): task is ExecutorTask & { networks: NonNullable<ExecutorTask['networks']> } {
+    return this.networking !== undefined && !!task.networks?.length && !this.usesHostNetwork(task)
+  }
+
   private usesHostNetwork(task: ExecutorTask): boolean {
     return this.opts.networkMode === 'host' || (task.spec.Networks ?? []).some(n => n.Target === 'host')
   }
@@ -254,11 +294,16 @@ export class DockerExecutor implements Executor {
   private containerConfig(task: ExecutorTask, secretsDir: string | undefined, configs: { target: string; file: string }[]): Docker.ContainerCreateOptions {
     const spec = task.spec.ContainerSpec
     const ctx = templateContext(task, { OS: process.platform, Architecture: goArch(process.arch) })
-    const ports = this.usesHostNetwork(task) ? [] : task.ports
+    const isolated = this.isolated(task)
+    // The kernel data plane serves an isolated task's published ports; host networking needs no mapping.
+    const ports = this.usesHostNetwork(task) || isolated ? [] : task.ports
     const key = (p: ExecutorTask['ports'][number]): string => `${p.TargetPort}/${p.Protocol}`
     const limits = task.spec.Resources?.Limits
     const hc = spec.Healthcheck
     const dns = spec.DNSConfig
+    // As Docker's embedded resolver, at the gateway of the task's first network with names; ndots:0 since service names are single labels.
+    const nameservers = dns?.Nameservers?.length ? dns.Nameservers : isolated ? [resolverOf(task.networks!)!] : []
+    const dnsOptions = dns?.Options?.length ? dns.Options : isolated ? ['ndots:0'] : []
     const log = task.spec.LogDriver
     return {
       name: ctx.Task.Name,
@@ -274,13 +319,13 @@ export class DockerExecutor implements Executor {
       ...(spec.Dir ? { WorkingDir: spec.Dir } : {}),
       ...(spec.Hostname ? { Hostname: expandPlaceholders(spec.Hostname, ctx) } : {}),
       ...(spec.User ? { User: spec.User } : {}),
-      Labels: { ...swarmLabels({ ...task, name: ctx.Task.Name }, spec.Labels), [LABELS.managed]: 'true' },
+      Labels: { ...swarmLabels({ ...task, name: ctx.Task.Name }, spec.Labels), [LABELS.managed]: 'true', ...(isolated ? { [LABELS.netns]: 'true' } : {}) },
       ExposedPorts: Object.fromEntries(ports.map(p => [key(p), {}])),
       HostConfig: {
         // An empty HostPort lets the engine pick a free one; host-mode ports keep the one asked for.
         PortBindings: Object.fromEntries(ports.map(p => [key(p), [{ HostPort: p.PublishMode === 'host' && p.PublishedPort ? String(p.PublishedPort) : '' }]])),
         ...(secretsDir || configs.length ? { Binds: [...(secretsDir ? [`${secretsDir}:${SECRETS_TARGET}:ro`] : []), ...configs.map(c => `${c.file}:${c.target}:ro`)] } : {}),
-        ...(this.opts.networkMode ? { NetworkMode: this.opts.networkMode } : {}),
+        ...(isolated ? { NetworkMode: 'none' } : this.opts.networkMode ? { NetworkMode: this.opts.networkMode } : {}),
         ...(spec.Init !== undefined ? { Init: spec.Init } : {}),
         ...(limits?.NanoCPUs ? { NanoCpus: limits.NanoCPUs } : {}),
         ...(limits?.MemoryBytes ? { Memory: limits.MemoryBytes } : {}),
@@ -289,9 +334,9 @@ export class DockerExecutor implements Executor {
         ...(spec.ReadOnly ? { ReadonlyRootfs: true } : {}),
         ...(spec.CapabilityAdd?.length ? { CapAdd: spec.CapabilityAdd } : {}),
         ...(spec.CapabilityDrop?.length ? { CapDrop: spec.CapabilityDrop } : {}),
-        ...(dns?.Nameservers?.length ? { Dns: dns.Nameservers } : {}),
+        ...(nameservers.length ? { Dns: nameservers } : {}),
         ...(dns?.Search?.length ? { DnsSearch: dns.Search } : {}),
-        ...(dns?.Options?.length ? { DnsOptions: dns.Options } : {}),
+        ...(dnsOptions.length ? { DnsOptions: dnsOptions } : {}),
         ...(spec.Hosts?.length ? { ExtraHosts: extraHosts(spec.Hosts) } : {}),
         ...(Object.keys(spec.Sysctls ?? {}).length ? { Sysctls: spec.Sysctls } : {}),
         ...(spec.Ulimits?.length ? { Ulimits: spec.Ulimits } : {}),
@@ -303,12 +348,18 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** The host port the engine gave each target (with host networking, the target itself). */
+  /**
+   * The host port the engine gave each target (with host networking, the
+   * target itself); in a namespace of its own, the target, or the host-mode
+   * published port the data plane forwards to it.
+   */
   private portStatus(task: ExecutorTask, info: Docker.ContainerInspectInfo): PortStatus[] {
     const host = this.usesHostNetwork(task)
+    const isolated = this.isolated(task)
     return task.ports.map(p => {
       const bound = info.NetworkSettings.Ports?.[`${p.TargetPort}/${p.Protocol}`]?.[0]?.HostPort
-      return { Protocol: p.Protocol, TargetPort: p.TargetPort, PublishMode: p.PublishMode, PublishedPort: host ? p.TargetPort : Number(bound ?? 0) }
+      const published = isolated ? (p.PublishMode === 'host' && p.PublishedPort ? p.PublishedPort : p.TargetPort) : host ? p.TargetPort : Number(bound ?? 0)
+      return { Protocol: p.Protocol, TargetPort: p.TargetPort, PublishMode: p.PublishMode, PublishedPort: published }
     })
   }
 
@@ -349,7 +400,7 @@ export class DockerExecutor implements Executor {
     rmSync(this.dirOf(this.configsRoot, taskId), { recursive: true, force: true })
   }
 
-  /** Reports a state; a terminal one once only, and it drops the task's secrets. */
+  /** Reports a state; a terminal one once only, and it drops the task's secrets and its namespace. */
   private report(tr: Tracked, e: TaskEvent): void {
     if (tr.ended) return
     const terminal = e.state === 'complete' || e.state === 'failed' || e.state === 'rejected' || e.state === 'shutdown'
@@ -360,9 +411,15 @@ export class DockerExecutor implements Executor {
       } catch (err) {
         this.opts.logger?.warn({ err, task: tr.id }, 'removing the task secrets failed')
       }
+      tr.unplugged = this.unplug(tr.id)
     }
     tr.emit(e)
     if (terminal) tr.markDone()
+  }
+
+  /** Removes the task's namespace, if it has one (its veths go with it). */
+  private async unplug(taskId: string): Promise<void> {
+    await this.networking?.teardown(taskId).catch(err => this.opts.logger?.warn({ err, task: taskId }, 'removing the task namespace failed'))
   }
 
   /** The container stopped with `exitCode`: shutdown if we stopped it, else complete or failed as swarm says. */
@@ -484,6 +541,7 @@ export class DockerExecutor implements Executor {
     }
     if (!tr) {
       this.removeSecrets(taskId)
+      await this.unplug(taskId)
       return
     }
     // The die event reports it too; inspecting does not wait for the stream.
@@ -492,6 +550,8 @@ export class DockerExecutor implements Executor {
   }
 
   async remove(taskId: string): Promise<void> {
+    const tr = this.tasks.get(taskId)
+    await (tr?.unplugged ?? this.unplug(taskId))
     const id = await this.containerIdOf(taskId)
     if (id) {
       try {
@@ -508,10 +568,13 @@ export class DockerExecutor implements Executor {
   async recover(): Promise<{ taskId: string; running: boolean }[]> {
     const label = [`${LABELS.managed}=true`, ...(this.opts.nodeId ? [`${LABELS.nodeId}=${this.opts.nodeId}`] : [])]
     const list = await this.docker.listContainers({ all: true, filters: { label } })
-    return list.flatMap(c => {
+    const found = list.flatMap(c => {
       const taskId = c.Labels[LABELS.taskId]
       return taskId ? [{ taskId, running: c.State === 'running' }] : []
     })
+    // Namespaces whose container no longer runs (it ended while the daemon was down, or is gone).
+    await this.networking?.sweep(new Set(found.filter(f => f.running).map(f => f.taskId)))
+    return found
   }
 
   async adopt(taskId: string, emit: (e: TaskEvent) => void): Promise<void> {
@@ -524,11 +587,33 @@ export class DockerExecutor implements Executor {
     try {
       await this.watch()
       await this.check(tr)
+      if (!tr.ended) await this.replug(tr, id)
     } catch (err) {
       this.tasks.delete(taskId)
       this.byContainer.delete(id)
       throw err
     }
+  }
+
+  /**
+   * An adopted container on the kernel data plane's networks: running
+   * again, so the new daemon's data plane takes its address back into the
+   * rotation (it needs no port status: it reaches the task at its target
+   * ports). One whose daemon died before it was plugged in never got its
+   * network: it is killed and fails.
+   */
+  private async replug(tr: Tracked, containerId: string): Promise<void> {
+    const info = await this.docker.getContainer(containerId).inspect()
+    if (info.Config.Labels?.[LABELS.netns] !== 'true') return
+    if (this.networking?.has(tr.id)) {
+      tr.emit({ state: 'running', message: 'started', containerId, ...(info.State.Pid > 0 ? { pid: info.State.Pid } : {}) })
+      return
+    }
+    this.report(tr, { state: 'failed', message: 'started', err: 'task: the container never joined its networks (the daemon stopped before)' })
+    await this.docker
+      .getContainer(containerId)
+      .kill()
+      .catch(() => undefined)
   }
 
   async logs(taskId: string, opts: LogOptions, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {

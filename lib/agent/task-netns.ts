@@ -24,8 +24,15 @@ export function resolverOf(networks: readonly TaskNetwork[]): string | undefined
 
 /** How an executor gives a task its own network namespace (see TaskNetns). */
 export interface TaskNetworking {
-  /** Makes the task's namespace with an interface on each network; returns the argv prefix that runs a command in it. */
-  setup(taskId: string, networks: readonly TaskNetwork[]): Promise<string[]>
+  /**
+   * Makes the task's namespace with an interface on each network; returns
+   * the argv prefix that runs a command in it. With `pid`, the namespace is
+   * that process's (a container's, which its engine made), named as a
+   * made one would be, so teardown and sweep find it alike.
+   */
+  setup(taskId: string, networks: readonly TaskNetwork[], pid?: number): Promise<string[]>
+  /** Whether the task's namespace exists (a daemon that died between starting a container and setting it up left none). */
+  has(taskId: string): boolean
   /** Ends what still runs in the task's namespace and removes it. */
   teardown(taskId: string): Promise<void>
   /** Removes the namespaces of this node's tasks that are not in `keep` (what a crash left). */
@@ -46,6 +53,9 @@ const ETC_NETNS = '/etc/netns'
  * first network's gateway; and a resolv.conf naming the gateway of its
  * first network but ingress (resolverOf), where the node's DNS answers
  * (`ip netns exec` puts /etc/netns/<name>/resolv.conf over /etc/resolv.conf).
+ * A container's namespace, which its engine made, is named the same way
+ * (`ip netns attach`) and set up alike; its resolv.conf is the engine's to
+ * write (the docker executor asks for the same nameserver).
  */
 export class TaskNetns implements TaskNetworking {
   private readonly run: Runner
@@ -68,16 +78,21 @@ export class TaskNetns implements TaskNetworking {
     return `swarmd-${this.o.nodeId}-${taskId}`
   }
 
-  async setup(taskId: string, networks: readonly TaskNetwork[]): Promise<string[]> {
+  has(taskId: string): boolean {
+    return fs.existsSync(path.join(NETNS_DIR, this.name(taskId)))
+  }
+
+  async setup(taskId: string, networks: readonly TaskNetwork[], pid?: number): Promise<string[]> {
     const first = networks[0]
     if (!first) throw new KernelError('E_KERNEL_COMMAND', `task ${taskId} has no network to attach`)
     await this.o.ready()
     const ns = this.name(taskId)
-    if (fs.existsSync(path.join(NETNS_DIR, ns))) await this.teardown(taskId)
+    if (this.has(taskId)) await this.teardown(taskId)
     for (const n of networks) {
       if ((await this.run('ip', ['link', 'show', n.bridge])).code !== 0) throw new KernelError('E_KERNEL_COMMAND', `network ${n.network} has no bridge on this node (${n.bridge}): this node has no address on it yet`)
     }
-    const host = [`netns add ${ns}`]
+    // `netns attach` names the process's namespace as `netns add` names a new one: a bind mount under /run/netns.
+    const host = [pid === undefined ? `netns add ${ns}` : `netns attach ${ns} ${pid}`]
     const inside = ['link set lo up']
     networks.forEach((n, i) => {
       const veth = vethName(taskId, n.network)

@@ -48,6 +48,22 @@ t.test("an assigned task gets an address on each of its networks, ingress first 
   t.same(nodeRows(p), { 'n1/ing': '10.0.0.253/24', 'n1/be': '10.0.1.253/24' }, 'its node gets one on both, after the task')
 })
 
+t.test('a task held at ready (a restart delay) and a job\'s get addresses before they run; one desired shutdown does not', async t => {
+  const svc = service('web', { TaskTemplate: { ContainerSpec: { Image: 'x' }, Networks: [{ Target: 'be' }] } })
+  const held = task(svc, { node: 'n1', state: 'assigned', desired: 'ready' })
+  const job = task(svc, { node: 'n1', state: 'assigned', desired: 'complete' })
+  const going = task(svc, { node: 'n1', state: 'assigned', desired: 'shutdown' })
+  const p = pass(T0, [node('n1')], [svc], [held, job, going])
+  allocateAttachments(p, { networks: [BACKEND], vips: [], nodes: [] })
+  t.same(
+    written(p).map(x => [x.ID, x.NetworksAttachments?.[0]?.Addresses[0]]),
+    [
+      [held.ID, '10.0.1.254/24'],
+      [job.ID, '10.0.1.253/24'],
+    ],
+  )
+})
+
 t.test('addresses held by live tasks, VIPs and nodes are not given again; a task over frees its own', async t => {
   const svc = service('web', { TaskTemplate: { ContainerSpec: { Image: 'x' }, Networks: [{ Target: 'be' }] } })
   const holding = (state: Task['Status']['State'], addr: string): Task => ({

@@ -1,6 +1,6 @@
 import { SwarmError } from '../../types/errors.js'
 import { OPT_VXLANID_LIST, type NetworkRecord, type NodeAttachmentRecord, type VipRecord } from '../../types/network.js'
-import { isTerminal, type NetworkAttachment, type Task } from '../../types/task.js'
+import { isRunDesired, isTerminal, type NetworkAttachment, type Task } from '../../types/task.js'
 import { nodeAttachmentId, pickAddress } from '../network-allocator.js'
 import { needsIngress } from '../networks.js'
 import { iso, type Pass } from './pass.js'
@@ -54,7 +54,8 @@ export function allocateAttachments(p: Pass, book: AddressBook): void {
   for (const t of tasks.values()) if (holds(t)) for (const a of t.NetworksAttachments!) for (const addr of a.Addresses) take(a.Network.ID, addr)
 
   for (const t of tasks.values()) {
-    if (!t.NodeID || t.NetworksAttachments || isTerminal(t.Status.State) || t.DesiredState !== 'running') continue
+    // A task held at ready (a restart delay) and a job's (desired complete) too: the node prepares it, and its namespace, before it runs.
+    if (!t.NodeID || t.NetworksAttachments || isTerminal(t.Status.State) || !isRunDesired(t.DesiredState)) continue
     const svc = p.services.find(s => s.ID === t.ServiceID)
     if (!svc) continue
     const wanted = [...(needsIngress(svc) && ingress ? [ingress.ID] : []), ...(t.Spec.Networks ?? []).map(n => n.Target)]
