@@ -82,7 +82,8 @@ export async function startAgent(o: AgentOptions): Promise<Agent> {
       proc.kill(signal)
     },
   }
-  // Started once it reports its own join (printed before any --join is attempted).
-  await agent.waitFor(e => e.event === 'join' && e.node === o.name, 15_000, `${o.name} to start`)
+  // Started once it reports its own join (printed before any --join is attempted). Node takes a few
+  // seconds to load swarmd on a loaded 2-core machine (4.3 s at load 8), and once took over 15 s.
+  await agent.waitFor(e => e.event === 'join' && e.node === o.name, 30_000, `${o.name} to start`)
   return agent
 }

@@ -43,3 +43,7 @@ export const promtoolMissing = PROMTOOL ? undefined : "promtool is not installed
 export const CHROMIUM = which('chromium', ['/usr/bin/chromium'])
 /** Why no real browser can load a page here, or undefined. */
 export const chromiumMissing = CHROMIUM ? undefined : "Chromium is not installed (Debian's chromium: run scripts/setup.sh as root)"
+
+export const CONNTRACK = which('conntrack', ['/usr/sbin/conntrack'])
+/** Why no conntrack entry can be listed or deleted here, or undefined. */
+export const conntrackMissing = CONNTRACK ? undefined : "the conntrack tool is not installed (Debian's conntrack: run scripts/setup.sh as root)"

@@ -21,6 +21,8 @@ export interface KernelChoice {
   status: DataPlaneStatus & { kind: 'kernel' }
   lock: PlaneLock
   mtu: number
+  /** The conntrack tool is here (see KernelSupport). */
+  conntrack: boolean
 }
 
 /**
@@ -48,5 +50,6 @@ export async function chooseDataPlane(o: { want: DataPlaneChoice; host: string; 
   // Tasks' packets are routed between their bridges and the world.
   fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
   o.log.info({ mtu, esp: support.esp }, `data plane: the kernel's (VXLAN, nftables)${support.esp ? '' : '; no IPsec ESP/AES-GCM here: encrypted overlays ride the sealed tunnel'}`)
-  return { status: { kind: 'kernel', esp: support.esp }, lock, mtu }
+  if (!support.conntrack) o.log.warn('data plane: no conntrack tool (Debian package conntrack): UDP flows to a removed task are not deleted: they keep going to it until idle for the conntrack UDP timeout (30 s, 120 s once answered)')
+  return { status: { kind: 'kernel', esp: support.esp }, lock, mtu, conntrack: support.conntrack }
 }

@@ -176,6 +176,7 @@ export class NodeMesh {
         underlay: this.o.host,
         vxlanPort: port,
         mtu: this.choice.mtu,
+        conntrack: this.choice.conntrack,
         endpoints: net => mesh.table.endpoints(net),
         peers: () => new Map(membership.members().filter(m => m.name !== self && (m.state === 'alive' || m.state === 'suspect')).map(m => [m.name, m.addr])),
         ...(this.o.ingressHost !== '0.0.0.0' ? { ingressAddr: this.o.ingressHost } : {}),

@@ -8,6 +8,8 @@ export interface KernelSupport {
   missing: string[]
   /** IPsec ESP with AES-GCM (`ip xfrm state add` works): what an encrypted overlay in the kernel would need. */
   esp: boolean
+  /** The conntrack tool (Debian `conntrack`), which deletes the flows of removed backends; without it they expire by their timeout. */
+  conntrack: boolean
 }
 
 /** VXLAN, bridge and veth links that can be made (the throwaway namespace's, gone with it). */
@@ -36,10 +38,10 @@ const ESP_PROBE = ['xfrm', 'state', 'add', 'src', '192.0.2.1', 'dst', '192.0.2.2
 export async function detectKernelSupport(o: { run?: Runner; uid?: number } = {}): Promise<KernelSupport> {
   const run = o.run ?? spawnRunner
   const uid = o.uid ?? process.getuid?.() ?? -1
-  if (uid !== 0) return { usable: false, missing: ['root'], esp: false }
+  if (uid !== 0) return { usable: false, missing: ['root'], esp: false, conntrack: false }
   const missing: string[] = []
   const ns = await run('unshare', ['-n', 'true'])
-  if (ns.code !== 0) return { usable: false, missing: [`network namespaces (unshare -n: ${firstLine(ns.stderr) || `exit ${ns.code}`})`], esp: false }
+  if (ns.code !== 0) return { usable: false, missing: [`network namespaces (unshare -n: ${firstLine(ns.stderr) || `exit ${ns.code}`})`], esp: false, conntrack: false }
   for (const tool of ['bridge', 'nft']) if ((await run(tool, ['-V'])).code === 127) missing.push(`the ${tool} command`)
   const links = await run('unshare', ['-n', 'ip', '-force', '-batch', '-'], LINK_PROBE.join('\n') + '\n')
   if (links.code === 127) missing.push('the ip command')
@@ -53,7 +55,8 @@ export async function detectKernelSupport(o: { run?: Runner; uid?: number } = {}
     if (nft.code !== 0) missing.push(`nftables (${firstLine(nft.stderr)})`)
   }
   const esp = (await run('unshare', ['-n', 'ip', ...ESP_PROBE])).code === 0
-  return { usable: missing.length === 0, missing, esp }
+  const conntrack = (await run('conntrack', ['--version'])).code === 0
+  return { usable: missing.length === 0, missing, esp, conntrack }
 }
 
 function firstLine(s: string): string {

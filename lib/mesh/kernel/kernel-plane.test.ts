@@ -36,6 +36,7 @@ t.test('the kernel data plane in a namespace: programmed, changed, adopted, remo
   const issued: string[] = []
   const run: Runner = (program, args, input) => {
     if (args.includes('-batch') || (program === 'nft' && args[0] === '-f')) issued.push(`${program}: ${input?.trim().split('\n')[0]}`)
+    if (program === 'conntrack') issued.push(`conntrack ${args.join(' ')}`)
     return spawnRunner('ip', ['netns', 'exec', NS, program, ...args], input)
   }
   const inNs = (program: string, ...args: string[]) => runOk(spawnRunner, 'ip', ['netns', 'exec', NS, program, ...args])
@@ -46,7 +47,7 @@ t.test('the kernel data plane in a namespace: programmed, changed, adopted, remo
     ['c', '192.0.2.3'],
   ])
   const plane = (): KernelPlane =>
-    new KernelPlane({ self: 'a', underlay: '192.0.2.1', vxlanPort: 4789, mtu: 1450, endpoints: net => endpoints.filter(e => e.network === net), peers: () => peers, run, debounceMs: 10, log })
+    new KernelPlane({ self: 'a', underlay: '192.0.2.1', vxlanPort: 4789, mtu: 1450, endpoints: net => endpoints.filter(e => e.network === net), peers: () => peers, conntrack: true, run, debounceMs: 10, log })
 
   const p = plane()
   await p.set(SPEC)
@@ -86,7 +87,11 @@ t.test('the kernel data plane in a namespace: programmed, changed, adopted, remo
   await new Promise(r => setTimeout(r, 50))
   await p.settled()
   t.equal(p.counters.reconciles, 2, 'a burst is one reconcile')
-  t.same(issued, ['bridge: fdb del 02:42:0a:00:00:f9 dev swvx4096 dst 192.0.2.2 self', 'ip: neigh del 10.0.0.249 dev swvx4096', 'nft: table ip swarmd {}'], 'one batch each, one nft transaction')
+  t.same(
+    issued,
+    ['bridge: fdb del 02:42:0a:00:00:f9 dev swvx4096 dst 192.0.2.2 self', 'ip: neigh del 10.0.0.249 dev swvx4096', 'nft: table ip swarmd {}', 'conntrack -D --reply-src 10.0.0.249'],
+    "one batch each, one nft transaction, then the dead node's flows out of conntrack",
+  )
   table = await inNs('nft', 'list', 'table', 'ip', 'swarmd')
   t.notMatch(table, /10\.0\.0\.249/, "b's task is out of the rotation")
   t.match(table, /goto ep-10\.0\.0\.250/)

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Endpoint, Protocol } from '../types.js'
+import { backendAddrs, conntrackFlushes, runFlushes } from './conntrack.js'
 import { fdbCommands, peerEntries, type FdbState, type NeighState, type PeerEntry } from './fdb.js'
 import { linkCommands, type LinkState, type OverlayLinks } from './links.js'
 import { bridgeName, inSubnet, vxlanName } from './names.js'
@@ -60,6 +61,8 @@ export interface KernelPlaneOptions {
   peers: () => Map<string, string>
   /** Published ports answer on this address only (default: every local address but loopback). */
   ingressAddr?: string
+  /** The conntrack tool is here: flows pinned to removed backends are deleted (conntrack.ts). */
+  conntrack: boolean
   run?: Runner
   /** Bursts of table and membership changes are programmed together, this long after the first (default 100 ms). */
   debounceMs?: number
@@ -81,7 +84,8 @@ export interface PlaneCounters {
  * membership's view of the other nodes) is turned into the links of each
  * network (links.ts), the FDB and neighbour entries of each VXLAN device
  * (fdb.ts) and swarmd's nft table (ruleset.ts), in that order, each in one
- * batch. Changes in a burst are coalesced; a reconcile never runs twice at
+ * batch; then UDP flows pinned to removed backends leave conntrack
+ * (conntrack.ts). Changes in a burst are coalesced; a reconcile never runs twice at
  * once; everything is programmed again periodically. A daemon that starts
  * adopts what an earlier one left: it compares with what the kernel holds
  * and changes only the difference (the nft table is replaced whole).
@@ -93,9 +97,9 @@ export class KernelPlane {
   private timer: NodeJS.Timeout | undefined
   private readonly resync: NodeJS.Timeout
   private lastRuleset: string | undefined
-  private pinned = new Set<string>()
+  /** What the kernel holds (the last ruleset loaded), and the node of each of its backends. */
+  private loaded: { rules: Ruleset; nodes: Map<string, string> } | undefined
   private closed = false
-  private conntrack: boolean | undefined
   readonly counters: PlaneCounters = { reconciles: 0, failures: 0, nftLoads: 0, lastReconcileMs: 0 }
   private readonly listeners = new Set<() => void>()
 
@@ -168,7 +172,7 @@ export class KernelPlane {
       this.lastRuleset = text
       this.counters.nftLoads++
     }
-    await this.forgetGone(rules)
+    await this.forgetGone(spec, rules)
   }
 
   private overlayLinks(spec: PlaneSpec): OverlayLinks[] {
@@ -236,16 +240,16 @@ export class KernelPlane {
     return r
   }
 
-  /** Connections still pinned to a backend that is gone for good (a dead node's task) are dropped from conntrack, when the tool is here. */
-  private async forgetGone(r: Ruleset): Promise<void> {
-    const now = new Set([...r.vips, ...r.published].flatMap(x => x.service.backends.map(b => b.addr)))
-    const gone = [...this.pinned].filter(a => !now.has(a))
-    this.pinned = now
-    if (!gone.length) return
-    this.conntrack ??= (await this.run('conntrack', ['--version'])).code === 0
-    if (!this.conntrack) return
-    // Exit 1 only says no entry matched.
-    for (const addr of gone) await this.run('conntrack', ['-D', '--reply-src', addr])
+  /** Flows pinned to backends the new ruleset removed leave conntrack (conntrack.ts), when the tool is here. */
+  private async forgetGone(spec: PlaneSpec, rules: Ruleset): Promise<void> {
+    const nodes = new Map(spec.networks.flatMap(n => this.o.endpoints(n.id).map(e => [e.host, e.node] as const)))
+    const before = this.loaded
+    this.loaded = { rules, nodes }
+    if (!before || !this.o.conntrack) return
+    const live = new Set([this.o.self, ...this.o.peers().keys()])
+    const now = backendAddrs(rules)
+    const dead = new Set([...backendAddrs(before.rules)].filter(a => !now.has(a) && !live.has(before.nodes.get(a) ?? this.o.self)))
+    await runFlushes(this.run, conntrackFlushes(before.rules, rules, dead), this.o.log)
   }
 
   /**
