@@ -92,7 +92,7 @@ export async function kernelSkipReason(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'not root: the kernel rows need network namespaces and nftables'
   const support = await detectKernelSupport()
   if (!support.usable) return `the kernel lacks what the data plane needs: ${support.missing.join(', ')}`
-  for (const tool of ['wrk', 'iperf3', 'nginx', 'haproxy']) if ((await run('sh', ['-c', `command -v ${tool}`], 5000).catch(() => '')) === '') return `${tool} is not installed: run scripts/setup-bench.sh (as root)`
+  for (const tool of ['wrk', 'iperf3', 'nginx', 'haproxy', 'conntrack']) if ((await run('sh', ['-c', `command -v ${tool}`], 5000).catch(() => '')) === '') return `${tool} is not installed: run scripts/setup-bench.sh (as root)`
   return undefined
 }
 
@@ -200,7 +200,18 @@ async function cleanup(): Promise<void> {
   dir = ''
 }
 
+/**
+ * Empties the nodes' connection tracking: every connection closed keeps
+ * its entry 120 s (TIME_WAIT), so a few cases with connection close fill
+ * a namespace's table (nf_conntrack_max, 262144 here) and the next case's
+ * SYNs are dropped. Each case starts from an empty table instead.
+ */
+async function forgetConnections(): Promise<void> {
+  for (const ns of [NS.node, NS.node2]) await inNs(ns, 'conntrack', ['-F']).catch(() => undefined)
+}
+
 async function wrk(url: string, close: boolean, seconds: number): Promise<{ requests_per_s: number; errors?: string }> {
+  await forgetConnections()
   const args = (secs: number): string[] => ['-t1', '-c32', `-d${secs}s`, ...(close ? ['-H', 'Connection: close'] : []), url]
   await inNs(NS.client, 'wrk', args(1))
   const out = await inNs(NS.client, 'wrk', args(seconds), (seconds + 20) * 1000)
@@ -215,6 +226,7 @@ async function wrk(url: string, close: boolean, seconds: number): Promise<{ requ
 }
 
 async function iperf(target: { host: string; port: number }, seconds: number): Promise<{ gbit_s: number; retransmits: number }> {
+  await forgetConnections()
   const text = await inNs(NS.client, 'iperf3', ['-c', target.host, '-p', String(target.port), '-t', String(seconds), '-O', '1', '-P', '1', '-J'], (seconds + 20) * 1000)
   const out = JSON.parse(text) as { end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } }; error?: string }
   if (out.error || !out.end?.sum_received) throw new Error(`iperf3 to ${target.host}:${target.port}: ${out.error ?? 'no result'}`)
