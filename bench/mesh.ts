@@ -17,13 +17,19 @@
  * registered by node B; node C runs forwarder workers (Mesh `workers`,
  * MESH_BENCH_WORKERS, default 1) and publishes its own local task, the
  * mesh_local_workers case (its workers' CPU counts as its own). HAProxy's splice is left off (its default), as Node
- * has none. Prints one JSON object per case, then the ratios, and writes
- * docs/mesh-bench.json. Needs haproxy, nginx-light, wrk, iperf3
+ * has none. After them, Node's AES-256-GCM ceiling on one core
+ * (bench/aes-gcm-ceiling.ts), what the encrypted network's bulk is held
+ * against; then, as root on a kernel with what the kernel data plane needs,
+ * its rows (bench/kernel-rows.ts: a published port to a local task and
+ * across VXLAN, each against a direct connection and HAProxy measured in
+ * its namespaces), else the reason they were skipped. Prints one JSON
+ * object per case, then the ratios (each row against direct and HAProxy),
+ * and writes docs/mesh-bench.json. Needs haproxy, nginx-light, wrk, iperf3
  * (scripts/setup-bench.sh).
  *
  * Environment: MESH_BENCH_PIN=1 pins wrk, nginx and iperf3 to CPU 0 and the
  * proxies (HAProxy, both mesh nodes) to CPU 1; MESH_BENCH_CASES=a,b runs
- * only the named cases; MESH_BENCH_PROF=dir runs the mesh nodes with
+ * only the named cases (kernel_* ones with their peers); MESH_BENCH_PROF=dir runs the mesh nodes with
  * --cpu-prof into dir; MESH_BENCH_TESTS=http_keepalive,http_close,bulk_p1,bulk_p4
  * runs only those tests; MESH_BENCH_SECONDS overrides the 5 s; MESH_BENCH_OUT
  * overrides the JSON file (MESH_BENCH_OUT=- writes none).
@@ -37,6 +43,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { PublishTarget } from '../lib/mesh/mesh.js'
 import type { Endpoint } from '../lib/mesh/types.js'
+import { aesGcmCeiling } from './aes-gcm-ceiling.js'
+import { kernelRows, WRK as KERNEL_WRK, type KernelTest } from './kernel-rows.js'
 import { PLAIN_NETWORK, SEALED_NETWORK, type NodeConfig, type NodeReply, type NodeRequest } from './mesh-node.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -481,8 +489,18 @@ async function main(): Promise<void> {
     for (const streams of [1, 4]) if (wanted(`bulk_p${streams}`)) emit({ bench: 'mesh', case: p.name, test: `bulk_p${streams}`, what: p.what, streams, ...(await iperf(p.bulk, streams, p.proxy)) })
   }
 
+  const aes = wanted('bulk_p1') ? aesGcmCeiling() : undefined
+  if (aes) console.log(JSON.stringify({ bench: 'mesh', case: 'aes_gcm_ceiling', ...aes }))
+
   const stats = { a: await nodes[0]!.call({ op: 'stats' }), b: await nodes[1]!.call({ op: 'stats' }), c: await nodes[2]!.call({ op: 'stats' }) }
   for (const n of nodes) await n.stop()
+
+  // The kernel data plane's rows, in namespaces of their own, against their own direct path and HAProxy.
+  const kernelCases = ONLY?.filter(c => c.startsWith('kernel_'))
+  const kernel =
+    ONLY && !kernelCases?.length
+      ? { skipped: 'no kernel case in MESH_BENCH_CASES' }
+      : await kernelRows({ seconds: SECONDS, tests: (t: KernelTest) => wanted(t), ...(kernelCases ? { cases: kernelCases } : {}), emit: r => emit({ ...r }) })
 
   const get = (c: string, t: string, k: string): number | undefined => results[`${c}/${t}`]?.[k] as number | undefined
   const ratio = (mesh: string, t: string, k: string, goal: number): Record<string, unknown> | undefined => {
@@ -490,8 +508,10 @@ async function main(): Promise<void> {
     const h = get('haproxy_tcp_nbthread1', t, k)
     if (m === undefined || h === undefined || h === 0) return undefined
     const r = round2(m / h)
-    return { mesh: m, haproxy: h, ratio: r, goal, met: r >= goal }
+    const d = get('direct', t, k)
+    return { mesh: m, haproxy: h, ratio: r, ...(d ? { direct: d, vs_direct: round2(m / d) } : {}), goal, met: r >= goal }
   }
+  const sealed = get('mesh_tunnel_sealed', 'bulk_p1', 'gbit_s')
   const ratios = {
     bench: 'mesh_ratios',
     versus: 'haproxy_tcp_nbthread1',
@@ -507,6 +527,18 @@ async function main(): Promise<void> {
     bulk_tunnel: ratio('mesh_tunnel', 'bulk_p1', 'gbit_s', 0),
     bulk_sealed: ratio('mesh_tunnel_sealed', 'bulk_p1', 'gbit_s', 0),
     bulk_local_p4: ratio('mesh_local', 'bulk_p4', 'gbit_s', 0),
+    // Against the cipher alone, at the tunnel's frame size and at a packet's, and against the same tunnel in plaintext: what sealing costs the path.
+    bulk_sealed_vs_aes_gcm:
+      aes && sealed !== undefined
+        ? {
+            mesh: sealed,
+            ceiling_64k: aes.frame_64k_gbit_s,
+            ceiling_1400: aes.packet_1400_gbit_s,
+            vs_ceiling_64k: round2(sealed / aes.frame_64k_gbit_s),
+            vs_ceiling_1400: round2(sealed / aes.packet_1400_gbit_s),
+            ...(get('mesh_tunnel', 'bulk_p1', 'gbit_s') ? { vs_tunnel_plain: round2(sealed / get('mesh_tunnel', 'bulk_p1', 'gbit_s')!) } : {}),
+          }
+        : undefined,
     per_proxy_core: {
       keepalive_local: ratio('mesh_local', 'http_keepalive', 'requests_per_proxy_core_s', 0),
       close_local: ratio('mesh_local', 'http_close', 'requests_per_proxy_core_s', 0),
@@ -519,6 +551,7 @@ async function main(): Promise<void> {
       bulk_tunnel: ratio('mesh_tunnel', 'bulk_p1', 'gbit_s_per_proxy_core', 0),
       bulk_sealed: ratio('mesh_tunnel_sealed', 'bulk_p1', 'gbit_s_per_proxy_core', 0),
     },
+    kernel: 'skipped' in kernel ? { skipped: kernel.skipped } : kernel.ratios,
   }
   console.log(JSON.stringify(ratios))
   const meta = {
@@ -541,6 +574,7 @@ async function main(): Promise<void> {
     nginx: 'nginx-light, worker_processes 1, keep-alive, a 34-byte static file',
     pinning: PIN ? 'wrk, nginx, iperf3 on CPU 0; HAProxy and both mesh nodes on CPU 1 (taskset)' : 'none: load generator, proxy and backend share both cores',
     mesh: `three processes (127.0.0.181 publishes, .182 owns the tunnel cases, .183 publishes its own task with ${WORKERS} forwarder worker(s)), gossip profile local, tunnel on 4789`,
+    kernel: `namespaces: a client, two nodes joined by an underlay veth (VXLAN, the plane's links and ruleset), a task on each (nginx, iperf3); wrk ${KERNEL_WRK}, iperf3 one stream; direct and HAProxy (mode tcp, nbthread 1, in the node) measured there`,
     mesh_stats: stats,
   }
   console.log(JSON.stringify(meta))

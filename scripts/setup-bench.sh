@@ -4,6 +4,7 @@
 #   nginx-light  - the HTTP backend (a tiny static body, keep-alive)
 #   wrk          - the HTTP load generator
 #   iperf3       - bulk TCP throughput
+#   conntrack    - the kernel rows empty the nodes' connection tracking between cases
 #
 # Idempotent and fast when everything is present. As root it installs what is
 # missing, without starting the packages' nginx/haproxy services (the bench
@@ -11,4 +12,4 @@
 # missing, so the bench can refuse to run with a clear message.
 set -u
 . "$(dirname "$0")/apt-packages.sh"
-NO_RECOMMENDS=1 ensure_packages setup-bench.sh 1 haproxy nginx-light wrk iperf3
+NO_RECOMMENDS=1 ensure_packages setup-bench.sh 1 haproxy nginx-light wrk iperf3 conntrack
