@@ -34,6 +34,7 @@ interface El {
   querySelectorAll(selector: string): Iterable<El>
 }
 declare const getComputedStyle: (e: El) => { filter: string }
+declare const document: { querySelectorAll(selector: string): { length: number } }
 
 /** The node columns as the page renders them. */
 function columns(page: Page): Promise<Column[]> {
@@ -74,7 +75,8 @@ testNeeding(t, 'the cluster page in Chromium', chromiumMissing, async t => {
   }
 
   await page.goto(`http://${mgr.ip}:9323/`)
-  await page.waitForFunction("document.querySelectorAll('.task.state-running').length === 8", undefined, { timeout: 30_000 })
+  // A function, not a string: polling a string predicate evaluates it in the page, which the page's CSP (no unsafe-eval) refuses once the first check fails.
+  await page.waitForFunction(() => document.querySelectorAll('.task.state-running').length === 8, undefined, { timeout: 30_000 })
   let cols = await columns(page)
   t.same(
     cols.map(c => [c.hostname, ...c.badges]),
