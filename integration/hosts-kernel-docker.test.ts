@@ -199,6 +199,8 @@ testNeeding(t, 'container tasks of the docker executor on the kernel data plane'
     })
     for (const h of c.hosts) {
       t.same(taskNamespaces(h), [], `${h.name}: no task namespace`)
+      // In one CI run two task veths were listed here after the wait above had seen none (their peers in a namespace still alive; not explained yet): what must hold is that none stays.
+      await waitUntil(async () => !(await veths(h)).includes('swtp'), { timeoutMs: 30_000, what: `${h.name}: no task veth` }).catch(() => undefined)
       t.notMatch(await veths(h), /swtp/, `${h.name}: no task veth`)
       t.same(
         (existsSync('/etc/netns') ? readdirSync('/etc/netns') : []).filter(n => n.startsWith(`swarmd-${hostNodeId(h)}-`)),
