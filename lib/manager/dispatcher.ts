@@ -92,7 +92,8 @@ export class Dispatcher {
       // A task that stopped may have been the node's last on an encrypted network.
       void this.d
         .report(nodeId, m.updates)
-        .then(() => this.withdrawKeys(this.view()))
+        // The view reads the whole store: only built when some node holds keys at all.
+        .then(() => this.keyHolders.size > 0 && this.withdrawKeys(this.view()))
         .catch(e => this.d.log.warn({ err: e, nodeId }, 'task status not recorded'))
     } else if (m.t === 'log' && Array.isArray(m.lines)) {
       const r = this.logReqs.get(m.req)
